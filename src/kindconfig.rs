@@ -1,0 +1,174 @@
+//! Renders a [`ClusterPlan`] as a kind `v1alpha4` Cluster config: deterministic, every
+//! node with an explicit role, labels through kind's `labels:` field.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::plan::{ClusterPlan, NodePlan, Role};
+use crate::profile::Propagation;
+use crate::yaml::{self, LiteralBlock};
+
+pub const KIND_API_VERSION: &str = "kind.x-k8s.io/v1alpha4";
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KindCluster<'a> {
+    kind: &'static str,
+    api_version: &'static str,
+    name: &'a str,
+    networking: KindNetworking<'a>,
+    nodes: Vec<KindNode<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KindNetworking<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip_family: Option<&'a str>,
+    api_server_address: &'a str,
+    #[serde(skip_serializing_if = "is_zero")]
+    api_server_port: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pod_subnet: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_subnet: Option<&'a str>,
+    #[serde(rename = "disableDefaultCNI", skip_serializing_if = "std::ops::Not::not")]
+    disable_default_cni: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kube_proxy_mode: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KindNode<'a> {
+    role: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<&'a str>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    extra_mounts: Vec<KindMount<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    extra_port_mappings: Vec<KindPortMapping<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    kubeadm_config_patches: Vec<LiteralBlock>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KindMount<'a> {
+    host_path: &'a str,
+    container_path: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    read_only: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    selinux_relabel: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    propagation: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KindPortMapping<'a> {
+    container_port: u16,
+    host_port: i32,
+    listen_address: &'a str,
+    protocol: &'static str,
+}
+
+fn is_zero(value: &i32) -> bool {
+    *value == 0
+}
+
+/// The kind config for `plan`, as YAML text. Same plan, same bytes.
+pub fn render(plan: &ClusterPlan) -> String {
+    let net = &plan.networking;
+    let mut control_plane_index = 0;
+    let nodes = plan
+        .nodes
+        .iter()
+        .map(|node| {
+            if node.role == Role::ControlPlane {
+                control_plane_index += 1;
+            }
+            kind_node(plan, node, control_plane_index == 1 && node.role == Role::ControlPlane)
+        })
+        .collect();
+    let cluster = KindCluster {
+        kind: "Cluster",
+        api_version: KIND_API_VERSION,
+        name: &plan.name,
+        networking: KindNetworking {
+            ip_family: net.ip_family.as_deref(),
+            api_server_address: &net.api_server_address,
+            api_server_port: net.api_server_port,
+            pod_subnet: net.pod_subnet.as_deref(),
+            service_subnet: net.service_subnet.as_deref(),
+            disable_default_cni: net.disable_default_cni,
+            kube_proxy_mode: net.kube_proxy_mode.as_deref(),
+        },
+        nodes,
+    };
+    // Serialising these plain types cannot fail; an empty string would be caught
+    // by every consumer's own decoding.
+    yaml::to_string(&cluster).unwrap_or_default()
+}
+
+fn kind_node<'a>(plan: &'a ClusterPlan, node: &'a NodePlan, first_control_plane: bool) -> KindNode<'a> {
+    KindNode {
+        role: node.role.as_str(),
+        image: plan.image.as_deref(),
+        labels: &node.labels,
+        extra_mounts: node
+            .mounts
+            .iter()
+            .map(|m| KindMount {
+                host_path: &m.host_path,
+                container_path: &m.container_path,
+                read_only: m.read_only,
+                selinux_relabel: m.selinux_relabel,
+                propagation: match m.propagation {
+                    Propagation::None => None,
+                    Propagation::HostToContainer => Some("HostToContainer"),
+                    Propagation::Bidirectional => Some("Bidirectional"),
+                },
+            })
+            .collect(),
+        extra_port_mappings: node
+            .ports
+            .iter()
+            .map(|p| KindPortMapping {
+                container_port: p.container_port,
+                host_port: p.host_port,
+                listen_address: &p.listen_address,
+                protocol: p.protocol.as_str(),
+            })
+            .collect(),
+        kubeadm_config_patches: taint_patch(node, first_control_plane).into_iter().collect(),
+    }
+}
+
+/// Taints go through kubeadm's `nodeRegistration.taints`, the same field in the
+/// v1beta3 and v1beta4 kubeadm APIs. The patch names only the `kind`, so kind
+/// applies it whichever kubeadm API version the node image uses. Setting taints
+/// replaces kubeadm's defaults, so a control-plane keeps its own taint explicitly.
+fn taint_patch(node: &NodePlan, first_control_plane: bool) -> Option<LiteralBlock> {
+    if node.profile_taints().next().is_none() {
+        return None;
+    }
+    let kind = if first_control_plane {
+        "InitConfiguration"
+    } else {
+        "JoinConfiguration"
+    };
+    let mut text = format!("kind: {kind}\nnodeRegistration:\n  taints:\n");
+    for taint in &node.taints {
+        text.push_str(&format!("  - key: {}\n", taint.key));
+        if let Some(value) = &taint.value {
+            text.push_str(&format!("    value: {value:?}\n"));
+        }
+        text.push_str(&format!("    effect: {}\n", taint.effect.as_str()));
+    }
+    Some(LiteralBlock(text))
+}

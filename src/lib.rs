@@ -1,0 +1,20 @@
+//! devcluster: local Kubernetes clusters on kind, correct by construction and proven
+//! correct from inside real pods.
+//!
+//! The pure core is `profile -> plan -> kindconfig`; the outside systems each sit in
+//! one module (`docker`, `kind`, `kube`), and the commands (`doctor`, `lifecycle`,
+//! `verify`) put them together.
+
+pub mod app;
+pub mod cli;
+pub mod diagnostic;
+pub mod doctor;
+pub mod error;
+pub mod kindconfig;
+pub mod lifecycle;
+pub mod plan;
+pub mod profile;
+pub mod ui;
+pub mod verify;
+pub mod world;
+pub mod yaml;

@@ -1,0 +1,4 @@
+fn main() {
+    let code = devcluster::cli::run(std::env::args_os(), devcluster::world::World::from_process());
+    std::process::exit(code);
+}

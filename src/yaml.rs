@@ -1,0 +1,197 @@
+//! YAML in and out: the only module that knows which YAML crate devcluster uses.
+//!
+//! Decoding is strict and bounded: duplicate keys, unknown fields, aliases beyond a
+//! small budget, deep nesting and oversized input are errors with a line and column,
+//! never a panic or an unbounded allocation.
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The largest profile or config devcluster reads. Real profiles are a few KiB.
+pub const MAX_INPUT_BYTES: usize = 1024 * 1024;
+
+/// A decoding failure with the position the parser reported, when it knows one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YamlError {
+    pub message: String,
+    pub line: Option<u64>,
+    pub column: Option<u64>,
+}
+
+impl fmt::Display for YamlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+fn options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_reader_input_bytes = Some(MAX_INPUT_BYTES);
+    budget.max_depth = 32;
+    budget.max_aliases = 256;
+    budget.max_anchors = 256;
+    budget.max_nodes = 50_000;
+    budget.max_events = 200_000;
+    budget.max_documents = 1;
+    budget.max_total_scalar_bytes = MAX_INPUT_BYTES;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options.strict_booleans = true;
+    options.with_snippet = false;
+    options.emit_comments = false;
+    options
+}
+
+/// Decodes one YAML document into `T`, rejecting anything `T` does not describe.
+pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
+    if text.len() > MAX_INPUT_BYTES {
+        return Err(YamlError {
+            message: format!(
+                "the document is {} bytes; the limit is {MAX_INPUT_BYTES}",
+                text.len()
+            ),
+            line: None,
+            column: None,
+        });
+    }
+    serde_saphyr::from_str_with_options(text, options()).map_err(|error| {
+        let location = error.location();
+        let message = first_line(&error.to_string());
+        YamlError {
+            message,
+            line: location.map(|l| l.line()).filter(|l| *l > 0),
+            column: location.map(|l| l.column()).filter(|c| *c > 0),
+        }
+    })
+}
+
+/// The parser's message without its own position suffix or snippet: devcluster
+/// prints the position itself, as `file:line:column`.
+fn first_line(rendered: &str) -> String {
+    let line = rendered.lines().next().unwrap_or("invalid YAML").trim();
+    let line = match line.rfind(" at line ") {
+        Some(index) => &line[..index],
+        None => line,
+    };
+    line.trim_start_matches("error: ").to_string()
+}
+
+/// Encodes `value` as block-style YAML. Field order follows the types, so the same
+/// value always gives the same bytes.
+pub fn to_string<T: Serialize>(value: &T) -> Result<String, YamlError> {
+    serde_saphyr::to_string(value).map_err(|error| YamlError {
+        message: error.to_string(),
+        line: None,
+        column: None,
+    })
+}
+
+/// A string emitted as a YAML literal block (`|`), as kind's docs write patches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiteralBlock(pub String);
+
+impl Serialize for LiteralBlock {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde_saphyr::LitStr(&self.0).serialize(serializer)
+    }
+}
+
+/// A decoded value with the line and column where it stood in its file.
+///
+/// Serialises as the bare value, so plans and schemas never see positions.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Located<T> {
+    pub value: T,
+    pub line: u64,
+    pub column: u64,
+    /// The file the value came from, set by the profile reader after decoding.
+    pub file: Option<std::sync::Arc<str>>,
+}
+
+impl<T> Located<T> {
+    /// A value that came from no file (defaults, command-line flags).
+    pub fn new(value: T) -> Self {
+        Located {
+            value,
+            line: 0,
+            column: 0,
+            file: None,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = serde_saphyr::Spanned::<T>::deserialize(deserializer)?;
+        Ok(Located {
+            value: spanned.value,
+            line: spanned.referenced.line(),
+            column: spanned.referenced.column(),
+            file: None,
+        })
+    }
+}
+
+impl<T: Serialize> Serialize for Located<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.value.serialize(serializer)
+    }
+}
+
+impl<T: schemars::JsonSchema> schemars::JsonSchema for Located<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Sample {
+        #[allow(dead_code)]
+        name: Located<String>,
+    }
+
+    #[test]
+    fn located_records_line_and_column() {
+        let sample: Sample = from_str("\n\nname:   hello\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sample.name.value, "hello");
+        assert_eq!((sample.name.line, sample.name.column), (3, 9));
+    }
+
+    #[test]
+    fn unknown_field_names_line_and_column() {
+        let error = from_str::<Sample>("name: a\nnmae: b\n").err();
+        let error = error.unwrap_or_else(|| panic!("expected an error"));
+        assert!(error.message.contains("nmae"), "{error:?}");
+        assert_eq!(error.line, Some(2), "{error:?}");
+    }
+
+    #[test]
+    fn alias_bomb_is_refused() {
+        let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 0..9 {
+            let prev = (b'a' + i) as char;
+            let next = (b'b' + i) as char;
+            text.push_str(&format!(
+                "{next}: &{next} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+            ));
+        }
+        text.push_str("name: x\n");
+        assert!(from_str::<Sample>(&text).is_err());
+    }
+}

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod cli;
 pub mod diagnostic;
+pub mod docker;
 pub mod doctor;
 pub mod error;
 pub mod kindconfig;

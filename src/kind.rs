@@ -1,0 +1,337 @@
+//! The `kind` binary: finding it, its version, and the subset of its CLI devcluster
+//! drives. kind prints status on stderr and data on stdout and exits 0 or 1
+//! (kind `pkg/cmd/kind/root.go`); every failure here carries the exact command,
+//! shell-quoted, and the tail of its output.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+use crate::error::{Error, shell_quote};
+use crate::world::World;
+
+/// The oldest kind release devcluster supports: the first whose node images ship
+/// local-path-provisioner v0.0.30 (ReadWriteOncePod) and `labels:` on nodes.
+pub const MINIMUM_VERSION: KindVersion = KindVersion {
+    major: 0,
+    minor: 26,
+    patch: 0,
+};
+
+/// How many lines of a failed command's output an error shows.
+const OUTPUT_TAIL_LINES: usize = 20;
+
+/// A kind release number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct KindVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl fmt::Display for KindVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+impl KindVersion {
+    /// Parses `kind v0.32.0 go1.24.0 linux/amd64` (or just `v0.32.0`, `0.32.0-alpha`).
+    pub fn parse(text: &str) -> Option<KindVersion> {
+        let word = text
+            .split_whitespace()
+            .find(|w| w.trim_start_matches('v').starts_with(|c: char| c.is_ascii_digit()))?;
+        let numeric = word.trim_start_matches('v');
+        let numeric = numeric.split(['-', '+']).next().unwrap_or(numeric);
+        let mut parts = numeric.split('.').map(|p| p.parse::<u32>().ok());
+        Some(KindVersion {
+            major: parts.next()??,
+            minor: parts.next()??,
+            patch: parts.next().flatten().unwrap_or(0),
+        })
+    }
+
+    /// The Kubernetes version of the node image this kind release uses by default
+    /// (FIELD-NOTES §5, from kind's release notes).
+    pub fn default_kubernetes_version(self) -> Option<&'static str> {
+        Some(match (self.major, self.minor) {
+            (0, 26) => "1.32.0",
+            (0, 27) => "1.32.2",
+            (0, 28) | (0, 29) => "1.33.1",
+            (0, 30) => "1.34.0",
+            (0, 31) => "1.35.0",
+            (0, 32) => "1.36.1",
+            _ => return None,
+        })
+    }
+
+    /// Whether this release's default node images ship a local-path-provisioner whose
+    /// helper pods lack tolerations (v0.0.32+, kind#4100; fixed after v0.32.0 by kind
+    /// PR #4210).
+    pub fn has_helper_toleration_regression(self) -> bool {
+        self.major == 0 && (self.minor == 31 || self.minor == 32)
+    }
+
+    /// Whether this release's node images support ReadWriteOncePod volumes
+    /// (local-path-provisioner v0.0.30+, from kind v0.26.0).
+    pub fn supports_read_write_once_pod(self) -> bool {
+        self >= MINIMUM_VERSION
+    }
+}
+
+/// A `kind` executable.
+#[derive(Debug, Clone)]
+pub struct Kind {
+    pub path: PathBuf,
+}
+
+/// What `kind create cluster` is asked to do.
+#[derive(Debug, Clone)]
+pub struct CreateRequest<'a> {
+    pub name: &'a str,
+    /// The kind config, passed on stdin (`--config -`).
+    pub config: &'a str,
+    pub image: Option<&'a str>,
+    pub kubeconfig: Option<&'a Path>,
+    pub retain: bool,
+}
+
+impl Kind {
+    /// `DEVCLUSTER_KIND`, else `kind` on `PATH`.
+    pub fn discover(world: &World) -> Result<Kind, Error> {
+        if let Some(path) = world.var("DEVCLUSTER_KIND") {
+            let path = PathBuf::from(path);
+            if path.is_file() {
+                return Ok(Kind { path });
+            }
+            return Err(Error::failed(format!(
+                "DEVCLUSTER_KIND points to `{}`, which is not a file",
+                path.display()
+            ))
+            .hint("unset DEVCLUSTER_KIND, or point it at a kind binary"));
+        }
+        let search = world.var("PATH").unwrap_or("");
+        which::which_in("kind", Some(search), &world.cwd)
+            .map(|path| Kind { path })
+            .map_err(|_| {
+                Error::failed("kind is not installed (not on PATH, DEVCLUSTER_KIND unset)").hint(
+                    "install kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation), or run `devcluster up --install-kind`",
+                )
+            })
+    }
+
+    fn command(&self, args: &[&str]) -> (Command, String) {
+        let mut command = Command::new(&self.path);
+        command.args(args).kill_on_drop(true);
+        let mut shown = vec![self.path.display().to_string()];
+        shown.extend(args.iter().map(|a| a.to_string()));
+        (command, shell_quote(&shown))
+    }
+
+    /// Runs kind to completion with a time limit; stdout on success.
+    async fn output(&self, args: &[&str], limit: Duration) -> Result<String, Error> {
+        let (mut command, shown) = self.command(args);
+        command.stdin(Stdio::null());
+        let output = tokio::time::timeout(limit, command.output())
+            .await
+            .map_err(|_| {
+                Error::failed(format!("kind did not finish within {}s", limit.as_secs()))
+                    .details(format!("command: {shown}"))
+            })?
+            .map_err(|e| Error::failed(format!("cannot run kind at `{}`", self.path.display())).cause(e))?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(command_failed(
+                &shown,
+                output.status.code(),
+                &String::from_utf8_lossy(&output.stderr),
+            ))
+        }
+    }
+
+    /// `kind version`.
+    pub async fn version(&self) -> Result<KindVersion, Error> {
+        let text = self.output(&["version"], Duration::from_secs(10)).await?;
+        KindVersion::parse(&text).ok_or_else(|| {
+            Error::failed(format!("cannot read kind's version from `{}`", text.trim()))
+                .hint("check that DEVCLUSTER_KIND or PATH points at kind")
+        })
+    }
+
+    /// `kind get clusters`: names, sorted. None is an empty list.
+    pub async fn clusters(&self) -> Result<Vec<String>, Error> {
+        let text = self.output(&["get", "clusters"], Duration::from_secs(30)).await?;
+        let mut names: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// `kind get kubeconfig --name N`.
+    pub async fn kubeconfig(&self, name: &str) -> Result<String, Error> {
+        self.output(&["get", "kubeconfig", "--name", name], Duration::from_secs(30))
+            .await
+    }
+
+    /// `kind delete cluster --name N` (idempotent in kind).
+    pub async fn delete(&self, name: &str, kubeconfig: Option<&Path>) -> Result<(), Error> {
+        let kubeconfig = kubeconfig.map(|p| p.display().to_string());
+        let mut args = vec!["delete", "cluster", "--name", name];
+        if let Some(path) = &kubeconfig {
+            args.extend(["--kubeconfig", path]);
+        }
+        self.output(&args, Duration::from_secs(300)).await.map(|_| ())
+    }
+
+    /// `kind export logs DIR --name N`.
+    pub async fn export_logs(&self, name: &str, dir: &Path) -> Result<(), Error> {
+        let dir = dir.display().to_string();
+        self.output(&["export", "logs", &dir, "--name", name], Duration::from_secs(300))
+            .await
+            .map(|_| ())
+    }
+
+    /// `kind create cluster`, config on stdin, each of kind's status lines passed to
+    /// `on_line` as it comes. Resolves when kind exits; the caller races it against
+    /// Ctrl-C and its deadline, and dropping the future kills kind.
+    pub async fn create(
+        &self,
+        request: &CreateRequest<'_>,
+        mut on_line: impl FnMut(&str),
+    ) -> Result<(), Error> {
+        let kubeconfig = request.kubeconfig.map(|p| p.display().to_string());
+        let mut args = vec!["create", "cluster", "--name", request.name, "--config", "-"];
+        if let Some(image) = request.image {
+            args.extend(["--image", image]);
+        }
+        if let Some(path) = &kubeconfig {
+            args.extend(["--kubeconfig", path]);
+        }
+        if request.retain {
+            args.push("--retain");
+        }
+        let (mut command, shown) = self.command(&args);
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // kind would use KIND_CLUSTER_NAME only without --name; clear it anyway.
+            .env_remove("KIND_CLUSTER_NAME");
+        let mut child = command
+            .spawn()
+            .map_err(|e| Error::failed(format!("cannot run kind at `{}`", self.path.display())).cause(e))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(request.config.as_bytes())
+                .await
+                .map_err(|e| Error::failed("cannot pass the config to kind").cause(e))?;
+            drop(stdin);
+        }
+        let mut stdout = child.stdout.take();
+        let stdout_task = tokio::spawn(async move {
+            let mut text = String::new();
+            if let Some(out) = stdout.as_mut() {
+                let _ = out.read_to_string(&mut text).await;
+            }
+            text
+        });
+        let mut transcript = Vec::new();
+        if let Some(stderr) = child.stderr.take() {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let clean = line.trim_end().to_string();
+                if !clean.trim().is_empty() {
+                    on_line(clean.trim());
+                }
+                transcript.push(clean);
+            }
+        }
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| Error::failed("lost track of kind").cause(e))?;
+        let _ = stdout_task.await;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(command_failed(&shown, status.code(), &transcript.join("\n")))
+        }
+    }
+}
+
+/// An error for a command that exited non-zero: the pasteable command and the
+/// tail of what it printed.
+pub fn command_failed(shown: &str, code: Option<i32>, output: &str) -> Error {
+    let lines: Vec<&str> = output.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = &lines[lines.len().saturating_sub(OUTPUT_TAIL_LINES)..];
+    let reason = lines
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("ERROR:"))
+        .map(|l| l.trim_start_matches("ERROR:").trim().to_string())
+        .unwrap_or_else(|| match code {
+            Some(code) => format!("exited with code {code}"),
+            None => "was killed by a signal".to_string(),
+        });
+    let mut details = format!("command: {shown}\n");
+    if !tail.is_empty() {
+        details.push_str("output (last lines):\n");
+        for line in tail {
+            details.push_str(&format!("  {line}\n"));
+        }
+    }
+    Error::failed("kind failed").cause(reason).details(details.trim_end().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_kind_versions() {
+        assert_eq!(
+            KindVersion::parse("kind v0.32.0 go1.24.0 linux/amd64"),
+            Some(KindVersion { major: 0, minor: 32, patch: 0 })
+        );
+        assert_eq!(
+            KindVersion::parse("kind v0.27.0-alpha+abc go1.22 darwin/arm64"),
+            Some(KindVersion { major: 0, minor: 27, patch: 0 })
+        );
+        assert_eq!(KindVersion::parse("kind version unknown"), None);
+        assert!(KindVersion::parse("kind v0.25.0 go").is_some_and(|v| v < MINIMUM_VERSION));
+    }
+
+    #[test]
+    fn version_gated_features() {
+        let v = |minor| KindVersion { major: 0, minor, patch: 0 };
+        assert!(v(31).has_helper_toleration_regression());
+        assert!(v(32).has_helper_toleration_regression());
+        assert!(!v(30).has_helper_toleration_regression());
+        assert!(v(26).supports_read_write_once_pod());
+        assert!(!v(25).supports_read_write_once_pod());
+        assert_eq!(v(32).default_kubernetes_version(), Some("1.36.1"));
+    }
+
+    #[test]
+    fn failed_command_shows_command_and_error_line() {
+        let error = command_failed(
+            "kind create cluster --name x",
+            Some(1),
+            "Creating cluster \"x\" ...\nERROR: failed to create cluster: port is already allocated\n",
+        );
+        assert_eq!(error.causes, vec!["failed to create cluster: port is already allocated"]);
+        let details = error.details.unwrap_or_default();
+        assert!(details.contains("command: kind create cluster --name x"));
+        assert!(details.contains("Creating cluster"));
+    }
+}

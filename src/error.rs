@@ -91,6 +91,13 @@ impl Error {
         self
     }
 
+    /// Wraps the error in `context`: the old message becomes the first cause.
+    pub fn context(mut self, context: impl Into<String>) -> Error {
+        let message = std::mem::replace(&mut self.message, context.into());
+        self.causes.insert(0, message);
+        self
+    }
+
     pub fn hint(mut self, hint: impl Into<String>) -> Error {
         self.hint = Some(hint.into());
         self

@@ -3,6 +3,7 @@
 //! (kind `pkg/cmd/kind/root.go`); every failure here carries the exact command,
 //! shell-quoted, and the tail of its output.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -83,10 +84,11 @@ impl KindVersion {
     }
 }
 
-/// A `kind` executable.
+/// A `kind` executable, run with the environment devcluster was given.
 #[derive(Debug, Clone)]
 pub struct Kind {
     pub path: PathBuf,
+    pub env: BTreeMap<String, String>,
 }
 
 /// What `kind create cluster` is asked to do.
@@ -106,7 +108,7 @@ impl Kind {
         if let Some(path) = world.var("DEVCLUSTER_KIND") {
             let path = PathBuf::from(path);
             if path.is_file() {
-                return Ok(Kind { path });
+                return Ok(Kind::at(path, world));
             }
             return Err(Error::failed(format!(
                 "DEVCLUSTER_KIND points to `{}`, which is not a file",
@@ -116,7 +118,7 @@ impl Kind {
         }
         let search = world.var("PATH").unwrap_or("");
         which::which_in("kind", Some(search), &world.cwd)
-            .map(|path| Kind { path })
+            .map(|path| Kind::at(path, world))
             .map_err(|_| {
                 Error::failed("kind is not installed (not on PATH, DEVCLUSTER_KIND unset)").hint(
                     "install kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation), or run `devcluster up --install-kind`",
@@ -124,9 +126,21 @@ impl Kind {
             })
     }
 
+    /// The kind binary at `path`, run in `world`'s environment.
+    pub fn at(path: PathBuf, world: &World) -> Kind {
+        Kind {
+            path,
+            env: world.env.clone(),
+        }
+    }
+
     fn command(&self, args: &[&str]) -> (Command, String) {
         let mut command = Command::new(&self.path);
-        command.args(args).kill_on_drop(true);
+        command
+            .args(args)
+            .env_clear()
+            .envs(&self.env)
+            .kill_on_drop(true);
         let mut shown = vec![self.path.display().to_string()];
         shown.extend(args.iter().map(|a| a.to_string()));
         (command, shell_quote(&shown))

@@ -20,3 +20,4 @@ pub mod ui;
 pub mod verify;
 pub mod world;
 pub mod yaml;
+pub mod kube;

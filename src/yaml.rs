@@ -78,6 +78,27 @@ fn first_line(rendered: &str) -> String {
     line.trim_start_matches("error: ").to_string()
 }
 
+/// Decodes a multi-document manifest (`---` separated) into JSON values, skipping
+/// empty documents. Bounded like profiles, with room for a few hundred documents.
+pub fn documents(text: &str) -> Result<Vec<serde_json::Value>, YamlError> {
+    let mut options = options();
+    if let Some(budget) = options.budget.as_mut() {
+        budget.max_documents = 512;
+        budget.max_nodes = 250_000;
+        budget.max_events = 1_000_000;
+    }
+    let values: Vec<serde_json::Value> = serde_saphyr::from_multiple_with_options(text, options)
+        .map_err(|error| {
+            let location = error.location();
+            YamlError {
+                message: first_line(&error.to_string()),
+                line: location.map(|l| l.line()).filter(|l| *l > 0),
+                column: location.map(|l| l.column()).filter(|c| *c > 0),
+            }
+        })?;
+    Ok(values.into_iter().filter(|v| !v.is_null()).collect())
+}
+
 /// Encodes `value` as block-style YAML. Field order follows the types, so the same
 /// value always gives the same bytes.
 pub fn to_string<T: Serialize>(value: &T) -> Result<String, YamlError> {

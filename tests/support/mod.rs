@@ -2,6 +2,8 @@
 //! `DEVCLUSTER_REQUIRE_DOCKER=1`, skipped loudly otherwise), unique names, cleanup.
 #![allow(dead_code)]
 
+pub mod fake_kube;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};

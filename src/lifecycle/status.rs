@@ -1,0 +1,225 @@
+//! `devcluster status`: the cluster as Docker sees it, the recorded profile, and
+//! drift between the two, each with the next step.
+
+use serde::Serialize;
+
+use crate::app::App;
+use crate::cli::{Output, StatusArgs, print_json};
+use crate::docker::{Docker, ObservedNode};
+use crate::error::{Error, ExitCode, Result};
+use crate::lifecycle::{docker_error, read_record};
+use crate::plan::{ClusterPlan, NodePlan};
+
+/// One difference between the record and what runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Drift {
+    pub node: String,
+    pub problem: String,
+    pub hint: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusReport {
+    cluster: String,
+    exists: bool,
+    /// Whether devcluster created it (its record was found).
+    managed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile_source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    devcluster_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan_hash: Option<String>,
+    nodes: Vec<ObservedNode>,
+    drift: Vec<Drift>,
+}
+
+/// Compares what a record planned with the node containers Docker reports.
+pub fn drift(plan: &ClusterPlan, observed: &[ObservedNode]) -> Vec<Drift> {
+    let mut drift = Vec::new();
+    for node in &plan.nodes {
+        match observed.iter().find(|o| o.name == node.name) {
+            None => drift.push(Drift {
+                node: node.name.clone(),
+                problem: "node container is missing".into(),
+                hint: format!("recreate the cluster: `devcluster up --recreate --name {}`", plan.name),
+            }),
+            Some(o) if o.state != "running" => drift.push(Drift {
+                node: node.name.clone(),
+                problem: format!("node container is {} (not running), e.g. after a reboot", o.state),
+                hint: format!("start it: `docker start {}`", node.name),
+            }),
+            Some(o) => drift.extend(node_drift(&plan.name, node, o)),
+        }
+    }
+    for o in observed {
+        if plan.node(&o.name).is_none() && o.role != "external-load-balancer" {
+            drift.push(Drift {
+                node: o.name.clone(),
+                problem: "node container is not in the recorded plan".into(),
+                hint: format!("recreate the cluster: `devcluster up --recreate --name {}`", plan.name),
+            });
+        }
+    }
+    drift
+}
+
+fn node_drift(cluster: &str, node: &NodePlan, observed: &ObservedNode) -> Vec<Drift> {
+    let recreate = format!("recreate the cluster: `devcluster up --recreate --name {cluster}`");
+    let mut drift = Vec::new();
+    for mount in &node.mounts {
+        let bind = observed
+            .mounts
+            .iter()
+            .find(|m| m.destination.trim_end_matches('/') == mount.container_path.trim_end_matches('/'));
+        let problem = match bind {
+            None => Some(format!("mount {} is missing", mount.container_path)),
+            Some(b) if b.source != mount.host_path => Some(format!(
+                "mount {} comes from {} instead of {}",
+                mount.container_path, b.source, mount.host_path
+            )),
+            Some(b) if b.read_only != mount.read_only => Some(format!(
+                "mount {} is {} instead of {}",
+                mount.container_path,
+                if b.read_only { "read-only" } else { "read-write" },
+                if mount.read_only { "read-only" } else { "read-write" }
+            )),
+            Some(_) => None,
+        };
+        if let Some(problem) = problem {
+            drift.push(Drift {
+                node: node.name.clone(),
+                problem,
+                hint: recreate.clone(),
+            });
+        }
+    }
+    for port in &node.ports {
+        let protocol = port.protocol.as_str().to_ascii_lowercase();
+        let published = observed.ports.iter().any(|p| {
+            p.container_port == port.container_port
+                && p.protocol.eq_ignore_ascii_case(&protocol)
+                && (port.host_port <= 0 || i32::from(p.host_port) == port.host_port)
+                && (p.host_ip == port.listen_address
+                    || (p.host_ip.is_empty() && port.listen_address == "0.0.0.0"))
+        });
+        if !published {
+            let now: Vec<String> = observed
+                .ports
+                .iter()
+                .filter(|p| p.container_port == port.container_port)
+                .map(|p| format!("{}:{}", p.host_ip, p.host_port))
+                .collect();
+            drift.push(Drift {
+                node: node.name.clone(),
+                problem: format!(
+                    "port {}:{} -> {}/{} is not published{}",
+                    port.listen_address,
+                    port.host_port,
+                    port.container_port,
+                    port.protocol.as_str(),
+                    if now.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (Docker has {})", now.join(", "))
+                    }
+                ),
+                hint: recreate.clone(),
+            });
+        }
+    }
+    drift
+}
+
+pub async fn run(app: &App, args: &StatusArgs) -> Result<ExitCode> {
+    let name = match &args.profile.name {
+        Some(name) => name.clone(),
+        None => app.plan(args.profile.profile.as_deref(), None)?.1.name,
+    };
+    let docker = Docker::connect(&app.world).await.map_err(docker_error)?;
+    let nodes = docker.list_nodes(Some(&name)).await.map_err(docker_error)?;
+    let record = read_record(&docker, &nodes).await;
+    let drift = match &record {
+        Some(record) => drift(&record.plan, &nodes),
+        None => Vec::new(),
+    };
+    let report = StatusReport {
+        cluster: name.clone(),
+        exists: !nodes.is_empty(),
+        managed: record.is_some(),
+        profile_source: record.as_ref().map(|r| r.profile_source.clone()),
+        devcluster_version: record.as_ref().map(|r| r.devcluster_version.clone()),
+        plan_hash: record.as_ref().map(|r| r.plan_hash.clone()),
+        nodes,
+        drift,
+    };
+    if args.output == Output::Json {
+        print_json(&report);
+    } else {
+        print_human(app, &report);
+    }
+    if !report.exists {
+        if args.output == Output::Json {
+            return Ok(ExitCode::Failure);
+        }
+        return Err(Error::failed(format!("no cluster named `{name}`"))
+            .hint(format!("create it with `devcluster up --name {name}`")));
+    }
+    Ok(if report.drift.is_empty() {
+        ExitCode::Success
+    } else {
+        ExitCode::Failure
+    })
+}
+
+fn print_human(app: &App, report: &StatusReport) {
+    if !report.exists {
+        return;
+    }
+    let mut rows = vec![vec![
+        "NODE".to_string(),
+        "ROLE".to_string(),
+        "STATE".to_string(),
+        "MOUNTS".to_string(),
+        "PORTS".to_string(),
+    ]];
+    for node in &report.nodes {
+        let mounts: Vec<String> = node
+            .mounts
+            .iter()
+            .filter(|m| m.kind == "bind" && m.destination != "/lib/modules")
+            .map(|m| format!("{}:{}{}", m.source, m.destination, if m.read_only { ":ro" } else { "" }))
+            .collect();
+        let ports: Vec<String> = node
+            .ports
+            .iter()
+            .map(|p| format!("{}:{}->{}/{}", p.host_ip, p.host_port, p.container_port, p.protocol))
+            .collect();
+        rows.push(vec![
+            node.name.clone(),
+            node.role.clone(),
+            node.state.clone(),
+            if mounts.is_empty() { "-".into() } else { mounts.join(" ") },
+            if ports.is_empty() { "-".into() } else { ports.join(" ") },
+        ]);
+    }
+    app.ui.table(&rows);
+    match (&report.profile_source, &report.devcluster_version) {
+        (Some(source), Some(version)) => app.ui.line(&format!(
+            "recorded: profile {source}, devcluster {version}"
+        )),
+        _ => app.ui.line("no devcluster record: this cluster was not created by devcluster"),
+    }
+    if report.drift.is_empty() {
+        if report.managed {
+            app.ui.line("✓ no drift from the recorded plan");
+        }
+    } else {
+        app.ui.line("drift:");
+        for d in &report.drift {
+            app.ui.line(&format!("  ✗ {}: {}", d.node, d.problem));
+            app.ui.line(&format!("    hint: {}", d.hint));
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! An in-memory Kubernetes API for tests: objects by path, list/get/create/
+//! patch/replace/delete, label selectors, and 403 rules. It answers through a
+//! `kube::Client`, so the real client code runs against it.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use http::{Request, Response, StatusCode};
+use kube::client::Body;
+use serde_json::{Value, json};
+
+#[derive(Default)]
+struct State {
+    objects: BTreeMap<String, Value>,
+    requests: Vec<String>,
+    forbidden: Vec<(String, String)>,
+}
+
+/// The fake API server.
+#[derive(Clone, Default)]
+pub struct FakeApi {
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeApi {
+    pub fn new() -> FakeApi {
+        FakeApi::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores `object` at `path` (e.g. `/api/v1/nodes/n1`).
+    pub fn put(&self, path: &str, object: Value) {
+        self.lock().objects.insert(path.to_string(), object);
+    }
+
+    pub fn object(&self, path: &str) -> Option<Value> {
+        self.lock().objects.get(path).cloned()
+    }
+
+    /// Every request so far, as `METHOD path?query`.
+    pub fn requests(&self) -> Vec<String> {
+        self.lock().requests.clone()
+    }
+
+    /// Answers 403 to `method` on paths starting with `prefix`.
+    pub fn forbid(&self, method: &str, prefix: &str) {
+        self.lock()
+            .forbidden
+            .push((method.to_string(), prefix.to_string()));
+    }
+
+    /// A Ready node named `name`.
+    pub fn add_ready_node(&self, name: &str, taints: Value) {
+        self.put(
+            &format!("/api/v1/nodes/{name}"),
+            json!({
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+                "spec": {"taints": taints},
+                "status": {
+                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
+                    "nodeInfo": {"kubeletVersion": "v1.36.1", "architecture": "amd64", "bootID": "", "containerRuntimeVersion": "containerd://2.1", "kernelVersion": "6", "kubeProxyVersion": "", "machineID": "", "operatingSystem": "linux", "osImage": "Debian", "systemUUID": ""}
+                }
+            }),
+        );
+    }
+
+    /// kube-system/coredns with all replicas available.
+    pub fn add_available_coredns(&self) {
+        self.put(
+            "/apis/apps/v1/namespaces/kube-system/deployments/coredns",
+            json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "coredns", "namespace": "kube-system"},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"k8s-app": "kube-dns"}}, "template": {}},
+                "status": {"availableReplicas": 2, "replicas": 2}
+            }),
+        );
+    }
+
+    pub fn client(&self) -> kube::Client {
+        let api = self.clone();
+        let service = tower::service_fn(move |request: Request<Body>| {
+            let api = api.clone();
+            async move { Ok::<_, Infallible>(api.handle(request).await) }
+        });
+        kube::Client::new(service, "default")
+    }
+
+    async fn handle(&self, request: Request<Body>) -> Response<Body> {
+        let method = request.method().as_str().to_string();
+        let path = request.uri().path().to_string();
+        let query = request.uri().query().unwrap_or("").to_string();
+        let body = request.into_body().collect_bytes().await.unwrap_or_default();
+        let body: Option<Value> = serde_json::from_slice(&body).ok();
+        let mut state = self.lock();
+        state.requests.push(format!(
+            "{method} {path}{}",
+            if query.is_empty() { String::new() } else { format!("?{query}") }
+        ));
+        if state
+            .forbidden
+            .iter()
+            .any(|(m, prefix)| *m == method && path.starts_with(prefix.as_str()))
+        {
+            return status(403, "Forbidden", &format!("{method} {path} is forbidden: User \"test\" cannot do it"));
+        }
+        let collection = is_collection(&path);
+        match (method.as_str(), collection) {
+            ("GET", true) => {
+                let selector = label_selector(&query);
+                let prefix = format!("{path}/");
+                let items: Vec<Value> = state
+                    .objects
+                    .iter()
+                    .filter(|(p, _)| p.starts_with(&prefix) && !p[prefix.len()..].contains('/'))
+                    .map(|(_, v)| v.clone())
+                    .filter(|v| matches_labels(v, &selector))
+                    .collect();
+                respond(200, json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}))
+            }
+            ("GET", false) => match state.objects.get(&path) {
+                Some(object) => respond(200, object.clone()),
+                None => status(404, "NotFound", &format!("{path} not found")),
+            },
+            ("POST", true) => {
+                let Some(mut object) = body else {
+                    return status(400, "BadRequest", "no body");
+                };
+                let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+                let key = format!("{path}/{name}");
+                if state.objects.contains_key(&key) {
+                    return status(409, "AlreadyExists", &format!("{key} already exists"));
+                }
+                stamp(&mut object);
+                state.objects.insert(key, object.clone());
+                respond(201, object)
+            }
+            ("PUT", false) => {
+                let Some(mut object) = body else {
+                    return status(400, "BadRequest", "no body");
+                };
+                stamp(&mut object);
+                state.objects.insert(path, object.clone());
+                respond(200, object)
+            }
+            ("PATCH", false) => {
+                let Some(patch) = body else {
+                    return status(400, "BadRequest", "no body");
+                };
+                let apply = query.contains("fieldManager") && query.contains("force");
+                let entry = state.objects.get(&path).cloned();
+                let object = match entry {
+                    Some(mut existing) => {
+                        merge(&mut existing, &patch);
+                        existing
+                    }
+                    None if apply => {
+                        let mut created = patch.clone();
+                        stamp(&mut created);
+                        created
+                    }
+                    None => return status(404, "NotFound", &format!("{path} not found")),
+                };
+                state.objects.insert(path, object.clone());
+                respond(200, object)
+            }
+            ("DELETE", false) => match state.objects.remove(&path) {
+                Some(object) => {
+                    let prefix = format!("{path}/");
+                    state.objects.retain(|p, _| !p.starts_with(&prefix));
+                    respond(200, object)
+                }
+                None => status(404, "NotFound", &format!("{path} not found")),
+            },
+            _ => status(405, "MethodNotAllowed", &format!("{method} {path}")),
+        }
+    }
+}
+
+fn stamp(object: &mut Value) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.entry("resourceVersion").or_insert(json!("1"));
+        meta.entry("uid").or_insert(json!("00000000-0000-0000-0000-000000000001"));
+    }
+}
+
+/// Collections: `/api/v1/R`, `/api/v1/namespaces/N/R`, `/apis/G/V/R`,
+/// `/apis/G/V/namespaces/N/R`.
+fn is_collection(path: &str) -> bool {
+    let segments = path.trim_matches('/').split('/').count();
+    if path.starts_with("/apis/") {
+        segments % 2 == 0
+    } else {
+        segments % 2 == 1
+    }
+}
+
+fn label_selector(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("labelSelector="))
+        .flat_map(|s| {
+            let decoded = s.replace("%3D", "=").replace("%2C", ",").replace("%2F", "/");
+            decoded
+                .split(',')
+                .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn matches_labels(object: &Value, selector: &[(String, String)]) -> bool {
+    selector.iter().all(|(k, v)| {
+        object
+            .pointer("/metadata/labels")
+            .and_then(|l| l.get(k))
+            .and_then(Value::as_str)
+            == Some(v.as_str())
+    })
+}
+
+/// JSON merge patch (RFC 7386); close enough to server-side apply for tests.
+fn merge(target: &mut Value, patch: &Value) {
+    match (target.as_object_mut(), patch.as_object()) {
+        (Some(target), Some(patch)) => {
+            for (key, value) in patch {
+                if value.is_null() {
+                    target.remove(key);
+                } else {
+                    merge(target.entry(key.clone()).or_insert(Value::Null), value);
+                }
+            }
+        }
+        _ => *target = patch.clone(),
+    }
+}
+
+fn respond(code: u16, body: Value) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(&body).unwrap_or_default()))
+        .unwrap_or_else(|_| Response::new(Body::from(Vec::new())))
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Response<Body> {
+    respond(
+        code,
+        json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "message": message, "reason": reason, "code": code}),
+    )
+}

@@ -312,7 +312,9 @@ pub async fn run_up(app: &App, args: &UpArgs, deps: &Deps) -> Result<UpResult> {
     }
 }
 
-/// Deletes the half-made cluster unless `--retain`.
+/// Deletes the half-made cluster unless `--retain`. A killed kind may leave a
+/// `docker run` of its own still finishing, so node containers that appear after
+/// the delete are deleted too.
 async fn cleanup(app: &App, kind: &Kind, plan: &ClusterPlan, args: &UpArgs, why: &str) {
     if args.retain {
         app.ui.line(&format!(
@@ -322,9 +324,21 @@ async fn cleanup(app: &App, kind: &Kind, plan: &ClusterPlan, args: &UpArgs, why:
         return;
     }
     let step = app.ui.step(&format!("clean up ({why})"));
-    match kind.delete(&plan.name, args.kubeconfig.as_deref()).await {
+    let docker = Docker::connect(&app.world).await.ok();
+    let mut outcome = Ok(());
+    for attempt in 0..3 {
+        outcome = kind.delete(&plan.name, args.kubeconfig.as_deref()).await;
+        let Some(docker) = &docker else { break };
+        tokio::time::sleep(Duration::from_millis(if attempt == 0 { 500 } else { 1500 })).await;
+        match docker.list_nodes(Some(&plan.name)).await {
+            Ok(nodes) if nodes.is_empty() => break,
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+    }
+    match outcome {
         Ok(()) => step.done(&format!("deleted cluster {}", plan.name)),
-        Err(e) => step.fail(&e.to_string()),
+        Err(e) => step.fail(&format!("{e}; run `devcluster down --name {}`", plan.name)),
     }
 }
 

@@ -108,11 +108,12 @@ fn split_command(words: &[String]) -> (Vec<&str>, &[String]) {
     if let Some(first) = words.first() {
         command.push(first.as_str());
         index = 1;
-        if verbs.contains(&first.as_str()) {
-            if let Some(second) = words.get(1).filter(|w| !w.starts_with('-')) {
-                command.push(second.as_str());
-                index = 2;
-            }
+        if let (true, Some(second)) = (
+            verbs.contains(&first.as_str()),
+            words.get(1).filter(|w| !w.starts_with('-')),
+        ) {
+            command.push(second.as_str());
+            index = 2;
         }
     }
     (command, &words[index..])
@@ -133,7 +134,7 @@ fn kind_version() -> String {
 fn version(rest: &[String]) -> Result<()> {
     Flags::parse(rest, &[], &[])?;
     // pkg/cmd/kind/version/version.go: `kind <version> <go version> <os>/<arch>`.
-    println!("{} go1.24.0 linux/amd64", kind_version());
+    println!("kind {} go1.24.0 linux/amd64", kind_version());
     Ok(())
 }
 
@@ -483,10 +484,12 @@ fn validate(cluster: &Cluster) -> Result<()> {
             cluster.name
         ));
     }
-    if cluster.api_server_port != 0 {
-        if let Err(e) = validate_port(cluster.api_server_port) {
-            errors.push(format!("invalid apiServerPort: {e}"));
-        }
+    // A port of 0 is picked at create time, so only other values are checked.
+    if let (true, Err(e)) = (
+        cluster.api_server_port != 0,
+        validate_port(cluster.api_server_port),
+    ) {
+        errors.push(format!("invalid apiServerPort: {e}"));
     }
     if !["ipv4", "ipv6", "dual"].contains(&cluster.ip_family.as_str()) {
         errors.push(format!("invalid ipFamily: {}", cluster.ip_family));

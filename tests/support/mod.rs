@@ -133,7 +133,8 @@ fn build_kind_emulator(profile_dir: &std::path::Path) {
     BUILT.call_once(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut command = Command::new(cargo);
-        command.args(["build", "--quiet", "--example", "kind-emulator", "--manifest-path"]);
+        command.args(["build", "--quiet", "--example", "kind-emulator"]);
+        command.arg("--manifest-path");
         command.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
         if let Some(target_dir) = profile_dir.parent() {
             command.arg("--target-dir").arg(target_dir);
@@ -144,6 +145,6 @@ fn build_kind_emulator(profile_dir: &std::path::Path) {
         let status = command
             .status()
             .unwrap_or_else(|e| panic!("cannot run cargo to build the kind emulator: {e}"));
-        assert!(status.success(), "`cargo build --example kind-emulator` failed");
+        assert!(status.success(), "building the kind emulator failed");
     });
 }

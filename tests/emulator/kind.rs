@@ -233,6 +233,8 @@ impl Flags {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+// Every field is decoded so unknown ones are rejected; the emulator acts on some.
+#[allow(dead_code)]
 struct ClusterConfig {
     #[serde(default)]
     kind: Option<String>,
@@ -260,6 +262,8 @@ struct ClusterConfig {
 
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+// Every field is decoded so unknown ones are rejected; the emulator acts on some.
+#[allow(dead_code)]
 struct NodeConfig {
     #[serde(default)]
     role: Option<String>,
@@ -309,6 +313,8 @@ struct PortMapping {
 
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+// Every field is decoded so unknown ones are rejected; the emulator acts on some.
+#[allow(dead_code)]
 struct Networking {
     #[serde(default)]
     ip_family: Option<String>,
@@ -393,27 +399,11 @@ fn read_config(source: Option<&str>) -> Result<ClusterConfig> {
 
 /// kind's defaulting: pkg/internal/apis/config/default.go and the v1alpha4 defaults.
 fn default_config(config: ClusterConfig, name: String) -> Cluster {
-    let _ = (
-        &config.kind,
-        &config.api_version,
-        &config.feature_gates,
-        &config.runtime_config,
-        &config.kubeadm_config_patches,
-        &config.kubeadm_config_patches_json6902,
-        &config.containerd_config_patches,
-        &config.containerd_config_patches_json6902,
-    );
     let mut nodes: Vec<Node> = config
         .nodes
         .unwrap_or_default()
         .into_iter()
         .map(|n| {
-            let _ = (
-                &n.labels,
-                &n.gpus,
-                &n.kubeadm_config_patches,
-                &n.kubeadm_config_patches_json6902,
-            );
             Node {
                 // A node without a role is a control-plane.
                 role: n
@@ -435,12 +425,6 @@ fn default_config(config: ClusterConfig, name: String) -> Cluster {
         });
     }
     let networking = config.networking.unwrap_or_default();
-    let _ = (
-        &networking.pod_subnet,
-        &networking.service_subnet,
-        &networking.disable_default_cni,
-        &networking.dns_search,
-    );
     let ip_family = networking
         .ip_family
         .filter(|f| !f.is_empty())
@@ -672,10 +656,7 @@ fn ensure_network() -> Result<()> {
     match docker(&strings(&["network", "create", NETWORK])) {
         Ok(_) => Ok(()),
         // Another create may have won the race.
-        Err(e) if docker(&strings(&["network", "inspect", NETWORK])).is_ok() => {
-            let _ = e;
-            Ok(())
-        }
+        Err(_) if docker(&strings(&["network", "inspect", NETWORK])).is_ok() => Ok(()),
         Err(e) => Err(e),
     }
 }

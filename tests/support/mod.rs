@@ -118,10 +118,35 @@ pub fn kind_emulator() -> PathBuf {
         .and_then(|deps| deps.parent())
         .unwrap_or_else(|| panic!("unexpected test binary location {}", exe.display()));
     let path = debug_dir.join("examples").join("kind-emulator");
+    build_kind_emulator(debug_dir);
     assert!(
         path.exists(),
         "{} is missing: run the tests with `cargo test` (which builds examples)",
         path.display()
     );
     path
+}
+
+/// Builds the emulator binary once per test process. `cargo test --all-targets` builds
+/// examples only as test harnesses, and a target directory shared between checkouts may
+/// hold another checkout's build, so the tests ask cargo for this checkout's binary.
+fn build_kind_emulator(profile_dir: &std::path::Path) {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut command = Command::new(cargo);
+        command.args(["build", "--quiet", "--example", "kind-emulator"]);
+        command.arg("--manifest-path");
+        command.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+        if let Some(target_dir) = profile_dir.parent() {
+            command.arg("--target-dir").arg(target_dir);
+        }
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            command.arg("--release");
+        }
+        let status = command
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run cargo to build the kind emulator: {e}"));
+        assert!(status.success(), "building the kind emulator failed");
+    });
 }

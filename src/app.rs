@@ -21,7 +21,11 @@ impl App {
 
     /// Loads the profile (`--profile`, else `devcluster.yaml` upwards, else
     /// `single`), plans it, prints warnings, and returns the plan.
-    pub fn plan(&self, profile: Option<&str>, name: Option<&str>) -> Result<(LoadedProfile, ClusterPlan)> {
+    pub fn plan(
+        &self,
+        profile: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<(LoadedProfile, ClusterPlan)> {
         let reference = source::resolve(profile, &self.world.cwd);
         let loaded = source::load(&reference, &self.world.cwd).map_err(Error::invalid_profile)?;
         let input = PlanInput {

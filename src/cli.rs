@@ -285,7 +285,10 @@ pub fn print_json(value: &impl serde::Serialize) {
 }
 
 fn plan(app: &App, args: &PlanArgs) -> Result<ExitCode> {
-    let (_, plan) = app.plan(args.profile.profile.as_deref(), args.profile.name.as_deref())?;
+    let (_, plan) = app.plan(
+        args.profile.profile.as_deref(),
+        args.profile.name.as_deref(),
+    )?;
     match args.output {
         Output::Text => print!("{}", kindconfig::render(&plan)),
         Output::Json => print_json(&plan),
@@ -316,9 +319,8 @@ fn profiles_show(name: &str) -> Result<ExitCode> {
             print!("{}", p.text);
             Ok(ExitCode::Success)
         }
-        None => Err(Error::input(format!("no built-in profile named `{name}`")).hint(
-            "run `devcluster profiles list` to see the built-in profiles",
-        )),
+        None => Err(Error::input(format!("no built-in profile named `{name}`"))
+            .hint("run `devcluster profiles list` to see the built-in profiles")),
     }
 }
 
@@ -328,9 +330,18 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("90s"), Ok(std::time::Duration::from_secs(90)));
-        assert_eq!(parse_duration("5m"), Ok(std::time::Duration::from_secs(300)));
-        assert_eq!(parse_duration("1m30s"), Ok(std::time::Duration::from_secs(90)));
+        assert_eq!(
+            parse_duration("90s"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_duration("5m"),
+            Ok(std::time::Duration::from_secs(300))
+        );
+        assert_eq!(
+            parse_duration("1m30s"),
+            Ok(std::time::Duration::from_secs(90))
+        );
         assert_eq!(parse_duration("42"), Ok(std::time::Duration::from_secs(42)));
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("m").is_err());

@@ -152,7 +152,10 @@ impl Docker {
 
     /// Node containers of `cluster` (all kind clusters when `None`), running or not,
     /// sorted by name.
-    pub async fn list_nodes(&self, _cluster: Option<&str>) -> Result<Vec<ObservedNode>, DockerError> {
+    pub async fn list_nodes(
+        &self,
+        _cluster: Option<&str>,
+    ) -> Result<Vec<ObservedNode>, DockerError> {
         Err(self.unimplemented("list"))
     }
 
@@ -167,7 +170,11 @@ impl Docker {
     }
 
     /// Runs `command` in `container`; a non-zero exit is an `Ok` with that code.
-    pub async fn exec(&self, _container: &str, _command: &[&str]) -> Result<ExecOutput, DockerError> {
+    pub async fn exec(
+        &self,
+        _container: &str,
+        _command: &[&str],
+    ) -> Result<ExecOutput, DockerError> {
         Err(self.unimplemented("exec"))
     }
 
@@ -182,7 +189,11 @@ impl Docker {
     }
 
     /// The container publishing `host_port`/`protocol` (`tcp`, `udp`), if any.
-    pub async fn port_holder(&self, _host_port: u16, _protocol: &str) -> Result<Option<PortHolder>, DockerError> {
+    pub async fn port_holder(
+        &self,
+        _host_port: u16,
+        _protocol: &str,
+    ) -> Result<Option<PortHolder>, DockerError> {
         Err(self.unimplemented("list"))
     }
 

@@ -4,7 +4,9 @@ use crate::app::App;
 use crate::error::{Error, ExitCode, Result};
 
 pub async fn run(_app: &App, _args: &crate::cli::DoctorArgs) -> Result<ExitCode> {
-    Err(Error::failed("`devcluster doctor` is not available in this build"))
+    Err(Error::failed(
+        "`devcluster doctor` is not available in this build",
+    ))
 }
 
 /// One preflight check's result (interim shape).

@@ -120,7 +120,11 @@ impl Error {
     pub fn render(&self) -> String {
         let mut out = format!("error: {}\n", self.message);
         for problem in &self.problems {
-            let label = if problem.is_error() { "  -" } else { "  - warning:" };
+            let label = if problem.is_error() {
+                "  -"
+            } else {
+                "  - warning:"
+            };
             out.push_str(&format!("{label} {problem}\n"));
             if let Some(hint) = &problem.hint {
                 out.push_str(&format!("      hint: {hint}\n"));

@@ -43,9 +43,10 @@ impl fmt::Display for KindVersion {
 impl KindVersion {
     /// Parses `kind v0.32.0 go1.24.0 linux/amd64` (or just `v0.32.0`, `0.32.0-alpha`).
     pub fn parse(text: &str) -> Option<KindVersion> {
-        let word = text
-            .split_whitespace()
-            .find(|w| w.trim_start_matches('v').starts_with(|c: char| c.is_ascii_digit()))?;
+        let word = text.split_whitespace().find(|w| {
+            w.trim_start_matches('v')
+                .starts_with(|c: char| c.is_ascii_digit())
+        })?;
         let numeric = word.trim_start_matches('v');
         let numeric = numeric.split(['-', '+']).next().unwrap_or(numeric);
         let mut parts = numeric.split('.').map(|p| p.parse::<u32>().ok());
@@ -156,7 +157,9 @@ impl Kind {
                 Error::failed(format!("kind did not finish within {}s", limit.as_secs()))
                     .details(format!("command: {shown}"))
             })?
-            .map_err(|e| Error::failed(format!("cannot run kind at `{}`", self.path.display())).cause(e))?;
+            .map_err(|e| {
+                Error::failed(format!("cannot run kind at `{}`", self.path.display())).cause(e)
+            })?;
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
@@ -179,7 +182,9 @@ impl Kind {
 
     /// `kind get clusters`: names, sorted. None is an empty list.
     pub async fn clusters(&self) -> Result<Vec<String>, Error> {
-        let text = self.output(&["get", "clusters"], Duration::from_secs(30)).await?;
+        let text = self
+            .output(&["get", "clusters"], Duration::from_secs(30))
+            .await?;
         let mut names: Vec<String> = text
             .lines()
             .map(str::trim)
@@ -193,8 +198,11 @@ impl Kind {
 
     /// `kind get kubeconfig --name N`.
     pub async fn kubeconfig(&self, name: &str) -> Result<String, Error> {
-        self.output(&["get", "kubeconfig", "--name", name], Duration::from_secs(30))
-            .await
+        self.output(
+            &["get", "kubeconfig", "--name", name],
+            Duration::from_secs(30),
+        )
+        .await
     }
 
     /// `kind delete cluster --name N` (idempotent in kind).
@@ -204,15 +212,20 @@ impl Kind {
         if let Some(path) = &kubeconfig {
             args.extend(["--kubeconfig", path]);
         }
-        self.output(&args, Duration::from_secs(300)).await.map(|_| ())
+        self.output(&args, Duration::from_secs(300))
+            .await
+            .map(|_| ())
     }
 
     /// `kind export logs DIR --name N`.
     pub async fn export_logs(&self, name: &str, dir: &Path) -> Result<(), Error> {
         let dir = dir.display().to_string();
-        self.output(&["export", "logs", &dir, "--name", name], Duration::from_secs(300))
-            .await
-            .map(|_| ())
+        self.output(
+            &["export", "logs", &dir, "--name", name],
+            Duration::from_secs(300),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// `kind create cluster`, config on stdin, each of kind's status lines passed to
@@ -241,9 +254,9 @@ impl Kind {
             .stderr(Stdio::piped())
             // kind would use KIND_CLUSTER_NAME only without --name; clear it anyway.
             .env_remove("KIND_CLUSTER_NAME");
-        let mut child = command
-            .spawn()
-            .map_err(|e| Error::failed(format!("cannot run kind at `{}`", self.path.display())).cause(e))?;
+        let mut child = command.spawn().map_err(|e| {
+            Error::failed(format!("cannot run kind at `{}`", self.path.display())).cause(e)
+        })?;
         if let Some(mut stdin) = child.stdin.take() {
             stdin
                 .write_all(request.config.as_bytes())
@@ -278,7 +291,11 @@ impl Kind {
         if status.success() {
             Ok(())
         } else {
-            Err(command_failed(&shown, status.code(), &transcript.join("\n")))
+            Err(command_failed(
+                &shown,
+                status.code(),
+                &transcript.join("\n"),
+            ))
         }
     }
 }
@@ -304,7 +321,9 @@ pub fn command_failed(shown: &str, code: Option<i32>, output: &str) -> Error {
             details.push_str(&format!("  {line}\n"));
         }
     }
-    Error::failed("kind failed").cause(reason).details(details.trim_end().to_string())
+    Error::failed("kind failed")
+        .cause(reason)
+        .details(details.trim_end().to_string())
 }
 
 #[cfg(test)]
@@ -315,11 +334,19 @@ mod tests {
     fn parses_kind_versions() {
         assert_eq!(
             KindVersion::parse("kind v0.32.0 go1.24.0 linux/amd64"),
-            Some(KindVersion { major: 0, minor: 32, patch: 0 })
+            Some(KindVersion {
+                major: 0,
+                minor: 32,
+                patch: 0
+            })
         );
         assert_eq!(
             KindVersion::parse("kind v0.27.0-alpha+abc go1.22 darwin/arm64"),
-            Some(KindVersion { major: 0, minor: 27, patch: 0 })
+            Some(KindVersion {
+                major: 0,
+                minor: 27,
+                patch: 0
+            })
         );
         assert_eq!(KindVersion::parse("kind version unknown"), None);
         assert!(KindVersion::parse("kind v0.25.0 go").is_some_and(|v| v < MINIMUM_VERSION));
@@ -327,7 +354,11 @@ mod tests {
 
     #[test]
     fn version_gated_features() {
-        let v = |minor| KindVersion { major: 0, minor, patch: 0 };
+        let v = |minor| KindVersion {
+            major: 0,
+            minor,
+            patch: 0,
+        };
         assert!(v(31).has_helper_toleration_regression());
         assert!(v(32).has_helper_toleration_regression());
         assert!(!v(30).has_helper_toleration_regression());
@@ -343,7 +374,10 @@ mod tests {
             Some(1),
             "Creating cluster \"x\" ...\nERROR: failed to create cluster: port is already allocated\n",
         );
-        assert_eq!(error.causes, vec!["failed to create cluster: port is already allocated"]);
+        assert_eq!(
+            error.causes,
+            vec!["failed to create cluster: port is already allocated"]
+        );
         let details = error.details.unwrap_or_default();
         assert!(details.contains("command: kind create cluster --name x"));
         assert!(details.contains("Creating cluster"));

@@ -33,7 +33,10 @@ struct KindNetworking<'a> {
     pod_subnet: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     service_subnet: Option<&'a str>,
-    #[serde(rename = "disableDefaultCNI", skip_serializing_if = "std::ops::Not::not")]
+    #[serde(
+        rename = "disableDefaultCNI",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
     disable_default_cni: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     kube_proxy_mode: Option<&'a str>,
@@ -92,7 +95,11 @@ pub fn render(plan: &ClusterPlan) -> String {
             if node.role == Role::ControlPlane {
                 control_plane_index += 1;
             }
-            kind_node(plan, node, control_plane_index == 1 && node.role == Role::ControlPlane)
+            kind_node(
+                plan,
+                node,
+                control_plane_index == 1 && node.role == Role::ControlPlane,
+            )
         })
         .collect();
     let cluster = KindCluster {
@@ -115,7 +122,11 @@ pub fn render(plan: &ClusterPlan) -> String {
     yaml::to_string(&cluster).unwrap_or_default()
 }
 
-fn kind_node<'a>(plan: &'a ClusterPlan, node: &'a NodePlan, first_control_plane: bool) -> KindNode<'a> {
+fn kind_node<'a>(
+    plan: &'a ClusterPlan,
+    node: &'a NodePlan,
+    first_control_plane: bool,
+) -> KindNode<'a> {
     KindNode {
         role: node.role.as_str(),
         image: plan.image.as_deref(),
@@ -154,9 +165,7 @@ fn kind_node<'a>(plan: &'a ClusterPlan, node: &'a NodePlan, first_control_plane:
 /// applies it whichever kubeadm API version the node image uses. Setting taints
 /// replaces kubeadm's defaults, so a control-plane keeps its own taint explicitly.
 fn taint_patch(node: &NodePlan, first_control_plane: bool) -> Option<LiteralBlock> {
-    if node.profile_taints().next().is_none() {
-        return None;
-    }
+    node.profile_taints().next()?;
     let kind = if first_control_plane {
         "InitConfiguration"
     } else {

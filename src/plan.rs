@@ -13,9 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::diagnostic::Problem;
-use crate::profile::{
-    CustomController, MountPathType, MountSpec, PortSpec, Profile, Propagation,
-};
+use crate::profile::{CustomController, MountPathType, MountSpec, PortSpec, Profile, Propagation};
 use crate::yaml::Located;
 
 /// Default cluster name when neither the profile nor `--name` gives one.
@@ -412,7 +410,11 @@ impl Planner<'_, '_> {
                 "cluster name `{name}` must match ^[a-z0-9.-]+$ (lower-case letters, digits, `.` and `-`)"
             ))
             .hint("for example `--name dev` or `name: my-team`");
-            self.error(if from_flag { problem } else { problem.at(&located) });
+            self.error(if from_flag {
+                problem
+            } else {
+                problem.at(&located)
+            });
         } else if name.len() + "-control-plane3".len() > MAX_HOSTNAME {
             let problem = Problem::error(format!(
                 "cluster name `{name}` is {} characters; node hostnames like `{name}-control-plane` would exceed {MAX_HOSTNAME}",
@@ -422,12 +424,20 @@ impl Planner<'_, '_> {
                 "use at most {} characters",
                 MAX_HOSTNAME - "-control-plane3".len()
             ));
-            self.error(if from_flag { problem } else { problem.at(&located) });
+            self.error(if from_flag {
+                problem
+            } else {
+                problem.at(&located)
+            });
         } else if name.len() > LONG_NAME {
             let problem = Problem::warning(format!(
                 "cluster name `{name}` is over {LONG_NAME} characters; node names grow by `-control-plane`"
             ));
-            self.error(if from_flag { problem } else { problem.at(&located) });
+            self.error(if from_flag {
+                problem
+            } else {
+                problem.at(&located)
+            });
         }
         name
     }
@@ -636,7 +646,11 @@ impl Planner<'_, '_> {
                 0
             }
         };
-        let ip_family = self.one_of(net.ip_family, "networking.ipFamily", &["ipv4", "ipv6", "dual"]);
+        let ip_family = self.one_of(
+            net.ip_family,
+            "networking.ipFamily",
+            &["ipv4", "ipv6", "dual"],
+        );
         let kube_proxy_mode = self.one_of(
             net.kube_proxy_mode,
             "networking.kubeProxyMode",
@@ -655,7 +669,12 @@ impl Planner<'_, '_> {
         }
     }
 
-    fn one_of(&mut self, value: Option<Located<String>>, field: &str, allowed: &[&str]) -> Option<String> {
+    fn one_of(
+        &mut self,
+        value: Option<Located<String>>,
+        field: &str,
+        allowed: &[&str],
+    ) -> Option<String> {
         let l = value?;
         if !allowed.contains(&l.value.as_str()) {
             self.error(
@@ -684,8 +703,11 @@ impl Planner<'_, '_> {
         });
         if !valid {
             self.error(
-                Problem::error(format!("{field} `{}` is not a CIDR such as 10.244.0.0/16", l.value))
-                    .at(&l),
+                Problem::error(format!(
+                    "{field} `{}` is not a CIDR such as 10.244.0.0/16",
+                    l.value
+                ))
+                .at(&l),
             );
         }
         Some(l.value)
@@ -726,9 +748,11 @@ impl Planner<'_, '_> {
             }
             ("custom", None) => {
                 self.error(
-                    Problem::error("ingress.controller is `custom` but ingress.manifest is missing")
-                        .at(&controller_name)
-                        .hint("add ingress.manifest with url, sha256, namespace and podSelector"),
+                    Problem::error(
+                        "ingress.controller is `custom` but ingress.manifest is missing",
+                    )
+                    .at(&controller_name)
+                    .hint("add ingress.manifest with url, sha256, namespace and podSelector"),
                 );
                 ControllerPlan::None
             }
@@ -813,8 +837,11 @@ impl Planner<'_, '_> {
         let m = &manifest.value;
         if !m.url.starts_with("https://") {
             self.error(
-                Problem::error(format!("ingress.manifest.url `{}` must be an https:// URL", m.url))
-                    .at(manifest),
+                Problem::error(format!(
+                    "ingress.manifest.url `{}` must be an https:// URL",
+                    m.url
+                ))
+                .at(manifest),
             );
         }
         if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -832,12 +859,19 @@ impl Planner<'_, '_> {
         }
     }
 
-    fn check_listen_address(&mut self, address: &str, field: &str, at: &dyn Fn(Problem) -> Problem) {
+    fn check_listen_address(
+        &mut self,
+        address: &str,
+        field: &str,
+        at: &dyn Fn(Problem) -> Problem,
+    ) {
         if address.parse::<IpAddr>().is_err() {
             self.error(at(Problem::error(format!(
                 "{field} `{address}` is not an IP address"
             ))
-            .hint("use 127.0.0.1 (this machine only), or 0.0.0.0 for every interface")));
+            .hint(
+                "use 127.0.0.1 (this machine only), or 0.0.0.0 for every interface",
+            )));
         } else if is_unspecified(address) {
             self.error(at(Problem::warning(format!(
                 "{field} `{address}` publishes the port on every network this host is on"
@@ -846,7 +880,12 @@ impl Planner<'_, '_> {
         }
     }
 
-    fn add_port(&mut self, nodes: &mut [NodePlan], ingress: Option<usize>, located: &Located<PortSpec>) {
+    fn add_port(
+        &mut self,
+        nodes: &mut [NodePlan],
+        ingress: Option<usize>,
+        located: &Located<PortSpec>,
+    ) {
         let spec = &located.value;
         let at = |p: Problem| p.at(located);
         let container_port = if (1..=65535).contains(&spec.container_port) {
@@ -876,13 +915,17 @@ impl Planner<'_, '_> {
                 } else {
                     "use TCP, UDP or SCTP".to_string()
                 };
-                self.error(at(
-                    Problem::error(format!("ports: protocol `{other}` is not TCP, UDP or SCTP")).hint(hint),
-                ));
+                self.error(at(Problem::error(format!(
+                    "ports: protocol `{other}` is not TCP, UDP or SCTP"
+                ))
+                .hint(hint)));
                 return;
             }
         };
-        let listen_address = spec.listen_address.clone().unwrap_or_else(|| "127.0.0.1".into());
+        let listen_address = spec
+            .listen_address
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1".into());
         self.check_listen_address(&listen_address, "ports: listenAddress", &at);
         if (1..1024).contains(&spec.host_port) {
             self.error(at(Problem::warning(format!(
@@ -895,7 +938,9 @@ impl Planner<'_, '_> {
             self.error(at(Problem::error(format!(
                 "ports: node is `{selector}`, but a host port is published by exactly one node"
             ))
-            .hint("name one node, e.g. `node: worker`, or leave it out for the ingress node")));
+            .hint(
+                "name one node, e.g. `node: worker`, or leave it out for the ingress node",
+            )));
             return;
         }
         let targets = self.select(nodes, ingress, &selector, "ports: node", &at);
@@ -910,16 +955,25 @@ impl Planner<'_, '_> {
         }
     }
 
-    fn add_mount(&mut self, nodes: &mut [NodePlan], ingress: Option<usize>, located: &Located<MountSpec>) {
+    fn add_mount(
+        &mut self,
+        nodes: &mut [NodePlan],
+        ingress: Option<usize>,
+        located: &Located<MountSpec>,
+    ) {
         let spec = &located.value;
         let at = |p: Problem| p.at(located);
-        let host_path = match resolve_host_path(&spec.host_path, self.input.base_dir, self.input.home_dir) {
-            Ok(path) => path,
-            Err(reason) => {
-                self.error(at(Problem::error(format!("mounts: hostPath `{}` {reason}", spec.host_path))));
-                return;
-            }
-        };
+        let host_path =
+            match resolve_host_path(&spec.host_path, self.input.base_dir, self.input.home_dir) {
+                Ok(path) => path,
+                Err(reason) => {
+                    self.error(at(Problem::error(format!(
+                        "mounts: hostPath `{}` {reason}",
+                        spec.host_path
+                    ))));
+                    return;
+                }
+            };
         let host_path_text = host_path.to_string_lossy().into_owned();
         let allow_dangerous = spec.allow_dangerous_path.unwrap_or(false);
         if let Some(reason) = dangerous_host_path(&host_path, self.input.home_dir)
@@ -942,8 +996,10 @@ impl Planner<'_, '_> {
             .map(|s| s.0)
             .unwrap_or_else(|| vec!["all".to_string()]);
         if selectors.is_empty() {
-            self.error(at(Problem::error("mounts: nodes is an empty list; the mount would be on no node")
-                .hint("leave `nodes` out for every node, or name the nodes")));
+            self.error(at(Problem::error(
+                "mounts: nodes is an empty list; the mount would be on no node",
+            )
+            .hint("leave `nodes` out for every node, or name the nodes")));
         }
         let mut targets = BTreeSet::new();
         for selector in &selectors {
@@ -993,18 +1049,30 @@ impl Planner<'_, '_> {
         let port_location = |port: &PortPlan| -> Located<()> {
             let ingress = self.input.profile.ingress.as_ref();
             let located = match port.purpose {
-                PortPurpose::IngressHttp => ingress.and_then(|i| i.http_port.as_ref()).map(|l| (l.line, l.column, l.file.clone())),
-                PortPurpose::IngressHttps => ingress.and_then(|i| i.https_port.as_ref()).map(|l| (l.line, l.column, l.file.clone())),
+                PortPurpose::IngressHttp => ingress
+                    .and_then(|i| i.http_port.as_ref())
+                    .map(|l| (l.line, l.column, l.file.clone())),
+                PortPurpose::IngressHttps => ingress
+                    .and_then(|i| i.https_port.as_ref())
+                    .map(|l| (l.line, l.column, l.file.clone())),
                 PortPurpose::Profile => self
                     .input
                     .profile
                     .ports
                     .iter()
-                    .find(|p| p.value.host_port == i64::from(port.host_port) && p.value.container_port == i64::from(port.container_port))
+                    .find(|p| {
+                        p.value.host_port == i64::from(port.host_port)
+                            && p.value.container_port == i64::from(port.container_port)
+                    })
                     .map(|l| (l.line, l.column, l.file.clone())),
             };
             match located {
-                Some((line, column, file)) => Located { value: (), line, column, file },
+                Some((line, column, file)) => Located {
+                    value: (),
+                    line,
+                    column,
+                    file,
+                },
                 None => Located::new(()),
             }
         };
@@ -1041,7 +1109,9 @@ impl Planner<'_, '_> {
                 let message = if node_a == node_b {
                     format!(
                         "node `{}` publishes host port {}/{} twice (a mapping without `protocol` is TCP)",
-                        nodes[*node_a].id, port_a.host_port, port_a.protocol.as_str()
+                        nodes[*node_a].id,
+                        port_a.host_port,
+                        port_a.protocol.as_str()
                     )
                 } else {
                     format!(
@@ -1098,7 +1168,11 @@ pub fn kubernetes_version_of(image: &str) -> Option<String> {
     let version = tag.strip_prefix('v').unwrap_or(tag);
     let numeric = version.split(['-', '+']).next().unwrap_or(version);
     let parts: Vec<&str> = numeric.split('.').collect();
-    if parts.len() >= 2 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+    if parts.len() >= 2
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    {
         Some(numeric.to_string())
     } else {
         None
@@ -1133,7 +1207,11 @@ fn indices(nodes: &[NodePlan], keep: impl Fn(&NodePlan) -> bool) -> Vec<usize> {
 }
 
 fn node_ids(nodes: &[NodePlan]) -> String {
-    nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>().join(", ")
+    nodes
+        .iter()
+        .map(|n| n.id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn is_unspecified(address: &str) -> bool {
@@ -1144,7 +1222,9 @@ fn is_unspecified(address: &str) -> bool {
 /// same family (kind's rule, applied across nodes too).
 fn addresses_overlap(a: &str, b: &str) -> bool {
     match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
-        (Ok(a), Ok(b)) => a == b || (a.is_ipv4() == b.is_ipv4() && (a.is_unspecified() || b.is_unspecified())),
+        (Ok(a), Ok(b)) => {
+            a == b || (a.is_ipv4() == b.is_ipv4() && (a.is_unspecified() || b.is_unspecified()))
+        }
         _ => a == b,
     }
 }
@@ -1168,12 +1248,16 @@ fn label_key_problem(key: &str) -> Option<String> {
             && prefix.len() <= 253
             && prefix.split('.').all(|part| {
                 !part.is_empty()
-                    && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                     && !part.starts_with('-')
                     && !part.ends_with('-')
             });
         if !valid_prefix {
-            return Some(format!("has prefix `{prefix}`, which is not a DNS subdomain"));
+            return Some(format!(
+                "has prefix `{prefix}`, which is not a DNS subdomain"
+            ));
         }
     }
     if name.is_empty() || name.len() > 63 || !is_label_word(name) {
@@ -1200,7 +1284,9 @@ fn label_value_problem(value: &str) -> Option<String> {
 
 fn is_label_word(word: &str) -> bool {
     let bytes = word.as_bytes();
-    bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    bytes
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
 }
@@ -1214,7 +1300,11 @@ pub fn parse_taint(text: &str) -> Result<Taint, String> {
         "NoSchedule" => TaintEffect::NoSchedule,
         "PreferNoSchedule" => TaintEffect::PreferNoSchedule,
         "NoExecute" => TaintEffect::NoExecute,
-        other => return Err(format!("has effect `{other}`; it must be NoSchedule, PreferNoSchedule or NoExecute")),
+        other => {
+            return Err(format!(
+                "has effect `{other}`; it must be NoSchedule, PreferNoSchedule or NoExecute"
+            ));
+        }
     };
     let (key, value) = match key_value.split_once('=') {
         Some((key, value)) => (key, Some(value.to_string())),
@@ -1241,7 +1331,9 @@ pub fn parse_taint(text: &str) -> Result<Taint, String> {
 /// against `base`, then `.` and `..` lexically. The result is absolute.
 pub fn resolve_host_path(text: &str, base: &Path, home: Option<&Path>) -> Result<PathBuf, String> {
     if text.trim().is_empty() {
-        return Err("is empty; Docker would mount the working directory of the kind process".into());
+        return Err(
+            "is empty; Docker would mount the working directory of the kind process".into(),
+        );
     }
     if text.contains('\0') {
         return Err("contains a NUL byte".into());
@@ -1314,7 +1406,10 @@ fn container_path_problem(path: &str) -> Option<String> {
     }
     let normalized = normalize(Path::new(path));
     if normalized.as_os_str() != path.trim_end_matches('/') && path != "/" {
-        return Some(format!("is not normalised; write `{}`", normalized.display()));
+        return Some(format!(
+            "is not normalised; write `{}`",
+            normalized.display()
+        ));
     }
     for tmpfs in ["/tmp", "/run"] {
         if normalized.starts_with(tmpfs) {
@@ -1323,7 +1418,20 @@ fn container_path_problem(path: &str) -> Option<String> {
             ));
         }
     }
-    for system in ["/", "/var", "/etc", "/proc", "/sys", "/dev", "/usr", "/bin", "/lib", "/var/lib", "/var/lib/kubelet", "/kind"] {
+    for system in [
+        "/",
+        "/var",
+        "/etc",
+        "/proc",
+        "/sys",
+        "/dev",
+        "/usr",
+        "/bin",
+        "/lib",
+        "/var/lib",
+        "/var/lib/kubelet",
+        "/kind",
+    ] {
         if normalized == Path::new(system) {
             return Some("would hide the node's own files".into());
         }

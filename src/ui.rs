@@ -176,7 +176,11 @@ impl Step {
         } else {
             format!(": {detail}")
         };
-        let line = format!("{mark} {}{detail} {}", self.name, self.ui.paint("2", &elapsed));
+        let line = format!(
+            "{mark} {}{detail} {}",
+            self.name,
+            self.ui.paint("2", &elapsed)
+        );
         match self.bar.take() {
             Some(bar) => {
                 bar.finish_and_clear();
@@ -202,9 +206,16 @@ mod tests {
     #[test]
     fn table_aligns_columns() {
         let rows = vec![
-            vec!["CHECK".to_string(), "STATUS".to_string(), "DETAIL".to_string()],
+            vec![
+                "CHECK".to_string(),
+                "STATUS".to_string(),
+                "DETAIL".to_string(),
+            ],
             vec!["docker".to_string(), "ok".to_string(), "28.2.2".to_string()],
         ];
-        assert_eq!(format_table(&rows), "CHECK   STATUS  DETAIL\ndocker  ok      28.2.2");
+        assert_eq!(
+            format_table(&rows),
+            "CHECK   STATUS  DETAIL\ndocker  ok      28.2.2"
+        );
     }
 }

@@ -4,7 +4,9 @@ use crate::app::App;
 use crate::error::{Error, ExitCode, Result};
 
 pub async fn run(_app: &App, _args: &crate::cli::VerifyArgs) -> Result<ExitCode> {
-    Err(Error::failed("`devcluster verify` is not available in this build"))
+    Err(Error::failed(
+        "`devcluster verify` is not available in this build",
+    ))
 }
 
 pub async fn verify_after_up(

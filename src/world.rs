@@ -36,7 +36,10 @@ impl World {
 
     /// A non-empty environment variable.
     pub fn var(&self, name: &str) -> Option<&str> {
-        self.env.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.env
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// Running under CI (`CI` set to anything but `false`/`0`).
@@ -46,7 +49,9 @@ impl World {
 
     /// Colour on stderr: a terminal, no `NO_COLOR`, not `TERM=dumb`.
     pub fn color(&self) -> bool {
-        self.stderr_is_terminal && self.var("NO_COLOR").is_none() && self.var("TERM") != Some("dumb")
+        self.stderr_is_terminal
+            && self.var("NO_COLOR").is_none()
+            && self.var("TERM") != Some("dumb")
     }
 
     /// Spinners and prompts: a terminal on stderr (and stdin for prompts), not CI.

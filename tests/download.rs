@@ -12,7 +12,9 @@ async fn serve(body: Vec<u8>) -> (String, tokio::task::JoinHandle<()>) {
     let address = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
         loop {
-            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
             let body = body.clone();
             tokio::spawn(async move {
                 let mut buffer = [0u8; 4096];
@@ -44,7 +46,10 @@ async fn a_release_with_the_pinned_checksum_is_installed_executable() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o111, 0o111);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o111,
+            0o111
+        );
     }
     // A second call uses the cached file even when the server is gone.
     server.abort();
@@ -80,11 +85,19 @@ async fn a_wrong_checksum_is_an_error_and_nothing_is_kept() {
 #[tokio::test]
 async fn an_unreachable_server_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let error = fetch_pinned("http://127.0.0.1:1/kind", &"0".repeat(64), &dir.path().join("kind"), true)
-        .await
-        .unwrap_err();
+    let error = fetch_pinned(
+        "http://127.0.0.1:1/kind",
+        &"0".repeat(64),
+        &dir.path().join("kind"),
+        true,
+    )
+    .await
+    .unwrap_err();
     let text = error.render();
-    assert!(text.contains("cannot download http://127.0.0.1:1/kind"), "{text}");
+    assert!(
+        text.contains("cannot download http://127.0.0.1:1/kind"),
+        "{text}"
+    );
     assert!(text.contains("hint:"), "{text}");
 }
 
@@ -92,6 +105,8 @@ async fn an_unreachable_server_is_a_clear_error() {
 fn this_platform_has_a_pinned_kind_release() {
     let platform = platform().unwrap();
     let (url, sum) = kind_release(platform).unwrap();
-    assert!(url.starts_with("https://github.com/kubernetes-sigs/kind/releases/download/v0.32.0/kind-"));
+    assert!(
+        url.starts_with("https://github.com/kubernetes-sigs/kind/releases/download/v0.32.0/kind-")
+    );
     assert_eq!(sum.len(), 64);
 }

@@ -29,7 +29,11 @@ async fn wait_ready_passes_when_nodes_are_ready_and_coredns_available() {
     api.wait_ready(&expected, Instant::now() + Duration::from_secs(5), |_| {})
         .await
         .unwrap();
-    assert!(fake.requests().iter().any(|r| r.starts_with("GET /api/v1/nodes")));
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r.starts_with("GET /api/v1/nodes"))
+    );
 }
 
 #[tokio::test]
@@ -41,9 +45,11 @@ async fn wait_ready_names_the_missing_node_at_the_deadline() {
     let expected = vec!["c-control-plane".to_string(), "c-worker2".to_string()];
     let mut heard = Vec::new();
     let error = api
-        .wait_ready(&expected, Instant::now() + Duration::from_millis(300), |w| {
-            heard.push(w.to_string())
-        })
+        .wait_ready(
+            &expected,
+            Instant::now() + Duration::from_millis(300),
+            |w| heard.push(w.to_string()),
+        )
         .await
         .unwrap_err();
     let text = error.render();
@@ -59,7 +65,10 @@ async fn forbidden_is_reported_as_rbac_with_a_hint() {
     let api = api(&fake).await;
     let error = api.nodes().await.unwrap_err();
     let text = error.render();
-    assert!(text.contains("cannot list nodes: the API server forbids it (RBAC)"), "{text}");
+    assert!(
+        text.contains("cannot list nodes: the API server forbids it (RBAC)"),
+        "{text}"
+    );
     assert!(text.contains("hint:"), "{text}");
 }
 
@@ -67,16 +76,27 @@ async fn forbidden_is_reported_as_rbac_with_a_hint() {
 async fn record_round_trips_through_a_configmap() {
     let fake = FakeApi::new();
     let api = api(&fake).await;
-    assert_eq!(api.read_record("kube-public", "devcluster-record").await.unwrap(), None);
+    assert_eq!(
+        api.read_record("kube-public", "devcluster-record")
+            .await
+            .unwrap(),
+        None
+    );
     api.write_record("kube-public", "devcluster-record", "{\"a\":1}")
         .await
         .unwrap();
     let stored = fake
         .object("/api/v1/namespaces/kube-public/configmaps/devcluster-record")
         .unwrap();
-    assert_eq!(stored["metadata"]["labels"]["app.kubernetes.io/managed-by"], "devcluster");
     assert_eq!(
-        api.read_record("kube-public", "devcluster-record").await.unwrap().as_deref(),
+        stored["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "devcluster"
+    );
+    assert_eq!(
+        api.read_record("kube-public", "devcluster-record")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("{\"a\":1}")
     );
 }
@@ -85,7 +105,10 @@ async fn record_round_trips_through_a_configmap() {
 async fn local_path_helper_gets_tolerations_and_the_provisioner_restarts() {
     let fake = FakeApi::new();
     let api = api(&fake).await;
-    assert_eq!(api.fix_local_path_tolerations().await.unwrap(), StorageFix::NotInstalled);
+    assert_eq!(
+        api.fix_local_path_tolerations().await.unwrap(),
+        StorageFix::NotInstalled
+    );
     fake.put(
         "/api/v1/namespaces/local-path-storage/configmaps/local-path-config",
         json!({
@@ -98,7 +121,10 @@ async fn local_path_helper_gets_tolerations_and_the_provisioner_restarts() {
         "/apis/apps/v1/namespaces/local-path-storage/deployments/local-path-provisioner",
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "local-path-provisioner", "namespace": "local-path-storage"}, "spec": {"template": {"metadata": {}}}}),
     );
-    assert_eq!(api.fix_local_path_tolerations().await.unwrap(), StorageFix::Applied);
+    assert_eq!(
+        api.fix_local_path_tolerations().await.unwrap(),
+        StorageFix::Applied
+    );
     let helper = fake
         .object("/api/v1/namespaces/local-path-storage/configmaps/local-path-config")
         .unwrap()["data"]["helperPod.yaml"]
@@ -114,7 +140,10 @@ async fn local_path_helper_gets_tolerations_and_the_provisioner_restarts() {
         "added"
     );
     // Idempotent.
-    assert_eq!(api.fix_local_path_tolerations().await.unwrap(), StorageFix::NotNeeded);
+    assert_eq!(
+        api.fix_local_path_tolerations().await.unwrap(),
+        StorageFix::NotNeeded
+    );
 }
 
 #[tokio::test]
@@ -132,21 +161,39 @@ async fn apply_puts_each_document_at_its_resource_path_and_waits_for_pods() {
     let deployment = fake
         .object("/apis/apps/v1/namespaces/ingress-nginx/deployments/ctl")
         .unwrap();
-    assert_eq!(deployment["spec"]["template"]["spec"]["nodeSelector"]["ingress-ready"], "true");
-    assert!(fake.object("/apis/networking.k8s.io/v1/ingressclasses/nginx").is_some());
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["nodeSelector"]["ingress-ready"],
+        "true"
+    );
+    assert!(
+        fake.object("/apis/networking.k8s.io/v1/ingressclasses/nginx")
+            .is_some()
+    );
 
     let selector = BTreeMap::from([("app".to_string(), "ctl".to_string())]);
     let error = api
-        .wait_pods_ready("ingress-nginx", &selector, Instant::now() + Duration::from_millis(200))
+        .wait_pods_ready(
+            "ingress-nginx",
+            &selector,
+            Instant::now() + Duration::from_millis(200),
+        )
         .await
         .unwrap_err();
-    assert!(error.render().contains("no pod matches app=ctl"), "{}", error.render());
+    assert!(
+        error.render().contains("no pod matches app=ctl"),
+        "{}",
+        error.render()
+    );
     fake.put(
         "/api/v1/namespaces/ingress-nginx/pods/ctl-1",
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ctl-1", "namespace": "ingress-nginx", "labels": {"app": "ctl"}},
                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}),
     );
-    api.wait_pods_ready("ingress-nginx", &selector, Instant::now() + Duration::from_secs(5))
-        .await
-        .unwrap();
+    api.wait_pods_ready(
+        "ingress-nginx",
+        &selector,
+        Instant::now() + Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 use devcluster::app::App;
 use devcluster::cli::{DownArgs, Output, ProfileArgs, UpArgs};
 use devcluster::error::ErrorKind;
-use devcluster::lifecycle::{self, Deps, Interrupt, UpResult};
 use devcluster::kube::cluster::Connector;
+use devcluster::lifecycle::{self, Deps, Interrupt, UpResult};
 use devcluster::world::World;
 use serde_json::json;
 use support::fake_kube::FakeApi;
@@ -55,11 +55,26 @@ impl Fixture {
 
     fn env(&self) -> Vec<(String, String)> {
         let mut env = vec![
-            ("PATH".to_string(), std::env::var("PATH").unwrap_or_default()),
-            ("HOME".to_string(), self.dir.path().join("home").display().to_string()),
-            ("XDG_CACHE_HOME".to_string(), self.dir.path().join("cache").display().to_string()),
-            ("KUBECONFIG".to_string(), self.dir.path().join("kubeconfig").display().to_string()),
-            ("DEVCLUSTER_KIND".to_string(), kind_emulator().display().to_string()),
+            (
+                "PATH".to_string(),
+                std::env::var("PATH").unwrap_or_default(),
+            ),
+            (
+                "HOME".to_string(),
+                self.dir.path().join("home").display().to_string(),
+            ),
+            (
+                "XDG_CACHE_HOME".to_string(),
+                self.dir.path().join("cache").display().to_string(),
+            ),
+            (
+                "KUBECONFIG".to_string(),
+                self.dir.path().join("kubeconfig").display().to_string(),
+            ),
+            (
+                "DEVCLUSTER_KIND".to_string(),
+                kind_emulator().display().to_string(),
+            ),
         ];
         if let Ok(host) = std::env::var("DOCKER_HOST") {
             env.push(("DOCKER_HOST".to_string(), host));
@@ -163,13 +178,27 @@ fn deps(fake: &FakeApi) -> Deps {
     }
 }
 
-async fn up(fixture: &Fixture, args: &UpArgs, deps: &Deps, extra: &[(&str, &str)]) -> devcluster::error::Result<UpResult> {
+async fn up(
+    fixture: &Fixture,
+    args: &UpArgs,
+    deps: &Deps,
+    extra: &[(&str, &str)],
+) -> devcluster::error::Result<UpResult> {
     lifecycle::run_up(&fixture.app(extra), args, deps).await
 }
 
 fn record_in_node(cluster: &str) -> serde_json::Value {
-    let out = docker(&["exec", &format!("{cluster}-control-plane"), "cat", "/kind/devcluster/record.json"]);
-    assert!(out.status.success(), "no record: {}", String::from_utf8_lossy(&out.stderr));
+    let out = docker(&[
+        "exec",
+        &format!("{cluster}-control-plane"),
+        "cat",
+        "/kind/devcluster/record.json",
+    ]);
+    assert!(
+        out.status.success(),
+        "no record: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -192,28 +221,48 @@ async fn up_creates_then_is_a_noop_then_refuses_a_change_then_recreates() {
     let configmap = fake
         .object("/api/v1/namespaces/kube-public/configmaps/devcluster-record")
         .expect("record ConfigMap");
-    assert!(configmap["data"]["record.json"].as_str().unwrap().contains(&first.plan_hash));
+    assert!(
+        configmap["data"]["record.json"]
+            .as_str()
+            .unwrap()
+            .contains(&first.plan_hash)
+    );
     // Multi-node: the control-plane is tainted, so the storage fix ran.
     let helper = fake
         .object("/api/v1/namespaces/local-path-storage/configmaps/local-path-config")
         .unwrap();
-    assert!(helper["data"]["helperPod.yaml"].as_str().unwrap().contains("operator: Exists"));
+    assert!(
+        helper["data"]["helperPod.yaml"]
+            .as_str()
+            .unwrap()
+            .contains("operator: Exists")
+    );
 
     // Second run: nothing changes.
     let second = up(&fixture, &fixture.up_args(), &deps, &[]).await.unwrap();
     assert_eq!(second.action, "up-to-date");
-    assert_eq!(fixture.nodes(), nodes, "a no-op up must not touch the containers");
+    assert_eq!(
+        fixture.nodes(),
+        nodes,
+        "a no-op up must not touch the containers"
+    );
 
     // A changed profile without --recreate: exit 1 with a diff, nothing touched.
     std::fs::create_dir_all(fixture.dir.path().join("more")).unwrap();
     fixture.write_profile("  - hostPath: ./more\n    containerPath: /more\n");
-    let error = up(&fixture, &fixture.up_args(), &deps, &[]).await.unwrap_err();
+    let error = up(&fixture, &fixture.up_args(), &deps, &[])
+        .await
+        .unwrap_err();
     assert_eq!(error.kind, ErrorKind::Failed);
     let text = error.render();
     assert!(text.contains("differs from the profile"), "{text}");
     assert!(text.contains("+ ") && text.contains("/more"), "{text}");
     assert!(text.contains("--recreate"), "{text}");
-    assert_eq!(fixture.nodes(), nodes, "a refused change must not touch the containers");
+    assert_eq!(
+        fixture.nodes(),
+        nodes,
+        "a refused change must not touch the containers"
+    );
 
     // With --recreate it is rebuilt with the new mount.
     let mut args = fixture.up_args();
@@ -223,14 +272,23 @@ async fn up_creates_then_is_a_noop_then_refuses_a_change_then_recreates() {
     let recreated = fixture.nodes();
     assert_eq!(recreated.len(), 2);
     assert_ne!(recreated, nodes, "containers must be new");
-    let binds = docker(&["inspect", "-f", "{{json .HostConfig.Binds}}", &format!("{}-worker", fixture.cluster)]);
+    let binds = docker(&[
+        "inspect",
+        "-f",
+        "{{json .HostConfig.Binds}}",
+        &format!("{}-worker", fixture.cluster),
+    ]);
     assert!(String::from_utf8_lossy(&binds.stdout).contains(":/more"));
 
     // down twice: both succeed, nothing remains.
     let app = fixture.app(&[]);
-    lifecycle::run_down(&app, &fixture.down_args()).await.unwrap();
+    lifecycle::run_down(&app, &fixture.down_args())
+        .await
+        .unwrap();
     assert!(fixture.nodes().is_empty());
-    lifecycle::run_down(&app, &fixture.down_args()).await.unwrap();
+    lifecycle::run_down(&app, &fixture.down_args())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -241,11 +299,20 @@ async fn kind_failing_midway_cleans_up_unless_retain() {
     let fixture = Fixture::new("fail");
     let fake = ready_api(&fixture.cluster, 1);
     let fail = [("KIND_EMULATOR_FAIL_AFTER_NODES", "1")];
-    let error = up(&fixture, &fixture.up_args(), &deps(&fake), &fail).await.unwrap_err();
+    let error = up(&fixture, &fixture.up_args(), &deps(&fake), &fail)
+        .await
+        .unwrap_err();
     let text = error.render();
     assert!(text.contains("step `create` failed"), "{text}");
-    assert!(text.contains("command: ") && text.contains("create cluster --name"), "{text}");
-    assert!(fixture.nodes().is_empty(), "left behind: {:?}", fixture.nodes());
+    assert!(
+        text.contains("command: ") && text.contains("create cluster --name"),
+        "{text}"
+    );
+    assert!(
+        fixture.nodes().is_empty(),
+        "left behind: {:?}",
+        fixture.nodes()
+    );
 
     let mut args = fixture.up_args();
     args.retain = true;
@@ -266,7 +333,11 @@ async fn a_later_step_failing_deletes_the_cluster_unless_retain() {
     let error = up(&fixture, &args, &deps(&fake), &[]).await.unwrap_err();
     let text = error.render();
     assert!(text.contains("wait") && text.contains("-worker"), "{text}");
-    assert!(fixture.nodes().is_empty(), "left behind: {:?}", fixture.nodes());
+    assert!(
+        fixture.nodes().is_empty(),
+        "left behind: {:?}",
+        fixture.nodes()
+    );
 
     args.retain = true;
     assert!(up(&fixture, &args, &deps(&fake), &[]).await.is_err());
@@ -284,12 +355,21 @@ async fn interrupt_during_create_stops_kind_and_leaves_nothing() {
         connector: Connector::Client(fake.client()),
         interrupt: Interrupt::After(Duration::from_secs(3)),
     };
-    let error = up(&fixture, &fixture.up_args(), &deps, &[("KIND_EMULATOR_SLOW_SECONDS", "60")])
-        .await
-        .unwrap_err();
+    let error = up(
+        &fixture,
+        &fixture.up_args(),
+        &deps,
+        &[("KIND_EMULATOR_SLOW_SECONDS", "60")],
+    )
+    .await
+    .unwrap_err();
     assert_eq!(error.kind, ErrorKind::Interrupted);
     assert_eq!(error.exit_code() as i32, 130);
-    assert!(fixture.nodes().is_empty(), "left behind: {:?}", fixture.nodes());
+    assert!(
+        fixture.nodes().is_empty(),
+        "left behind: {:?}",
+        fixture.nodes()
+    );
 }
 
 #[tokio::test]
@@ -306,7 +386,13 @@ async fn a_second_up_for_the_same_cluster_waits_then_fails_clearly() {
     let mut args = fixture.up_args();
     args.timeout = Duration::from_secs(1);
     let error = up(&fixture, &args, &deps(&fake), &[]).await.unwrap_err();
-    assert!(error.render().contains("another devcluster run is working on cluster"), "{}", error.render());
+    assert!(
+        error
+            .render()
+            .contains("another devcluster run is working on cluster"),
+        "{}",
+        error.render()
+    );
     assert!(fixture.nodes().is_empty());
 }
 
@@ -316,25 +402,40 @@ async fn a_cluster_devcluster_did_not_create_is_never_deleted_without_recreate()
         return;
     }
     let fixture = Fixture::new("foreign");
-    let config = format!(
-        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n"
-    );
+    let config =
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n";
     let created = Command::new(kind_emulator())
-        .args(["create", "cluster", "--name", &fixture.cluster, "--config", "-"])
+        .args([
+            "create",
+            "cluster",
+            "--name",
+            &fixture.cluster,
+            "--config",
+            "-",
+        ])
         .env("KUBECONFIG", fixture.dir.path().join("kubeconfig"))
         .stdin(std::process::Stdio::piped())
         .spawn()
         .and_then(|mut child| {
             use std::io::Write;
-            child.stdin.take().map(|mut s| s.write_all(config.as_bytes()));
+            child
+                .stdin
+                .take()
+                .map(|mut s| s.write_all(config.as_bytes()));
             child.wait()
         })
         .unwrap();
     assert!(created.success());
     let before = fixture.nodes();
     let fake = ready_api(&fixture.cluster, 1);
-    let error = up(&fixture, &fixture.up_args(), &deps(&fake), &[]).await.unwrap_err();
-    assert!(error.render().contains("devcluster did not create it"), "{}", error.render());
+    let error = up(&fixture, &fixture.up_args(), &deps(&fake), &[])
+        .await
+        .unwrap_err();
+    assert!(
+        error.render().contains("devcluster did not create it"),
+        "{}",
+        error.render()
+    );
     assert_eq!(fixture.nodes(), before);
 
     // `down` without a name refuses (the name comes from the profile)...
@@ -342,14 +443,25 @@ async fn a_cluster_devcluster_did_not_create_is_never_deleted_without_recreate()
     implicit.profile.name = None;
     std::fs::write(
         &fixture.profile,
-        format!("apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nname: {}\n", fixture.cluster),
+        format!(
+            "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nname: {}\n",
+            fixture.cluster
+        ),
     )
     .unwrap();
-    let refused = lifecycle::run_down(&fixture.app(&[]), &implicit).await.unwrap_err();
-    assert!(refused.render().contains("was not created by devcluster"), "{}", refused.render());
+    let refused = lifecycle::run_down(&fixture.app(&[]), &implicit)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.render().contains("was not created by devcluster"),
+        "{}",
+        refused.render()
+    );
     assert_eq!(fixture.nodes(), before);
     // ...and deletes when named explicitly.
-    lifecycle::run_down(&fixture.app(&[]), &fixture.down_args()).await.unwrap();
+    lifecycle::run_down(&fixture.app(&[]), &fixture.down_args())
+        .await
+        .unwrap();
     assert!(fixture.nodes().is_empty());
 }
 
@@ -360,10 +472,17 @@ async fn status_reports_drift_after_a_node_is_stopped() {
     }
     let fixture = Fixture::new("drift");
     let fake = ready_api(&fixture.cluster, 1);
-    up(&fixture, &fixture.up_args(), &deps(&fake), &[]).await.unwrap();
+    up(&fixture, &fixture.up_args(), &deps(&fake), &[])
+        .await
+        .unwrap();
 
     let clean = fixture.devcluster(&["status", "--name", &fixture.cluster, "-o", "json"]);
-    assert_eq!(clean.status.code(), Some(0), "{}", String::from_utf8_lossy(&clean.stderr));
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&clean.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&clean.stdout).unwrap();
     assert_eq!(report["managed"], true);
     assert_eq!(report["nodes"].as_array().map(Vec::len), Some(2));
@@ -377,12 +496,25 @@ async fn status_reports_drift_after_a_node_is_stopped() {
     let drift = report["drift"].as_array().cloned().unwrap_or_default();
     assert_eq!(drift.len(), 1, "{drift:?}");
     assert_eq!(drift[0]["node"], worker);
-    assert!(drift[0]["problem"].as_str().unwrap().contains("not running"));
-    assert!(drift[0]["hint"].as_str().unwrap().contains(&format!("docker start {worker}")));
+    assert!(
+        drift[0]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("not running")
+    );
+    assert!(
+        drift[0]["hint"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("docker start {worker}"))
+    );
 
     let human = fixture.devcluster(&["status", "--name", &fixture.cluster]);
     let stderr = String::from_utf8_lossy(&human.stderr);
-    assert!(stderr.contains("drift:") && stderr.contains(&worker), "{stderr}");
+    assert!(
+        stderr.contains("drift:") && stderr.contains(&worker),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -392,7 +524,14 @@ fn ctrl_c_on_the_binary_exits_130_and_cleans_up() {
     }
     let fixture = Fixture::new("sigint");
     let child = Command::new(support::devcluster_bin())
-        .args(["up", "--profile", &fixture.profile.display().to_string(), "--name", &fixture.cluster, "--no-verify"])
+        .args([
+            "up",
+            "--profile",
+            &fixture.profile.display().to_string(),
+            "--name",
+            &fixture.cluster,
+            "--no-verify",
+        ])
         .env_clear()
         .envs(fixture.env())
         .env("KIND_EMULATOR_SLOW_SECONDS", "60")
@@ -405,12 +544,27 @@ fn ctrl_c_on_the_binary_exits_130_and_cleans_up() {
     while fixture.nodes().is_empty() && started.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(!fixture.nodes().is_empty(), "the emulator never started creating nodes");
-    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(
+        !fixture.nodes().is_empty(),
+        "the emulator never started creating nodes"
+    );
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
     let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(130), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(fixture.nodes().is_empty(), "left behind: {:?}", fixture.nodes());
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        fixture.nodes().is_empty(),
+        "left behind: {:?}",
+        fixture.nodes()
+    );
 }
 
 #[test]
@@ -428,8 +582,10 @@ fn down_and_status_without_docker_say_so_quickly() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("error: Docker is not reachable"), "{stderr}");
+    assert!(
+        stderr.contains("error: Docker is not reachable"),
+        "{stderr}"
+    );
     assert!(stderr.contains("hint:"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
-

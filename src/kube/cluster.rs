@@ -98,11 +98,11 @@ pub struct ClusterApi {
 
 fn api_error(action: &str, error: kube::Error) -> Error {
     match &error {
-        kube::Error::Api(status) if status.code == 403 => Error::failed(format!(
-            "cannot {action}: the API server forbids it (RBAC)"
-        ))
-        .cause(status.message.clone())
-        .hint("use a kubeconfig with cluster-admin rights, such as the one kind writes"),
+        kube::Error::Api(status) if status.code == 403 => {
+            Error::failed(format!("cannot {action}: the API server forbids it (RBAC)"))
+                .cause(status.message.clone())
+                .hint("use a kubeconfig with cluster-admin rights, such as the one kind writes")
+        }
         _ => Error::failed(format!("cannot {action}")).cause(error),
     }
 }
@@ -190,7 +190,9 @@ impl ClusterApi {
                     if waiting.is_empty() {
                         match self.coredns_available().await {
                             Ok(true) => return Ok(()),
-                            Ok(false) => "CoreDNS (kube-system/coredns not available yet)".to_string(),
+                            Ok(false) => {
+                                "CoreDNS (kube-system/coredns not available yet)".to_string()
+                            }
                             Err(e) => e.to_string(),
                         }
                     } else {
@@ -213,7 +215,12 @@ impl ClusterApi {
     }
 
     /// Writes the record ConfigMap (create or replace).
-    pub async fn write_record(&self, namespace: &str, name: &str, json_text: &str) -> Result<(), Error> {
+    pub async fn write_record(
+        &self,
+        namespace: &str,
+        name: &str,
+        json_text: &str,
+    ) -> Result<(), Error> {
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
         let config_map: ConfigMap = serde_json::from_value(json!({
             "apiVersion": "v1",
@@ -269,15 +276,23 @@ impl ClusterApi {
             return Ok(StorageFix::NotNeeded);
         };
         let patch = json!({"data": {"helperPod.yaml": patched}});
-        api.patch("local-path-config", &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|e| api_error("patch ConfigMap local-path-storage/local-path-config", e))?;
+        api.patch(
+            "local-path-config",
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|e| api_error("patch ConfigMap local-path-storage/local-path-config", e))?;
         let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
         let restart = json!({"spec": {"template": {"metadata": {"annotations": {
             "devcluster.dev/helper-tolerations": "added"
         }}}}});
         match deployments
-            .patch("local-path-provisioner", &PatchParams::default(), &Patch::Merge(&restart))
+            .patch(
+                "local-path-provisioner",
+                &PatchParams::default(),
+                &Patch::Merge(&restart),
+            )
             .await
         {
             Ok(_) => {}
@@ -290,8 +305,9 @@ impl ClusterApi {
     /// Applies manifest documents with server-side apply, in order.
     pub async fn apply(&self, documents: &[Value]) -> Result<(), Error> {
         for document in documents {
-            let object: DynamicObject = serde_json::from_value(document.clone())
-                .map_err(|e| Error::failed("a manifest document is not a Kubernetes object").cause(e))?;
+            let object: DynamicObject = serde_json::from_value(document.clone()).map_err(|e| {
+                Error::failed("a manifest document is not a Kubernetes object").cause(e)
+            })?;
             let types = object.types.clone().unwrap_or_default();
             let name = object.metadata.name.clone().unwrap_or_default();
             let (group, version) = match types.api_version.split_once('/') {
@@ -300,16 +316,23 @@ impl ClusterApi {
             };
             let gvk = GroupVersionKind::gvk(&group, &version, &types.kind);
             let (resource, namespaced) = match known_resource(&types.kind) {
-                Some((plural, namespaced)) => (ApiResource::from_gvk_with_plural(&gvk, plural), namespaced),
+                Some((plural, namespaced)) => {
+                    (ApiResource::from_gvk_with_plural(&gvk, plural), namespaced)
+                }
                 None => {
                     let (resource, capabilities) = kube::discovery::pinned_kind(&self.client, &gvk)
                         .await
                         .map_err(|e| api_error(&format!("find the API for {}", types.kind), e))?;
-                    (resource, capabilities.scope == kube::discovery::Scope::Namespaced)
+                    (
+                        resource,
+                        capabilities.scope == kube::discovery::Scope::Namespaced,
+                    )
                 }
             };
             let api: Api<DynamicObject> = match (&object.metadata.namespace, namespaced) {
-                (Some(namespace), true) => Api::namespaced_with(self.client.clone(), namespace, &resource),
+                (Some(namespace), true) => {
+                    Api::namespaced_with(self.client.clone(), namespace, &resource)
+                }
                 (None, true) => Api::default_namespaced_with(self.client.clone(), &resource),
                 (_, false) => Api::all_with(self.client.clone(), &resource),
             };
@@ -372,7 +395,9 @@ impl ClusterApi {
                     "pods {selector_text} in {namespace} did not become ready in time"
                 ))
                 .cause(detail)
-                .hint(format!("look at `kubectl -n {namespace} describe pods -l {selector_text}`")));
+                .hint(format!(
+                    "look at `kubectl -n {namespace} describe pods -l {selector_text}`"
+                )));
             }
             tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
         }
@@ -406,10 +431,13 @@ fn known_resource(kind: &str) -> Option<(&'static str, bool)> {
 /// The helper pod template with `tolerations: [{operator: Exists}]`, or `None` when
 /// it already tolerates everything.
 pub fn helper_with_toleration(helper_yaml: &str) -> Result<Option<String>, Error> {
-    let mut pod: Value = crate::yaml::from_str(helper_yaml)
-        .map_err(|e| Error::failed("cannot read local-path-provisioner's helperPod.yaml").cause(e))?;
+    let mut pod: Value = crate::yaml::from_str(helper_yaml).map_err(|e| {
+        Error::failed("cannot read local-path-provisioner's helperPod.yaml").cause(e)
+    })?;
     let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
-        return Err(Error::failed("local-path-provisioner's helperPod.yaml has no spec"));
+        return Err(Error::failed(
+            "local-path-provisioner's helperPod.yaml has no spec",
+        ));
     };
     let tolerations = spec
         .entry("tolerations")
@@ -418,10 +446,13 @@ pub fn helper_with_toleration(helper_yaml: &str) -> Result<Option<String>, Error
         *tolerations = Value::Array(Vec::new());
     }
     let Some(list) = tolerations.as_array_mut() else {
-        return Err(Error::failed("local-path-provisioner's helperPod.yaml has odd tolerations"));
+        return Err(Error::failed(
+            "local-path-provisioner's helperPod.yaml has odd tolerations",
+        ));
     };
     let tolerates_all = list.iter().any(|t| {
-        t.get("operator").and_then(Value::as_str) == Some("Exists") && t.get("key").is_none_or(|k| k.is_null() || k == "")
+        t.get("operator").and_then(Value::as_str) == Some("Exists")
+            && t.get("key").is_none_or(|k| k.is_null() || k == "")
     });
     if tolerates_all {
         return Ok(None);
@@ -444,6 +475,9 @@ mod tests {
             .unwrap_or_else(|| panic!("expected a patch"));
         assert!(patched.contains("operator: Exists"), "{patched}");
         assert!(patched.contains("local-path-helper"), "{patched}");
-        assert_eq!(helper_with_toleration(&patched).unwrap_or_else(|e| panic!("{e}")), None);
+        assert_eq!(
+            helper_with_toleration(&patched).unwrap_or_else(|e| panic!("{e}")),
+            None
+        );
     }
 }

@@ -15,7 +15,8 @@ use crate::plan::{ClusterPlan, ControllerPlan, INGRESS_READY_LABEL, Taint};
 /// `ingress-ready=true` selector back and the ingress node's tolerations.
 pub const INGRESS_NGINX_VERSION: &str = "controller-v1.15.1";
 pub const INGRESS_NGINX_URL: &str = "https://raw.githubusercontent.com/kubernetes/ingress-nginx/controller-v1.15.1/deploy/static/provider/kind/deploy.yaml";
-pub const INGRESS_NGINX_SHA256: &str = "2a3ae008c8786431115502644e77ab398fdebfb721a5d1195ed3089cde3299df";
+pub const INGRESS_NGINX_SHA256: &str =
+    "2a3ae008c8786431115502644e77ab398fdebfb721a5d1195ed3089cde3299df";
 pub const INGRESS_NGINX_NAMESPACE: &str = "ingress-nginx";
 pub const INGRESS_NGINX_DEPLOYMENT: &str = "ingress-nginx-controller";
 
@@ -37,8 +38,14 @@ pub fn controller_source(plan: &ClusterPlan) -> Option<ControllerSource> {
             sha256: INGRESS_NGINX_SHA256.to_string(),
             namespace: INGRESS_NGINX_NAMESPACE.to_string(),
             pod_selector: BTreeMap::from([
-                ("app.kubernetes.io/component".to_string(), "controller".to_string()),
-                ("app.kubernetes.io/name".to_string(), "ingress-nginx".to_string()),
+                (
+                    "app.kubernetes.io/component".to_string(),
+                    "controller".to_string(),
+                ),
+                (
+                    "app.kubernetes.io/name".to_string(),
+                    "ingress-nginx".to_string(),
+                ),
             ]),
         }),
         ControllerPlan::Custom { manifest } => Some(ControllerSource {
@@ -52,7 +59,9 @@ pub fn controller_source(plan: &ClusterPlan) -> Option<ControllerSource> {
 
 /// The manifest's text, from the cache or downloaded, checked against its pin.
 pub async fn fetch_manifest(source: &ControllerSource, cache_dir: &Path) -> Result<String, Error> {
-    let dest = cache_dir.join("manifests").join(format!("{}.yaml", source.sha256));
+    let dest = cache_dir
+        .join("manifests")
+        .join(format!("{}.yaml", source.sha256));
     let path = download::fetch_pinned(&source.url, &source.sha256, &dest, false).await?;
     std::fs::read_to_string(&path)
         .map_err(|e| Error::failed(format!("cannot read {}", path.display())).cause(e))
@@ -86,12 +95,13 @@ pub fn pin_controller(
         if !selected {
             continue;
         }
-        let Some(pod_spec) = document.pointer_mut("/spec/template/spec").and_then(Value::as_object_mut) else {
+        let Some(pod_spec) = document
+            .pointer_mut("/spec/template/spec")
+            .and_then(Value::as_object_mut)
+        else {
             continue;
         };
-        let selector = pod_spec
-            .entry("nodeSelector")
-            .or_insert_with(|| json!({}));
+        let selector = pod_spec.entry("nodeSelector").or_insert_with(|| json!({}));
         if let Some(map) = selector.as_object_mut() {
             map.insert(INGRESS_READY_LABEL.to_string(), json!("true"));
         }
@@ -99,8 +109,12 @@ pub fn pin_controller(
         if let Some(list) = tolerations.as_array_mut() {
             for taint in node_taints {
                 let toleration = match &taint.value {
-                    Some(value) => json!({"key": taint.key, "operator": "Equal", "value": value, "effect": taint.effect.as_str()}),
-                    None => json!({"key": taint.key, "operator": "Exists", "effect": taint.effect.as_str()}),
+                    Some(value) => {
+                        json!({"key": taint.key, "operator": "Equal", "value": value, "effect": taint.effect.as_str()})
+                    }
+                    None => {
+                        json!({"key": taint.key, "operator": "Exists", "effect": taint.effect.as_str()})
+                    }
                 };
                 if !list.contains(&toleration) {
                     list.push(toleration);
@@ -128,9 +142,13 @@ pub fn pin_controller(
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(",");
-        return Err(Error::failed("the ingress controller manifest has no workload to pin")
-            .cause(format!("no Deployment or DaemonSet has pods labelled {selector}"))
-            .hint("check ingress.manifest.podSelector against the manifest"));
+        return Err(
+            Error::failed("the ingress controller manifest has no workload to pin")
+                .cause(format!(
+                    "no Deployment or DaemonSet has pods labelled {selector}"
+                ))
+                .hint("check ingress.manifest.podSelector against the manifest"),
+        );
     }
     Ok(documents)
 }
@@ -191,8 +209,14 @@ spec:
             sha256: INGRESS_NGINX_SHA256.into(),
             namespace: INGRESS_NGINX_NAMESPACE.into(),
             pod_selector: BTreeMap::from([
-                ("app.kubernetes.io/component".to_string(), "controller".to_string()),
-                ("app.kubernetes.io/name".to_string(), "ingress-nginx".to_string()),
+                (
+                    "app.kubernetes.io/component".to_string(),
+                    "controller".to_string(),
+                ),
+                (
+                    "app.kubernetes.io/name".to_string(),
+                    "ingress-nginx".to_string(),
+                ),
             ]),
         };
         let taints = vec![Taint {
@@ -201,7 +225,8 @@ spec:
             effect: TaintEffect::NoSchedule,
             implicit: false,
         }];
-        let documents = pin_controller(MANIFEST, &source, &taints).unwrap_or_else(|e| panic!("{e}"));
+        let documents =
+            pin_controller(MANIFEST, &source, &taints).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(documents.len(), 3);
         let spec = documents[1]
             .pointer("/spec/template/spec")
@@ -210,12 +235,19 @@ spec:
         assert_eq!(spec["nodeSelector"]["kubernetes.io/os"], "linux");
         let tolerations = spec["tolerations"].as_array().cloned().unwrap_or_default();
         assert!(tolerations.contains(&json!({"key": "dedicated", "operator": "Equal", "value": "edge", "effect": "NoSchedule"})));
-        let ports = spec["containers"][0]["ports"].as_array().cloned().unwrap_or_default();
+        let ports = spec["containers"][0]["ports"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         assert_eq!(ports[0]["hostPort"], 80);
         assert_eq!(ports[1]["hostPort"], 443);
         assert!(ports[2].get("hostPort").is_none());
         // The Job is left alone.
-        assert!(documents[2].pointer("/spec/template/spec/nodeSelector").is_none());
+        assert!(
+            documents[2]
+                .pointer("/spec/template/spec/nodeSelector")
+                .is_none()
+        );
     }
 
     #[test]

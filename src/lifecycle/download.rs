@@ -13,10 +13,22 @@ use crate::error::Error;
 /// as published beside it (`kind-<os>-<arch>.sha256sum` on the release page).
 pub const KIND_RELEASE: &str = "v0.32.0";
 const KIND_CHECKSUMS: &[(&str, &str)] = &[
-    ("linux-amd64", "50030de23cf40a18505f20426f6a8506bedf13c6e509244bd1fa9463721b0f54"),
-    ("linux-arm64", "b92cd615e97585de8ddade28ed5cd7feb4248d717c233eea5b03c37298900f5d"),
-    ("darwin-amd64", "295ac6d0d634c9819c9907df45e3017d1f13166bd13c3404c45e79f7faa47498"),
-    ("darwin-arm64", "dca67911095a110c2b5c36e26df6cac860c602033e456c0db47be498cdef1ebb"),
+    (
+        "linux-amd64",
+        "50030de23cf40a18505f20426f6a8506bedf13c6e509244bd1fa9463721b0f54",
+    ),
+    (
+        "linux-arm64",
+        "b92cd615e97585de8ddade28ed5cd7feb4248d717c233eea5b03c37298900f5d",
+    ),
+    (
+        "darwin-amd64",
+        "295ac6d0d634c9819c9907df45e3017d1f13166bd13c3404c45e79f7faa47498",
+    ),
+    (
+        "darwin-arm64",
+        "dca67911095a110c2b5c36e26df6cac860c602033e456c0db47be498cdef1ebb",
+    ),
 ];
 const KIND_DOWNLOAD_BASE: &str = "https://github.com/kubernetes-sigs/kind/releases/download";
 /// Largest file devcluster downloads (kind is about 10 MiB).
@@ -36,16 +48,27 @@ pub fn platform() -> Option<&'static str> {
 /// Where the pinned kind release for `platform` comes from, and its SHA-256.
 pub fn kind_release(platform: &str) -> Option<(String, &'static str)> {
     let (_, sum) = KIND_CHECKSUMS.iter().find(|(p, _)| *p == platform)?;
-    Some((format!("{KIND_DOWNLOAD_BASE}/{KIND_RELEASE}/kind-{platform}"), sum))
+    Some((
+        format!("{KIND_DOWNLOAD_BASE}/{KIND_RELEASE}/kind-{platform}"),
+        sum,
+    ))
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Fetches `url` into `dest` unless a file whose SHA-256 is `sha256` is already
 /// there. A download with another checksum is an error and nothing is kept.
-pub async fn fetch_pinned(url: &str, sha256: &str, dest: &Path, executable: bool) -> Result<PathBuf, Error> {
+pub async fn fetch_pinned(
+    url: &str,
+    sha256: &str,
+    dest: &Path,
+    executable: bool,
+) -> Result<PathBuf, Error> {
     if let Ok(existing) = tokio::fs::read(dest).await
         && sha256_hex(&existing) == sha256
     {
@@ -64,9 +87,15 @@ pub async fn fetch_pinned(url: &str, sha256: &str, dest: &Path, executable: bool
     };
     let response = client.get(url).send().await.map_err(|e| failed(&e))?;
     if !response.status().is_success() {
-        return Err(failed(&format!("the server answered {}", response.status())));
+        return Err(failed(&format!(
+            "the server answered {}",
+            response.status()
+        )));
     }
-    if response.content_length().is_some_and(|l| l as usize > MAX_DOWNLOAD) {
+    if response
+        .content_length()
+        .is_some_and(|l| l as usize > MAX_DOWNLOAD)
+    {
         return Err(failed(&"the file is larger than expected"));
     }
     let bytes = response.bytes().await.map_err(|e| failed(&e))?;
@@ -75,9 +104,13 @@ pub async fn fetch_pinned(url: &str, sha256: &str, dest: &Path, executable: bool
     }
     let actual = sha256_hex(&bytes);
     if actual != sha256 {
-        return Err(Error::failed(format!("the download from {url} has the wrong checksum"))
-            .cause(format!("expected SHA-256 {sha256}, got {actual}"))
-            .hint("nothing was kept; the file may have been tampered with or replaced upstream"));
+        return Err(
+            Error::failed(format!("the download from {url} has the wrong checksum"))
+                .cause(format!("expected SHA-256 {sha256}, got {actual}"))
+                .hint(
+                    "nothing was kept; the file may have been tampered with or replaced upstream",
+                ),
+        );
     }
     let dir = dest
         .parent()

@@ -31,7 +31,11 @@ pub async fn acquire(
     on_wait: impl FnOnce(&str),
 ) -> Result<ClusterLock, Error> {
     std::fs::create_dir_all(dir).map_err(|e| {
-        Error::failed(format!("cannot create the lock directory {}", dir.display())).cause(e)
+        Error::failed(format!(
+            "cannot create the lock directory {}",
+            dir.display()
+        ))
+        .cause(e)
     })?;
     let path = dir.join(format!("{cluster}.lock"));
     let open = || {
@@ -42,8 +46,9 @@ pub async fn acquire(
             .truncate(false)
             .open(&path)
     };
-    let mut file = open()
-        .map_err(|e| Error::failed(format!("cannot open the lock file {}", path.display())).cause(e))?;
+    let mut file = open().map_err(|e| {
+        Error::failed(format!("cannot open the lock file {}", path.display())).cause(e)
+    })?;
     let started = Instant::now();
     let mut told = false;
     let mut on_wait = Some(on_wait);
@@ -101,12 +106,29 @@ mod tests {
             waited_for = who.to_string()
         })
         .await;
-        let error = second.err().unwrap_or_else(|| panic!("second lock must fail"));
-        assert!(error.message.contains("another devcluster run"), "{}", error.message);
-        assert!(waited_for.contains(&std::process::id().to_string()), "{waited_for}");
+        let error = second
+            .err()
+            .unwrap_or_else(|| panic!("second lock must fail"));
+        assert!(
+            error.message.contains("another devcluster run"),
+            "{}",
+            error.message
+        );
+        assert!(
+            waited_for.contains(&std::process::id().to_string()),
+            "{waited_for}"
+        );
         // Another cluster's lock is independent.
-        assert!(acquire(dir.path(), "c2", Duration::ZERO, |_| {}).await.is_ok());
+        assert!(
+            acquire(dir.path(), "c2", Duration::ZERO, |_| {})
+                .await
+                .is_ok()
+        );
         drop(first);
-        assert!(acquire(dir.path(), "c1", Duration::ZERO, |_| {}).await.is_ok());
+        assert!(
+            acquire(dir.path(), "c1", Duration::ZERO, |_| {})
+                .await
+                .is_ok()
+        );
     }
 }

@@ -130,7 +130,10 @@ pub async fn read_record(docker: &Docker, nodes: &[ObservedNode]) -> Option<Reco
     if holder.state != "running" {
         return None;
     }
-    let output = docker.exec(&holder.name, &["cat", record::RECORD_PATH]).await.ok()?;
+    let output = docker
+        .exec(&holder.name, &["cat", record::RECORD_PATH])
+        .await
+        .ok()?;
     if output.exit_code != 0 {
         return None;
     }
@@ -150,8 +153,10 @@ async fn write_node_record(docker: &Docker, node: &str, record: &Record) -> Resu
         .await
         .map_err(docker_error)?;
     if output.exit_code != 0 {
-        return Err(Error::failed(format!("cannot write devcluster's record into {node}"))
-            .cause(output.stderr.trim().to_string()));
+        return Err(
+            Error::failed(format!("cannot write devcluster's record into {node}"))
+                .cause(output.stderr.trim().to_string()),
+        );
     }
     Ok(())
 }
@@ -166,7 +171,10 @@ async fn find_kind(app: &App, install: bool) -> Result<Kind> {
                 .world
                 .cache_dir()
                 .zip(download::platform())
-                .map(|(dir, platform)| dir.join("bin").join(format!("kind-{}-{platform}", download::KIND_RELEASE)));
+                .map(|(dir, platform)| {
+                    dir.join("bin")
+                        .join(format!("kind-{}-{platform}", download::KIND_RELEASE))
+                });
             if let Some(path) = cached.as_ref().filter(|p| p.is_file()) {
                 return Ok(Kind::at(path.clone(), &app.world));
             }
@@ -176,7 +184,10 @@ async fn find_kind(app: &App, install: bool) -> Result<Kind> {
                     .with_prompt(format!(
                         "kind is not installed. Download kind {} into {}?",
                         download::KIND_RELEASE,
-                        cached.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+                        cached
+                            .as_ref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default()
                     ))
                     .default(false)
                     .interact()
@@ -185,14 +196,18 @@ async fn find_kind(app: &App, install: bool) -> Result<Kind> {
                 return Err(missing);
             }
             let platform = download::platform().ok_or_else(|| {
-                Error::failed("kind publishes no release for this platform").hint("install kind yourself")
+                Error::failed("kind publishes no release for this platform")
+                    .hint("install kind yourself")
             })?;
             let (url, sum) = download::kind_release(platform)
                 .ok_or_else(|| Error::failed(format!("no pinned kind release for {platform}")))?;
             let dest = cached.ok_or_else(|| {
-                Error::failed("no cache directory to install kind into").hint("set HOME or XDG_CACHE_HOME")
+                Error::failed("no cache directory to install kind into")
+                    .hint("set HOME or XDG_CACHE_HOME")
             })?;
-            let step = app.ui.step(&format!("install kind {}", download::KIND_RELEASE));
+            let step = app
+                .ui
+                .step(&format!("install kind {}", download::KIND_RELEASE));
             match download::fetch_pinned(&url, sum, &dest, true).await {
                 Ok(path) => {
                     step.done(&path.display().to_string());
@@ -256,16 +271,25 @@ impl Runner<'_> {
 
 /// `devcluster up`, with its dependencies passed in.
 pub async fn run_up(app: &App, args: &UpArgs, deps: &Deps) -> Result<UpResult> {
-    let (_, plan) = app.plan(args.profile.profile.as_deref(), args.profile.name.as_deref())?;
+    let (_, plan) = app.plan(
+        args.profile.profile.as_deref(),
+        args.profile.name.as_deref(),
+    )?;
     let deadline = Instant::now() + args.timeout;
     let kind = find_kind(app, args.install_kind).await?;
     let docker = Docker::connect(&app.world).await.map_err(docker_error)?;
     let _lock = lock::acquire(&lock_dir(app), &plan.name, args.timeout, |who| {
-        app.ui.line(&format!("waiting for {who}, which is working on cluster `{}` ...", plan.name))
+        app.ui.line(&format!(
+            "waiting for {who}, which is working on cluster `{}` ...",
+            plan.name
+        ))
     })
     .await?;
 
-    let existing = docker.list_nodes(Some(&plan.name)).await.map_err(docker_error)?;
+    let existing = docker
+        .list_nodes(Some(&plan.name))
+        .await
+        .map_err(docker_error)?;
     let mut action = "created";
     if !existing.is_empty() {
         match read_record(&docker, &existing).await {
@@ -303,7 +327,9 @@ pub async fn run_up(app: &App, args: &UpArgs, deps: &Deps) -> Result<UpResult> {
         }
         Ok(None) => {
             cleanup(app, &kind, &plan, args, "interrupted").await;
-            Err(Error::interrupted("interrupted while setting up the cluster"))
+            Err(Error::interrupted(
+                "interrupted while setting up the cluster",
+            ))
         }
         Err(error) => {
             cleanup(app, &kind, &plan, args, "a step failed").await;
@@ -360,12 +386,18 @@ async fn up_to_date(
             plan.name,
             stopped.join(", ")
         ))
-        .hint(format!("start them with `docker start {}`, then run `devcluster status`", stopped.join(" "))));
+        .hint(format!(
+            "start them with `docker start {}`, then run `devcluster status`",
+            stopped.join(" ")
+        )));
     }
     if let Some(path) = &args.kubeconfig {
         write_kubeconfig(kind, &plan.name, path).await?;
     }
-    app.ui.line(&format!("✓ cluster `{}` is up to date; nothing changed", plan.name));
+    app.ui.line(&format!(
+        "✓ cluster `{}` is up to date; nothing changed",
+        plan.name
+    ));
     let result = UpResult {
         cluster: plan.name.clone(),
         action: "up-to-date",
@@ -386,20 +418,29 @@ async fn write_kubeconfig(kind: &Kind, name: &str, path: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::failed(format!("cannot create {}", dir.display())).cause(e))?;
     }
-    std::fs::write(path, text)
-        .map_err(|e| Error::failed(format!("cannot write the kubeconfig {}", path.display())).cause(e))
+    std::fs::write(path, text).map_err(|e| {
+        Error::failed(format!("cannot write the kubeconfig {}", path.display())).cause(e)
+    })
 }
 
 /// Decides whether an existing cluster may be deleted: `--recreate`, or a yes at a
 /// terminal prompt; never silently.
-fn confirm_recreate(app: &App, args: &UpArgs, plan: &ClusterPlan, recorded: Option<&Record>) -> Result<()> {
+fn confirm_recreate(
+    app: &App,
+    args: &UpArgs,
+    plan: &ClusterPlan,
+    recorded: Option<&Record>,
+) -> Result<()> {
     let (reason, changes) = match recorded {
         Some(recorded) => (
             format!("cluster `{}` differs from the profile", plan.name),
             record::diff(&recorded.plan, plan),
         ),
         None => (
-            format!("cluster `{}` exists but devcluster did not create it (it has no devcluster record)", plan.name),
+            format!(
+                "cluster `{}` exists but devcluster did not create it (it has no devcluster record)",
+                plan.name
+            ),
             Vec::new(),
         ),
     };
@@ -417,9 +458,13 @@ fn confirm_recreate(app: &App, args: &UpArgs, plan: &ClusterPlan, recorded: Opti
         }
     }
     let confirmed = if args.recreate {
-        args.yes || !app.world.can_prompt() || prompt(&format!("Delete and recreate cluster `{}`?", plan.name))
+        args.yes
+            || !app.world.can_prompt()
+            || prompt(&format!("Delete and recreate cluster `{}`?", plan.name))
     } else {
-        !app.world.is_ci() && app.world.can_prompt() && prompt(&format!("Delete and recreate cluster `{}`?", plan.name))
+        !app.world.is_ci()
+            && app.world.can_prompt()
+            && prompt(&format!("Delete and recreate cluster `{}`?", plan.name))
     };
     if confirmed {
         return Ok(());
@@ -428,10 +473,9 @@ fn confirm_recreate(app: &App, args: &UpArgs, plan: &ClusterPlan, recorded: Opti
     if !details.is_empty() {
         error = error.details(details.trim_end().to_string());
     }
-    Err(error.hint(format!(
-        "run `devcluster up --recreate` to delete and recreate it, or pick another name with `--name`{}",
-        if recorded.is_none() { "" } else { "" }
-    )))
+    Err(error.hint(
+        "run `devcluster up --recreate` to delete and recreate it, or pick another name with `--name`",
+    ))
 }
 
 fn prompt(question: &str) -> bool {
@@ -464,12 +508,19 @@ async fn preflight(runner: &mut Runner<'_>, plan: &ClusterPlan) -> Result<()> {
         .await?;
     match outcome {
         Outcome::Done(()) => Ok(()),
-        Outcome::Interrupted => Err(Error::interrupted("interrupted before the cluster was created")),
+        Outcome::Interrupted => Err(Error::interrupted(
+            "interrupted before the cluster was created",
+        )),
     }
 }
 
 /// Runs `kind create cluster`; `Ok(false)` when interrupted (kind was stopped).
-async fn create(runner: &mut Runner<'_>, kind: &Kind, plan: &ClusterPlan, args: &UpArgs) -> Result<bool> {
+async fn create(
+    runner: &mut Runner<'_>,
+    kind: &Kind,
+    plan: &ClusterPlan,
+    args: &UpArgs,
+) -> Result<bool> {
     let config = kindconfig::render(plan);
     let request = CreateRequest {
         name: &plan.name,
@@ -536,16 +587,24 @@ async fn finish_up(
     });
     let deps = runner.deps.clone();
     let api = step!("connect", async {
-        let api = deps.connector.connect(&kubeconfig, &plan.context_name()).await?;
+        let api = deps
+            .connector
+            .connect(&kubeconfig, &plan.context_name())
+            .await?;
         Ok((api, String::new()))
     });
     let deadline = runner.deadline;
     let expected: Vec<String> = plan.nodes.iter().map(|n| n.name.clone()).collect();
     let ui = app.ui.clone();
     step!("wait", async {
-        api.wait_ready(&expected, deadline, |waiting| ui.line(&format!("    waiting: {waiting}")))
-            .await?;
-        Ok(((), format!("{} node(s) Ready, CoreDNS available", expected.len())))
+        api.wait_ready(&expected, deadline, |waiting| {
+            ui.line(&format!("    waiting: {waiting}"))
+        })
+        .await?;
+        Ok((
+            (),
+            format!("{} node(s) Ready, CoreDNS available", expected.len()),
+        ))
     });
     let tainted = plan.nodes.iter().any(|n| {
         n.taints
@@ -563,19 +622,34 @@ async fn finish_up(
         });
     }
     if let (Some(source), Some(node)) = (addons::controller_source(plan), plan.ingress_node()) {
-        let cache = app.world.cache_dir().unwrap_or_else(|| std::env::temp_dir().join("devcluster-cache"));
+        let cache = app
+            .world
+            .cache_dir()
+            .unwrap_or_else(|| std::env::temp_dir().join("devcluster-cache"));
         step!("ingress", async {
             let manifest = addons::fetch_manifest(&source, &cache).await?;
             let documents = addons::pin_controller(&manifest, &source, &node.taints)?;
             api.apply(&documents).await?;
-            api.wait_pods_ready(&source.namespace, &source.pod_selector, deadline).await?;
+            api.wait_pods_ready(&source.namespace, &source.pod_selector, deadline)
+                .await?;
             Ok(((), format!("controller ready on {}", node.name)))
         });
     }
     step!("record (api)", async {
-        api.write_record(record::RECORD_NAMESPACE, record::RECORD_CONFIGMAP, &record.to_json())
-            .await?;
-        Ok(((), format!("ConfigMap {}/{}", record::RECORD_NAMESPACE, record::RECORD_CONFIGMAP)))
+        api.write_record(
+            record::RECORD_NAMESPACE,
+            record::RECORD_CONFIGMAP,
+            &record.to_json(),
+        )
+        .await?;
+        Ok((
+            (),
+            format!(
+                "ConfigMap {}/{}",
+                record::RECORD_NAMESPACE,
+                record::RECORD_CONFIGMAP
+            ),
+        ))
     });
     if !args.no_verify {
         step!("verify", async {
@@ -619,13 +693,17 @@ fn print_next_steps(app: &App, result: &UpResult) {
             "  kubectl --kubeconfig {} get nodes",
             crate::error::shell_quote(&[path.display().to_string()])
         )),
-        None => app.ui.line(&format!("  kubectl --context {} get nodes", result.context)),
+        None => app
+            .ui
+            .line(&format!("  kubectl --context {} get nodes", result.context)),
     }
     if let Some(url) = &result.ingress_url {
         app.ui.line(&format!("  ingress: {url}"));
     }
-    app.ui.line(&format!("  devcluster verify --name {}", result.cluster));
-    app.ui.line(&format!("  devcluster down --name {}", result.cluster));
+    app.ui
+        .line(&format!("  devcluster verify --name {}", result.cluster));
+    app.ui
+        .line(&format!("  devcluster down --name {}", result.cluster));
 }
 
 /// `devcluster down`.
@@ -640,37 +718,53 @@ pub async fn run_down(app: &App, args: &DownArgs) -> Result<ExitCode> {
         clusters.dedup();
         let mut ours = Vec::new();
         for cluster in clusters {
-            let members: Vec<ObservedNode> = nodes.iter().filter(|n| n.cluster == cluster).cloned().collect();
+            let members: Vec<ObservedNode> = nodes
+                .iter()
+                .filter(|n| n.cluster == cluster)
+                .cloned()
+                .collect();
             if read_record(&docker, &members).await.is_some() {
                 ours.push(cluster);
             } else {
-                app.ui.line(&format!("skipping cluster `{cluster}`: devcluster did not create it"));
+                app.ui.line(&format!(
+                    "skipping cluster `{cluster}`: devcluster did not create it"
+                ));
             }
         }
         ours
     } else {
-        let (_, plan) = app.plan(args.profile.profile.as_deref(), args.profile.name.as_deref())?;
+        let (_, plan) = app.plan(
+            args.profile.profile.as_deref(),
+            args.profile.name.as_deref(),
+        )?;
         vec![plan.name]
     };
     if names.is_empty() {
-        app.ui.line("no clusters created by devcluster; nothing to delete");
+        app.ui
+            .line("no clusters created by devcluster; nothing to delete");
         return Ok(ExitCode::Success);
     }
     for name in names {
         let _lock = lock::acquire(&lock_dir(app), &name, Duration::from_secs(300), |who| {
-            app.ui.line(&format!("waiting for {who}, which is working on cluster `{name}` ..."))
+            app.ui.line(&format!(
+                "waiting for {who}, which is working on cluster `{name}` ..."
+            ))
         })
         .await?;
         let nodes = docker.list_nodes(Some(&name)).await.map_err(docker_error)?;
         if nodes.is_empty() {
-            app.ui.line(&format!("✓ cluster `{name}` does not exist; nothing to delete"));
+            app.ui.line(&format!(
+                "✓ cluster `{name}` does not exist; nothing to delete"
+            ));
             continue;
         }
         if !args.all && !explicit && read_record(&docker, &nodes).await.is_none() {
             return Err(Error::failed(format!(
                 "cluster `{name}` was not created by devcluster; not deleting it"
             ))
-            .hint(format!("to delete it anyway, name it: `devcluster down --name {name}`")));
+            .hint(format!(
+                "to delete it anyway, name it: `devcluster down --name {name}`"
+            )));
         }
         let step = app.ui.step(&format!("delete cluster {name}"));
         match kind.delete(&name, args.kubeconfig.as_deref()).await {

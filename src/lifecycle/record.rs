@@ -119,12 +119,24 @@ fn node_diff(old: &NodePlan, new: &NodePlan, changed: &mut impl FnMut(char, Stri
     let name = &new.name;
     for mount in &old.mounts {
         if !new.mounts.contains(mount) {
-            changed('-', format!("{name}: mount {} -> {}", mount.host_path, mount.container_path));
+            changed(
+                '-',
+                format!(
+                    "{name}: mount {} -> {}",
+                    mount.host_path, mount.container_path
+                ),
+            );
         }
     }
     for mount in &new.mounts {
         if !old.mounts.contains(mount) {
-            changed('+', format!("{name}: mount {} -> {}", mount.host_path, mount.container_path));
+            changed(
+                '+',
+                format!(
+                    "{name}: mount {} -> {}",
+                    mount.host_path, mount.container_path
+                ),
+            );
         }
     }
     for port in &old.ports {

@@ -43,11 +43,17 @@ pub fn drift(plan: &ClusterPlan, observed: &[ObservedNode]) -> Vec<Drift> {
             None => drift.push(Drift {
                 node: node.name.clone(),
                 problem: "node container is missing".into(),
-                hint: format!("recreate the cluster: `devcluster up --recreate --name {}`", plan.name),
+                hint: format!(
+                    "recreate the cluster: `devcluster up --recreate --name {}`",
+                    plan.name
+                ),
             }),
             Some(o) if o.state != "running" => drift.push(Drift {
                 node: node.name.clone(),
-                problem: format!("node container is {} (not running), e.g. after a reboot", o.state),
+                problem: format!(
+                    "node container is {} (not running), e.g. after a reboot",
+                    o.state
+                ),
                 hint: format!("start it: `docker start {}`", node.name),
             }),
             Some(o) => drift.extend(node_drift(&plan.name, node, o)),
@@ -58,7 +64,10 @@ pub fn drift(plan: &ClusterPlan, observed: &[ObservedNode]) -> Vec<Drift> {
             drift.push(Drift {
                 node: o.name.clone(),
                 problem: "node container is not in the recorded plan".into(),
-                hint: format!("recreate the cluster: `devcluster up --recreate --name {}`", plan.name),
+                hint: format!(
+                    "recreate the cluster: `devcluster up --recreate --name {}`",
+                    plan.name
+                ),
             });
         }
     }
@@ -69,10 +78,9 @@ fn node_drift(cluster: &str, node: &NodePlan, observed: &ObservedNode) -> Vec<Dr
     let recreate = format!("recreate the cluster: `devcluster up --recreate --name {cluster}`");
     let mut drift = Vec::new();
     for mount in &node.mounts {
-        let bind = observed
-            .mounts
-            .iter()
-            .find(|m| m.destination.trim_end_matches('/') == mount.container_path.trim_end_matches('/'));
+        let bind = observed.mounts.iter().find(|m| {
+            m.destination.trim_end_matches('/') == mount.container_path.trim_end_matches('/')
+        });
         let problem = match bind {
             None => Some(format!("mount {} is missing", mount.container_path)),
             Some(b) if b.source != mount.host_path => Some(format!(
@@ -82,8 +90,16 @@ fn node_drift(cluster: &str, node: &NodePlan, observed: &ObservedNode) -> Vec<Dr
             Some(b) if b.read_only != mount.read_only => Some(format!(
                 "mount {} is {} instead of {}",
                 mount.container_path,
-                if b.read_only { "read-only" } else { "read-write" },
-                if mount.read_only { "read-only" } else { "read-write" }
+                if b.read_only {
+                    "read-only"
+                } else {
+                    "read-write"
+                },
+                if mount.read_only {
+                    "read-only"
+                } else {
+                    "read-write"
+                }
             )),
             Some(_) => None,
         };
@@ -189,27 +205,49 @@ fn print_human(app: &App, report: &StatusReport) {
             .mounts
             .iter()
             .filter(|m| m.kind == "bind" && m.destination != "/lib/modules")
-            .map(|m| format!("{}:{}{}", m.source, m.destination, if m.read_only { ":ro" } else { "" }))
+            .map(|m| {
+                format!(
+                    "{}:{}{}",
+                    m.source,
+                    m.destination,
+                    if m.read_only { ":ro" } else { "" }
+                )
+            })
             .collect();
         let ports: Vec<String> = node
             .ports
             .iter()
-            .map(|p| format!("{}:{}->{}/{}", p.host_ip, p.host_port, p.container_port, p.protocol))
+            .map(|p| {
+                format!(
+                    "{}:{}->{}/{}",
+                    p.host_ip, p.host_port, p.container_port, p.protocol
+                )
+            })
             .collect();
         rows.push(vec![
             node.name.clone(),
             node.role.clone(),
             node.state.clone(),
-            if mounts.is_empty() { "-".into() } else { mounts.join(" ") },
-            if ports.is_empty() { "-".into() } else { ports.join(" ") },
+            if mounts.is_empty() {
+                "-".into()
+            } else {
+                mounts.join(" ")
+            },
+            if ports.is_empty() {
+                "-".into()
+            } else {
+                ports.join(" ")
+            },
         ]);
     }
     app.ui.table(&rows);
     match (&report.profile_source, &report.devcluster_version) {
-        (Some(source), Some(version)) => app.ui.line(&format!(
-            "recorded: profile {source}, devcluster {version}"
-        )),
-        _ => app.ui.line("no devcluster record: this cluster was not created by devcluster"),
+        (Some(source), Some(version)) => app
+            .ui
+            .line(&format!("recorded: profile {source}, devcluster {version}")),
+        _ => app
+            .ui
+            .line("no devcluster record: this cluster was not created by devcluster"),
     }
     if report.drift.is_empty() {
         if report.managed {

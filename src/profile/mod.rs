@@ -221,7 +221,11 @@ pub struct NetworkingSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kube_proxy_mode: Option<Located<String>>,
     /// Install no CNI, for bringing one's own. Default: false.
-    #[serde(default, rename = "disableDefaultCNI", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "disableDefaultCNI",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub disable_default_cni: Option<bool>,
 }
 
@@ -422,7 +426,11 @@ impl Profile {
             storage: merge_option(self.storage, base.storage, |over, base| StorageSpec {
                 tolerate_tainted_nodes: over.tolerate_tainted_nodes.or(base.tolerate_tainted_nodes),
             }),
-            networking: merge_option(self.networking, base.networking, NetworkingSpec::merged_over),
+            networking: merge_option(
+                self.networking,
+                base.networking,
+                NetworkingSpec::merged_over,
+            ),
         }
     }
 }

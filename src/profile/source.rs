@@ -76,8 +76,9 @@ fn load_one(
 ) -> Result<LoadedProfile, Vec<Problem>> {
     let (text, source, base_dir, file) = match reference {
         ProfileRef::Builtin(name) => {
-            let builtin = profile::builtin(name).ok_or_else(|| {
-                vec![Problem::error(format!("no built-in profile named `{name}`")).hint(format!(
+            let builtin =
+                profile::builtin(name).ok_or_else(|| {
+                    vec![Problem::error(format!("no built-in profile named `{name}`")).hint(format!(
                     "the built-in profiles are {}; or pass a file path such as `./{name}.yaml`",
                     profile::BUILTIN_PROFILES
                         .iter()
@@ -85,7 +86,7 @@ fn load_one(
                         .collect::<Vec<_>>()
                         .join(", ")
                 ))]
-            })?;
+                })?;
             let label: Arc<str> = format!("builtin:{name}").into();
             (
                 builtin.text.to_string(),
@@ -97,22 +98,29 @@ fn load_one(
         ProfileRef::File(path) => {
             let text = read_profile_file(path)?;
             let label: Arc<str> = path.display().to_string().into();
-            let base = path.parent().map(Path::to_path_buf).unwrap_or_else(|| cwd.to_path_buf());
+            let base = path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| cwd.to_path_buf());
             (text, label.to_string(), base, label)
         }
     };
     if chain.contains(&source) {
-        return Err(vec![Problem::error(format!(
-            "`extends:` loops: {} -> {source}",
-            chain.join(" -> ")
-        ))
-        .in_file(Some(file))]);
+        return Err(vec![
+            Problem::error(format!(
+                "`extends:` loops: {} -> {source}",
+                chain.join(" -> ")
+            ))
+            .in_file(Some(file)),
+        ]);
     }
     if chain.len() >= MAX_EXTENDS_DEPTH {
-        return Err(vec![Problem::error(format!(
-            "`extends:` chains more than {MAX_EXTENDS_DEPTH} profiles"
-        ))
-        .in_file(Some(file))]);
+        return Err(vec![
+            Problem::error(format!(
+                "`extends:` chains more than {MAX_EXTENDS_DEPTH} profiles"
+            ))
+            .in_file(Some(file)),
+        ]);
     }
     chain.push(source.clone());
 
@@ -163,7 +171,10 @@ fn read_profile_file(path: &Path) -> Result<String, Vec<Problem>> {
                 "check the path, or run `devcluster profiles list` for the built-in profiles",
             )
         } else {
-            fail(format!("cannot read profile `{shown}`: {e}"), "check the file's permissions")
+            fail(
+                format!("cannot read profile `{shown}`: {e}"),
+                "check the file's permissions",
+            )
         }
     })?;
     if metadata.is_dir() {
@@ -185,7 +196,12 @@ fn read_profile_file(path: &Path) -> Result<String, Vec<Problem>> {
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_INPUT_BYTES as u64 + 1).read_to_end(&mut bytes))
-        .map_err(|e| fail(format!("cannot read profile `{shown}`: {e}"), "check the file's permissions"))?;
+        .map_err(|e| {
+            fail(
+                format!("cannot read profile `{shown}`: {e}"),
+                "check the file's permissions",
+            )
+        })?;
     if bytes.len() > MAX_INPUT_BYTES {
         return Err(fail(
             format!("profile `{shown}` is over {MAX_INPUT_BYTES} bytes"),

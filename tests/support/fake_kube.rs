@@ -96,19 +96,31 @@ impl FakeApi {
         let method = request.method().as_str().to_string();
         let path = request.uri().path().to_string();
         let query = request.uri().query().unwrap_or("").to_string();
-        let body = request.into_body().collect_bytes().await.unwrap_or_default();
+        let body = request
+            .into_body()
+            .collect_bytes()
+            .await
+            .unwrap_or_default();
         let body: Option<Value> = serde_json::from_slice(&body).ok();
         let mut state = self.lock();
         state.requests.push(format!(
             "{method} {path}{}",
-            if query.is_empty() { String::new() } else { format!("?{query}") }
+            if query.is_empty() {
+                String::new()
+            } else {
+                format!("?{query}")
+            }
         ));
         if state
             .forbidden
             .iter()
             .any(|(m, prefix)| *m == method && path.starts_with(prefix.as_str()))
         {
-            return status(403, "Forbidden", &format!("{method} {path} is forbidden: User \"test\" cannot do it"));
+            return status(
+                403,
+                "Forbidden",
+                &format!("{method} {path} is forbidden: User \"test\" cannot do it"),
+            );
         }
         let collection = is_collection(&path);
         match (method.as_str(), collection) {
@@ -122,7 +134,10 @@ impl FakeApi {
                     .map(|(_, v)| v.clone())
                     .filter(|v| matches_labels(v, &selector))
                     .collect();
-                respond(200, json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}))
+                respond(
+                    200,
+                    json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}),
+                )
             }
             ("GET", false) => match state.objects.get(&path) {
                 Some(object) => respond(200, object.clone()),
@@ -132,7 +147,11 @@ impl FakeApi {
                 let Some(mut object) = body else {
                     return status(400, "BadRequest", "no body");
                 };
-                let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+                let name = object
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
                 let key = format!("{path}/{name}");
                 if state.objects.contains_key(&key) {
                     return status(409, "AlreadyExists", &format!("{key} already exists"));
@@ -186,7 +205,8 @@ impl FakeApi {
 fn stamp(object: &mut Value) {
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.entry("resourceVersion").or_insert(json!("1"));
-        meta.entry("uid").or_insert(json!("00000000-0000-0000-0000-000000000001"));
+        meta.entry("uid")
+            .or_insert(json!("00000000-0000-0000-0000-000000000001"));
     }
 }
 
@@ -195,9 +215,9 @@ fn stamp(object: &mut Value) {
 fn is_collection(path: &str) -> bool {
     let segments = path.trim_matches('/').split('/').count();
     if path.starts_with("/apis/") {
-        segments % 2 == 0
+        segments.is_multiple_of(2)
     } else {
-        segments % 2 == 1
+        !segments.is_multiple_of(2)
     }
 }
 
@@ -206,10 +226,16 @@ fn label_selector(query: &str) -> Vec<(String, String)> {
         .split('&')
         .filter_map(|pair| pair.strip_prefix("labelSelector="))
         .flat_map(|s| {
-            let decoded = s.replace("%3D", "=").replace("%2C", ",").replace("%2F", "/");
+            let decoded = s
+                .replace("%3D", "=")
+                .replace("%2C", ",")
+                .replace("%2F", "/");
             decoded
                 .split(',')
-                .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                .filter_map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                })
                 .collect::<Vec<_>>()
         })
         .collect()

@@ -20,7 +20,10 @@ pub fn docker_required() -> bool {
 /// under `DEVCLUSTER_REQUIRE_DOCKER=1`, otherwise prints why the test is skipped
 /// and returns `false`.
 pub fn docker_available(test: &str) -> bool {
-    let problem = match Command::new("docker").args(["image", "inspect", TEST_IMAGE]).output() {
+    let problem = match Command::new("docker")
+        .args(["image", "inspect", TEST_IMAGE])
+        .output()
+    {
         Err(e) => Some(format!("the docker CLI cannot run: {e}")),
         Ok(out) if !out.status.success() => Some(format!(
             "docker cannot show {TEST_IMAGE}: {}",
@@ -34,7 +37,9 @@ pub fn docker_available(test: &str) -> bool {
             panic!("{test}: Docker is required (DEVCLUSTER_REQUIRE_DOCKER=1) but {reason}")
         }
         Some(reason) => {
-            eprintln!("SKIPPED {test}: {reason} (set DEVCLUSTER_REQUIRE_DOCKER=1 to make this a failure; `bash .ci/run` prepares Docker)");
+            eprintln!(
+                "SKIPPED {test}: {reason} (set DEVCLUSTER_REQUIRE_DOCKER=1 to make this a failure; `bash .ci/run` prepares Docker)"
+            );
             false
         }
     }

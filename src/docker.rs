@@ -1,14 +1,33 @@
 //! The Docker Engine, through bollard: the only module that uses a Docker client
 //! type. The rest of devcluster speaks the `Observed*` types below.
 //!
-//! (Contract first: bodies are filled in by the Docker layer work.)
+//! bollard 0.21 sends unversioned request paths, so the daemon answers in its own
+//! API version: every response field is treated as optional.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::query_parameters::{
+    InspectContainerOptions, ListContainersOptionsBuilder, StartContainerOptions,
+    StopContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
 
 use crate::world::World;
+
+/// Per-call time limit for ordinary calls.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `connect` waits for the daemon's first answer.
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+/// Time limit for a command run with `exec`.
+const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default socket of the docker CLI on Linux and in Docker Desktop's VM.
+const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
 /// kind's container labels (kind `pkg/cluster/internal/providers/docker/constants.go`).
 pub const CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
@@ -122,17 +141,103 @@ pub struct PortHolder {
 /// A connected Docker Engine client.
 #[derive(Debug, Clone)]
 pub struct Docker {
+    client: bollard::Docker,
     endpoint: String,
     timeout: Duration,
+}
+
+/// Where the docker CLI would connect, and why (kind runs the docker CLI, so
+/// devcluster must reach the same engine). Order as in the docker CLI's
+/// `cli/command/cli.go` `resolveDockerEndpoint`: `DOCKER_HOST`, then the context
+/// named by `DOCKER_CONTEXT` or `currentContext` in `config.json`, then the default.
+pub fn resolve_endpoint(world: &World) -> (String, String) {
+    if let Some(host) = world.var("DOCKER_HOST") {
+        return (host.to_string(), "DOCKER_HOST".to_string());
+    }
+    let config_dir = world
+        .var("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| world.home.as_ref().map(|h| h.join(".docker")));
+    let context = world.var("DOCKER_CONTEXT").map(str::to_string).or_else(|| {
+        let config = std::fs::read_to_string(config_dir.as_ref()?.join("config.json")).ok()?;
+        let value: serde_json::Value = serde_json::from_str(&config).ok()?;
+        value.get("currentContext")?.as_str().map(str::to_string)
+    });
+    if let (Some(context), Some(dir)) = (context.filter(|c| c != "default"), config_dir.as_ref())
+        && let Some(host) = context_endpoint(dir, &context)
+    {
+        return (host, format!("docker context `{context}`"));
+    }
+    (DEFAULT_HOST.to_string(), "the default socket".to_string())
+}
+
+/// A context's Docker endpoint: `contexts/meta/<sha256 of name>/meta.json`
+/// (docker CLI `cli/context/store/metadatastore.go`).
+fn context_endpoint(config_dir: &Path, context: &str) -> Option<String> {
+    let digest: String = Sha256::digest(context.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let meta = config_dir.join("contexts/meta").join(digest).join("meta.json");
+    let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(meta).ok()?).ok()?;
+    value
+        .pointer("/Endpoints/docker/Host")?
+        .as_str()
+        .map(str::to_string)
+}
+
+fn failed(operation: &str, error: impl std::fmt::Display) -> DockerError {
+    DockerError::Failed {
+        operation: operation.to_string(),
+        reason: error.to_string(),
+    }
+}
+
+fn classify(operation: &str, target: &str, error: bollard::errors::Error) -> DockerError {
+    match &error {
+        bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => {
+            DockerError::NotFound(target.to_string())
+        }
+        _ => failed(operation, error),
+    }
 }
 
 impl Docker {
     /// Connects the way the `docker` CLI and kind do: `DOCKER_HOST`, else the current
     /// Docker context's endpoint, else the default socket; then pings it.
-    pub async fn connect(_world: &World) -> Result<Docker, DockerError> {
-        Err(DockerError::Unreachable {
-            endpoint: "unix:///var/run/docker.sock".into(),
-            reason: "not implemented".into(),
+    pub async fn connect(world: &World) -> Result<Docker, DockerError> {
+        let (endpoint, source) = resolve_endpoint(world);
+        let unreachable = |reason: String| DockerError::Unreachable {
+            endpoint: endpoint.clone(),
+            reason,
+        };
+        let seconds = CALL_TIMEOUT.as_secs();
+        let client = if let Some(path) = endpoint.strip_prefix("unix://") {
+            bollard::Docker::connect_with_unix(path, seconds, bollard::API_DEFAULT_VERSION)
+        } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
+            bollard::Docker::connect_with_http(&endpoint, seconds, bollard::API_DEFAULT_VERSION)
+        } else if endpoint.starts_with('/') {
+            bollard::Docker::connect_with_unix(&endpoint, seconds, bollard::API_DEFAULT_VERSION)
+        } else {
+            return Err(unreachable(format!(
+                "unsupported endpoint from {source} (devcluster speaks unix:// and tcp://)"
+            )));
+        }
+        .map_err(|e| unreachable(format!("{e} (from {source})")))?;
+        match tokio::time::timeout(PING_TIMEOUT, client.ping()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(unreachable(format!("{e} (from {source})"))),
+            Err(_) => {
+                return Err(unreachable(format!(
+                    "no answer within {}s (from {source})",
+                    PING_TIMEOUT.as_secs()
+                )));
+            }
+        }
+        Ok(Docker {
+            client,
+            endpoint,
+            timeout: CALL_TIMEOUT,
         })
     }
 
@@ -146,69 +251,393 @@ impl Docker {
         self.timeout
     }
 
+    async fn call<T, E: std::fmt::Display>(
+        &self,
+        operation: &str,
+        limit: Duration,
+        future: impl std::future::Future<Output = Result<T, E>>,
+        map: impl FnOnce(E) -> DockerError,
+    ) -> Result<T, DockerError> {
+        match tokio::time::timeout(limit, future).await {
+            Ok(result) => result.map_err(map),
+            Err(_) => Err(DockerError::Timeout {
+                operation: operation.to_string(),
+                seconds: limit.as_secs(),
+            }),
+        }
+    }
+
     pub async fn info(&self) -> Result<EngineInfo, DockerError> {
-        Err(self.unimplemented("info"))
+        let version = self
+            .call("version", self.timeout, self.client.version(), |e| failed("version", e))
+            .await?;
+        let info = self
+            .call("info", self.timeout, self.client.info(), |e| failed("info", e))
+            .await?;
+        let operating_system = info.operating_system.clone().unwrap_or_default();
+        let components: Vec<String> = version
+            .components
+            .iter()
+            .flatten()
+            .map(|c| c.name.to_ascii_lowercase())
+            .collect();
+        let security = info.security_options.clone().unwrap_or_default();
+        Ok(EngineInfo {
+            version: version.version.clone().unwrap_or_default(),
+            api_version: version.api_version.clone().unwrap_or_default(),
+            os: version.os.clone().or(info.os_type.clone()).unwrap_or_default(),
+            arch: version.arch.clone().or(info.architecture.clone()).unwrap_or_default(),
+            flavor: flavor(&operating_system, info.name.as_deref().unwrap_or(""), &components),
+            cgroup_version: info
+                .cgroup_version
+                .map(|v| v.to_string())
+                .and_then(|v| v.parse().ok()),
+            data_root: info.docker_root_dir.clone(),
+            cpus: info.ncpu.and_then(|n| u64::try_from(n).ok()),
+            memory_bytes: info.mem_total.and_then(|n| u64::try_from(n).ok()),
+            rootless: security.iter().any(|o| o.contains("name=rootless")),
+        })
     }
 
     /// Node containers of `cluster` (all kind clusters when `None`), running or not,
     /// sorted by name.
-    pub async fn list_nodes(
-        &self,
-        _cluster: Option<&str>,
-    ) -> Result<Vec<ObservedNode>, DockerError> {
-        Err(self.unimplemented("list"))
+    pub async fn list_nodes(&self, cluster: Option<&str>) -> Result<Vec<ObservedNode>, DockerError> {
+        let label = match cluster {
+            Some(name) => format!("{CLUSTER_LABEL}={name}"),
+            None => CLUSTER_LABEL.to_string(),
+        };
+        let filters = std::collections::HashMap::from([("label".to_string(), vec![label])]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let summaries = self
+            .call(
+                "list containers",
+                self.timeout,
+                self.client.list_containers(Some(options)),
+                |e| failed("list containers", e),
+            )
+            .await?;
+        let mut nodes = Vec::new();
+        for summary in summaries {
+            let Some(id) = summary.id else { continue };
+            match self.inspect(&id).await {
+                Ok(node) => nodes.push(node),
+                // Removed between the list and the inspect.
+                Err(DockerError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(nodes)
     }
 
     /// One container, kind node or not.
-    pub async fn inspect(&self, _container: &str) -> Result<ObservedNode, DockerError> {
-        Err(self.unimplemented("inspect"))
+    pub async fn inspect(&self, container: &str) -> Result<ObservedNode, DockerError> {
+        let response = self
+            .call(
+                "inspect",
+                self.timeout,
+                self.client
+                    .inspect_container(container, None::<InspectContainerOptions>),
+                |e| classify("inspect", container, e),
+            )
+            .await?;
+        let labels: BTreeMap<String, String> = response
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let state = response
+            .state
+            .as_ref()
+            .and_then(|s| s.status)
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        let live_ports = response
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.ports.clone())
+            .filter(|p| p.values().any(Option::is_some));
+        let ports = live_ports
+            .or_else(|| response.host_config.as_ref().and_then(|h| h.port_bindings.clone()))
+            .unwrap_or_default();
+        let mut observed_ports: Vec<ObservedPort> = ports
+            .into_iter()
+            .flat_map(|(key, bindings)| {
+                let (port, protocol) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+                let container_port = port.parse::<u16>().unwrap_or(0);
+                let protocol = protocol.to_string();
+                bindings
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(move |b| ObservedPort {
+                        container_port,
+                        protocol: protocol.clone(),
+                        host_ip: b.host_ip.unwrap_or_default(),
+                        host_port: b.host_port.and_then(|p| p.parse().ok()).unwrap_or(0),
+                    })
+            })
+            .collect();
+        observed_ports.sort();
+        observed_ports.dedup();
+        let mounts = response
+            .mounts
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| ObservedMount {
+                source: m.source.or(m.name).unwrap_or_default(),
+                destination: m.destination.unwrap_or_default(),
+                read_only: !m.rw.unwrap_or(true),
+                propagation: m.propagation.unwrap_or_default(),
+                mode: m.mode.unwrap_or_default(),
+                kind: m.typ.map(|t| t.to_string()).unwrap_or_default(),
+            })
+            .collect();
+        Ok(ObservedNode {
+            name: response
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            cluster: labels.get(CLUSTER_LABEL).cloned().unwrap_or_default(),
+            role: labels.get(ROLE_LABEL).cloned().unwrap_or_default(),
+            state,
+            image: response
+                .config
+                .and_then(|c| c.image)
+                .or(response.image)
+                .unwrap_or_default(),
+            labels,
+            mounts,
+            ports: observed_ports,
+        })
     }
 
     /// The raw `docker inspect` JSON of a container, for failure bundles.
-    pub async fn inspect_json(&self, _container: &str) -> Result<serde_json::Value, DockerError> {
-        Err(self.unimplemented("inspect"))
+    pub async fn inspect_json(&self, container: &str) -> Result<serde_json::Value, DockerError> {
+        let response = self
+            .call(
+                "inspect",
+                self.timeout,
+                self.client
+                    .inspect_container(container, None::<InspectContainerOptions>),
+                |e| classify("inspect", container, e),
+            )
+            .await?;
+        serde_json::to_value(response).map_err(|e| failed("inspect", e))
     }
 
     /// Runs `command` in `container`; a non-zero exit is an `Ok` with that code.
-    pub async fn exec(
-        &self,
-        _container: &str,
-        _command: &[&str],
-    ) -> Result<ExecOutput, DockerError> {
-        Err(self.unimplemented("exec"))
+    pub async fn exec(&self, container: &str, command: &[&str]) -> Result<ExecOutput, DockerError> {
+        self.run_exec(container, command, None).await
     }
 
     /// Like [`Docker::exec`], with `stdin` fed to the command.
     pub async fn exec_with_stdin(
         &self,
-        _container: &str,
-        _command: &[&str],
-        _stdin: &[u8],
+        container: &str,
+        command: &[&str],
+        stdin: &[u8],
     ) -> Result<ExecOutput, DockerError> {
-        Err(self.unimplemented("exec"))
+        self.run_exec(container, command, Some(stdin)).await
     }
 
-    /// The container publishing `host_port`/`protocol` (`tcp`, `udp`), if any.
-    pub async fn port_holder(
+    async fn run_exec(
         &self,
-        _host_port: u16,
-        _protocol: &str,
-    ) -> Result<Option<PortHolder>, DockerError> {
-        Err(self.unimplemented("list"))
-    }
-
-    pub async fn start(&self, _container: &str) -> Result<(), DockerError> {
-        Err(self.unimplemented("start"))
-    }
-
-    pub async fn stop(&self, _container: &str) -> Result<(), DockerError> {
-        Err(self.unimplemented("stop"))
-    }
-
-    fn unimplemented(&self, operation: &str) -> DockerError {
-        DockerError::Failed {
-            operation: operation.into(),
-            reason: "not implemented".into(),
+        container: &str,
+        command: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecOutput, DockerError> {
+        let options = CreateExecOptions {
+            cmd: Some(command.iter().map(|c| c.to_string()).collect::<Vec<String>>()),
+            attach_stdin: Some(stdin.is_some()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let created = self
+            .call(
+                "exec",
+                self.timeout,
+                self.client.create_exec(container, options),
+                |e| classify("exec", container, e),
+            )
+            .await?;
+        let run = async {
+            let started = self
+                .client
+                .start_exec(&created.id, None)
+                .await
+                .map_err(|e| failed("exec", e))?;
+            let mut stdout = Vec::new();
+            let mut stderr = Vec::new();
+            if let StartExecResults::Attached { mut output, mut input } = started {
+                if let Some(bytes) = stdin {
+                    input.write_all(bytes).await.map_err(|e| failed("exec", e))?;
+                    input.shutdown().await.map_err(|e| failed("exec", e))?;
+                }
+                drop(input);
+                while let Some(chunk) = output.next().await {
+                    match chunk.map_err(|e| failed("exec", e))? {
+                        bollard::container::LogOutput::StdOut { message }
+                        | bollard::container::LogOutput::Console { message } => {
+                            stdout.extend_from_slice(&message)
+                        }
+                        bollard::container::LogOutput::StdErr { message } => {
+                            stderr.extend_from_slice(&message)
+                        }
+                        bollard::container::LogOutput::StdIn { .. } => {}
+                    }
+                }
+            }
+            let inspected = self
+                .client
+                .inspect_exec(&created.id)
+                .await
+                .map_err(|e| failed("exec", e))?;
+            Ok::<_, DockerError>(ExecOutput {
+                stdout: String::from_utf8_lossy(&stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&stderr).into_owned(),
+                exit_code: inspected.exit_code.unwrap_or(-1),
+            })
+        };
+        match tokio::time::timeout(EXEC_TIMEOUT, run).await {
+            Ok(result) => result,
+            Err(_) => Err(DockerError::Timeout {
+                operation: format!("exec {}", command.join(" ")),
+                seconds: EXEC_TIMEOUT.as_secs(),
+            }),
         }
+    }
+
+    /// The running container publishing `host_port`/`protocol` (`tcp`, `udp`), if any.
+    pub async fn port_holder(&self, host_port: u16, protocol: &str) -> Result<Option<PortHolder>, DockerError> {
+        let options = ListContainersOptionsBuilder::default().all(false).build();
+        let summaries = self
+            .call(
+                "list containers",
+                self.timeout,
+                self.client.list_containers(Some(options)),
+                |e| failed("list containers", e),
+            )
+            .await?;
+        for summary in summaries {
+            let publishes = summary.ports.iter().flatten().any(|p| {
+                p.public_port == Some(host_port)
+                    && p.typ
+                        .map(|t| t.to_string())
+                        .is_none_or(|t| t.is_empty() || t.eq_ignore_ascii_case(protocol))
+            });
+            if publishes {
+                let name = summary
+                    .names
+                    .iter()
+                    .flatten()
+                    .next()
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .or(summary.id.clone())
+                    .unwrap_or_default();
+                let cluster = summary
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(CLUSTER_LABEL).cloned());
+                return Ok(Some(PortHolder {
+                    container: name,
+                    cluster,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    pub async fn start(&self, container: &str) -> Result<(), DockerError> {
+        self.call(
+            "start",
+            self.timeout,
+            self.client
+                .start_container(container, None::<StartContainerOptions>),
+            |e| classify("start", container, e),
+        )
+        .await
+    }
+
+    pub async fn stop(&self, container: &str) -> Result<(), DockerError> {
+        let options = StopContainerOptionsBuilder::default().t(5).build();
+        self.call(
+            "stop",
+            self.timeout + Duration::from_secs(5),
+            self.client.stop_container(container, Some(options)),
+            |e| classify("stop", container, e),
+        )
+        .await
+    }
+}
+
+/// Which product runs the engine, from what `docker info` and `docker version` say.
+pub fn flavor(operating_system: &str, name: &str, components: &[String]) -> EngineFlavor {
+    let os = operating_system.to_ascii_lowercase();
+    if os.contains("docker desktop") {
+        EngineFlavor::DockerDesktop
+    } else if components.iter().any(|c| c.contains("podman")) || os.contains("podman") {
+        EngineFlavor::Podman
+    } else if name.to_ascii_lowercase().starts_with("colima") || os.contains("colima") {
+        EngineFlavor::Colima
+    } else {
+        EngineFlavor::Native
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world(env: &[(&str, &str)], home: &Path) -> World {
+        World {
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            home: Some(home.to_path_buf()),
+            ..World::default()
+        }
+    }
+
+    #[test]
+    fn docker_host_wins() {
+        let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (endpoint, source) = resolve_endpoint(&world(&[("DOCKER_HOST", "tcp://10.0.0.1:2375")], home.path()));
+        assert_eq!(endpoint, "tcp://10.0.0.1:2375");
+        assert_eq!(source, "DOCKER_HOST");
+    }
+
+    #[test]
+    fn current_context_endpoint_is_used() {
+        let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let docker = home.path().join(".docker");
+        let digest: String = Sha256::digest(b"colima").iter().map(|b| format!("{b:02x}")).collect();
+        let meta = docker.join("contexts/meta").join(digest);
+        std::fs::create_dir_all(&meta).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(docker.join("config.json"), r#"{"currentContext":"colima"}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            meta.join("meta.json"),
+            r#"{"Name":"colima","Endpoints":{"docker":{"Host":"unix:///home/u/.colima/default/docker.sock"}}}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (endpoint, source) = resolve_endpoint(&world(&[], home.path()));
+        assert_eq!(endpoint, "unix:///home/u/.colima/default/docker.sock");
+        assert!(source.contains("colima"));
+        // DOCKER_CONTEXT=default overrides the file and means the default socket.
+        let (endpoint, _) = resolve_endpoint(&world(&[("DOCKER_CONTEXT", "default")], home.path()));
+        assert_eq!(endpoint, DEFAULT_HOST);
+    }
+
+    #[test]
+    fn flavors() {
+        assert_eq!(flavor("Docker Desktop", "docker-desktop", &[]), EngineFlavor::DockerDesktop);
+        assert_eq!(flavor("Ubuntu 24.04", "colima", &[]), EngineFlavor::Colima);
+        assert_eq!(flavor("fedora", "host", &["podman engine".into()]), EngineFlavor::Podman);
+        assert_eq!(flavor("Debian GNU/Linux 12 (bookworm)", "ci", &["engine".into()]), EngineFlavor::Native);
     }
 }

@@ -22,6 +22,9 @@ use crate::kube::cluster::{Connector, StorageFix};
 use crate::plan::{ClusterPlan, Role, TaintEffect};
 use record::Record;
 
+/// How long past the deadline a step may take to report its own timeout.
+const DEADLINE_GRACE: Duration = Duration::from_secs(3);
+
 /// What the outside world lends `up`, so tests can replace the parts no test
 /// machine has (a real API server) and deliver a Ctrl-C on cue.
 #[derive(Debug, Clone, Default)]
@@ -243,7 +246,9 @@ impl Runner<'_> {
     ) -> Result<Outcome<T>> {
         let started = Instant::now();
         let step = self.app.ui.step(name);
-        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        // Steps that watch the deadline themselves (waiting on nodes or pods) say
+        // what they were waiting for; the grace lets their error win.
+        let remaining = self.deadline.saturating_duration_since(Instant::now()) + DEADLINE_GRACE;
         tokio::select! {
             result = future => match result {
                 Ok((value, detail)) => {

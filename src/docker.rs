@@ -178,8 +178,12 @@ fn context_endpoint(config_dir: &Path, context: &str) -> Option<String> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let meta = config_dir.join("contexts/meta").join(digest).join("meta.json");
-    let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(meta).ok()?).ok()?;
+    let meta = config_dir
+        .join("contexts/meta")
+        .join(digest)
+        .join("meta.json");
+    let value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(meta).ok()?).ok()?;
     value
         .pointer("/Endpoints/docker/Host")?
         .as_str()
@@ -195,9 +199,9 @@ fn failed(operation: &str, error: impl std::fmt::Display) -> DockerError {
 
 fn classify(operation: &str, target: &str, error: bollard::errors::Error) -> DockerError {
     match &error {
-        bollard::errors::Error::DockerResponseServerError { status_code: 404, .. } => {
-            DockerError::NotFound(target.to_string())
-        }
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        } => DockerError::NotFound(target.to_string()),
         _ => failed(operation, error),
     }
 }
@@ -269,10 +273,14 @@ impl Docker {
 
     pub async fn info(&self) -> Result<EngineInfo, DockerError> {
         let version = self
-            .call("version", self.timeout, self.client.version(), |e| failed("version", e))
+            .call("version", self.timeout, self.client.version(), |e| {
+                failed("version", e)
+            })
             .await?;
         let info = self
-            .call("info", self.timeout, self.client.info(), |e| failed("info", e))
+            .call("info", self.timeout, self.client.info(), |e| {
+                failed("info", e)
+            })
             .await?;
         let operating_system = info.operating_system.clone().unwrap_or_default();
         let components: Vec<String> = version
@@ -285,9 +293,21 @@ impl Docker {
         Ok(EngineInfo {
             version: version.version.clone().unwrap_or_default(),
             api_version: version.api_version.clone().unwrap_or_default(),
-            os: version.os.clone().or(info.os_type.clone()).unwrap_or_default(),
-            arch: version.arch.clone().or(info.architecture.clone()).unwrap_or_default(),
-            flavor: flavor(&operating_system, info.name.as_deref().unwrap_or(""), &components),
+            os: version
+                .os
+                .clone()
+                .or(info.os_type.clone())
+                .unwrap_or_default(),
+            arch: version
+                .arch
+                .clone()
+                .or(info.architecture.clone())
+                .unwrap_or_default(),
+            flavor: flavor(
+                &operating_system,
+                info.name.as_deref().unwrap_or(""),
+                &components,
+            ),
             cgroup_version: info
                 .cgroup_version
                 .map(|v| v.to_string())
@@ -301,7 +321,10 @@ impl Docker {
 
     /// Node containers of `cluster` (all kind clusters when `None`), running or not,
     /// sorted by name.
-    pub async fn list_nodes(&self, cluster: Option<&str>) -> Result<Vec<ObservedNode>, DockerError> {
+    pub async fn list_nodes(
+        &self,
+        cluster: Option<&str>,
+    ) -> Result<Vec<ObservedNode>, DockerError> {
         let label = match cluster {
             Some(name) => format!("{CLUSTER_LABEL}={name}"),
             None => CLUSTER_LABEL.to_string(),
@@ -363,7 +386,12 @@ impl Docker {
             .and_then(|n| n.ports.clone())
             .filter(|p| p.values().any(Option::is_some));
         let ports = live_ports
-            .or_else(|| response.host_config.as_ref().and_then(|h| h.port_bindings.clone()))
+            .or_else(|| {
+                response
+                    .host_config
+                    .as_ref()
+                    .and_then(|h| h.port_bindings.clone())
+            })
             .unwrap_or_default();
         let mut observed_ports: Vec<ObservedPort> = ports
             .into_iter()
@@ -453,7 +481,12 @@ impl Docker {
         stdin: Option<&[u8]>,
     ) -> Result<ExecOutput, DockerError> {
         let options = CreateExecOptions {
-            cmd: Some(command.iter().map(|c| c.to_string()).collect::<Vec<String>>()),
+            cmd: Some(
+                command
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<String>>(),
+            ),
             attach_stdin: Some(stdin.is_some()),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
@@ -475,9 +508,16 @@ impl Docker {
                 .map_err(|e| failed("exec", e))?;
             let mut stdout = Vec::new();
             let mut stderr = Vec::new();
-            if let StartExecResults::Attached { mut output, mut input } = started {
+            if let StartExecResults::Attached {
+                mut output,
+                mut input,
+            } = started
+            {
                 if let Some(bytes) = stdin {
-                    input.write_all(bytes).await.map_err(|e| failed("exec", e))?;
+                    input
+                        .write_all(bytes)
+                        .await
+                        .map_err(|e| failed("exec", e))?;
                     input.shutdown().await.map_err(|e| failed("exec", e))?;
                 }
                 drop(input);
@@ -515,7 +555,11 @@ impl Docker {
     }
 
     /// The running container publishing `host_port`/`protocol` (`tcp`, `udp`), if any.
-    pub async fn port_holder(&self, host_port: u16, protocol: &str) -> Result<Option<PortHolder>, DockerError> {
+    pub async fn port_holder(
+        &self,
+        host_port: u16,
+        protocol: &str,
+    ) -> Result<Option<PortHolder>, DockerError> {
         let options = ListContainersOptionsBuilder::default().all(false).build();
         let summaries = self
             .call(
@@ -597,7 +641,10 @@ mod tests {
 
     fn world(env: &[(&str, &str)], home: &Path) -> World {
         World {
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             home: Some(home.to_path_buf()),
             ..World::default()
         }
@@ -606,7 +653,10 @@ mod tests {
     #[test]
     fn docker_host_wins() {
         let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let (endpoint, source) = resolve_endpoint(&world(&[("DOCKER_HOST", "tcp://10.0.0.1:2375")], home.path()));
+        let (endpoint, source) = resolve_endpoint(&world(
+            &[("DOCKER_HOST", "tcp://10.0.0.1:2375")],
+            home.path(),
+        ));
         assert_eq!(endpoint, "tcp://10.0.0.1:2375");
         assert_eq!(source, "DOCKER_HOST");
     }
@@ -615,7 +665,10 @@ mod tests {
     fn current_context_endpoint_is_used() {
         let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let docker = home.path().join(".docker");
-        let digest: String = Sha256::digest(b"colima").iter().map(|b| format!("{b:02x}")).collect();
+        let digest: String = Sha256::digest(b"colima")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let meta = docker.join("contexts/meta").join(digest);
         std::fs::create_dir_all(&meta).unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(docker.join("config.json"), r#"{"currentContext":"colima"}"#)
@@ -635,9 +688,18 @@ mod tests {
 
     #[test]
     fn flavors() {
-        assert_eq!(flavor("Docker Desktop", "docker-desktop", &[]), EngineFlavor::DockerDesktop);
+        assert_eq!(
+            flavor("Docker Desktop", "docker-desktop", &[]),
+            EngineFlavor::DockerDesktop
+        );
         assert_eq!(flavor("Ubuntu 24.04", "colima", &[]), EngineFlavor::Colima);
-        assert_eq!(flavor("fedora", "host", &["podman engine".into()]), EngineFlavor::Podman);
-        assert_eq!(flavor("Debian GNU/Linux 12 (bookworm)", "ci", &["engine".into()]), EngineFlavor::Native);
+        assert_eq!(
+            flavor("fedora", "host", &["podman engine".into()]),
+            EngineFlavor::Podman
+        );
+        assert_eq!(
+            flavor("Debian GNU/Linux 12 (bookworm)", "ci", &["engine".into()]),
+            EngineFlavor::Native
+        );
     }
 }

@@ -1,29 +1,743 @@
-//! Placeholder until the doctor command lands.
+//! `devcluster doctor`: checks this machine against a profile before kind runs.
+//! Each check says ok, warn or fail, one line of detail, and for warn/fail the
+//! next step. `devcluster up` runs the same checks as its preflight step.
+
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
 
 use crate::app::App;
-use crate::error::{Error, ExitCode, Result};
+use crate::cli::{DoctorArgs, Output, print_json};
+use crate::docker::{Docker, EngineFlavor, EngineInfo};
+use crate::error::{ExitCode, Result};
+use crate::kind::{Kind, KindVersion, MINIMUM_VERSION};
+use crate::plan::{self, ClusterPlan, Protocol};
+use crate::profile::MountPathType;
 
-pub async fn run(_app: &App, _args: &crate::cli::DoctorArgs) -> Result<ExitCode> {
-    Err(Error::failed(
-        "`devcluster doctor` is not available in this build",
-    ))
+/// inotify limits multi-node clusters need (kind's known-issues page).
+const MIN_INOTIFY_WATCHES: u64 = 524_288;
+const MIN_INOTIFY_INSTANCES: u64 = 512;
+/// Below this much free disk under Docker's data root, warn.
+const MIN_FREE_DISK: u64 = 10 * 1024 * 1024 * 1024;
+/// Below this much memory for Docker, warn for multi-node clusters.
+const MIN_MEMORY: u64 = 4 * 1024 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warn,
+    Fail,
 }
 
-/// One preflight check's result (interim shape).
-pub struct PreflightCheck;
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+        }
+    }
+}
 
-impl PreflightCheck {
+/// One check's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub status: Status,
+    pub detail: String,
+    pub hint: Option<String>,
+}
+
+impl Check {
+    fn ok(name: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check {
+            name: name.into(),
+            status: Status::Ok,
+            detail: detail.into(),
+            hint: None,
+        }
+    }
+
+    fn warn(name: impl Into<String>, detail: impl Into<String>, hint: impl Into<String>) -> Check {
+        Check {
+            name: name.into(),
+            status: Status::Warn,
+            detail: detail.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    fn fail(name: impl Into<String>, detail: impl Into<String>, hint: impl Into<String>) -> Check {
+        Check {
+            name: name.into(),
+            status: Status::Fail,
+            detail: detail.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
     pub fn failed(&self) -> bool {
-        false
+        self.status == Status::Fail
     }
+
     pub fn warned(&self) -> bool {
-        false
+        self.status == Status::Warn
     }
+
+    /// `name: detail (hint: ...)` on one line.
     pub fn summary(&self) -> String {
-        String::new()
+        match &self.hint {
+            Some(hint) => format!("{}: {} (hint: {hint})", self.name, self.detail),
+            None => format!("{}: {}", self.name, self.detail),
+        }
     }
 }
 
-pub async fn preflight(_app: &App, _plan: &crate::plan::ClusterPlan) -> Vec<PreflightCheck> {
-    Vec::new()
+#[derive(Serialize)]
+struct Report<'a> {
+    checks: &'a [Check],
+}
+
+pub async fn run(app: &App, args: &DoctorArgs) -> Result<ExitCode> {
+    let (_, plan) = app.plan(
+        args.profile.profile.as_deref(),
+        args.profile.name.as_deref(),
+    )?;
+    let checks = checks(app, &plan, true).await;
+    match args.output {
+        Output::Json => print_json(&Report { checks: &checks }),
+        Output::Text => print_table(app, &checks),
+    }
+    Ok(if checks.iter().any(Check::failed) {
+        ExitCode::Failure
+    } else {
+        ExitCode::Success
+    })
+}
+
+fn print_table(app: &App, checks: &[Check]) {
+    let mut rows = vec![vec![
+        "CHECK".to_string(),
+        "STATUS".to_string(),
+        "DETAIL".to_string(),
+    ]];
+    for check in checks {
+        rows.push(vec![
+            check.name.clone(),
+            check.status.as_str().to_string(),
+            check.detail.clone(),
+        ]);
+        if let Some(hint) = &check.hint {
+            rows.push(vec![String::new(), String::new(), format!("hint: {hint}")]);
+        }
+    }
+    app.ui.table(&rows);
+    let failed = checks.iter().filter(|c| c.failed()).count();
+    let warned = checks.iter().filter(|c| c.warned()).count();
+    app.ui.line(&format!(
+        "{} checks: {} ok, {warned} warn, {failed} fail",
+        checks.len(),
+        checks.len() - failed - warned
+    ));
+}
+
+/// The checks `up` runs before kind: the same as `doctor`, without the note about
+/// an existing cluster (up has dealt with it by then).
+pub async fn preflight(app: &App, plan: &ClusterPlan) -> Vec<Check> {
+    checks(app, plan, false).await
+}
+
+/// Every check for `plan` on this machine. Independent checks run concurrently.
+pub async fn checks(app: &App, plan: &ClusterPlan, existing_cluster: bool) -> Vec<Check> {
+    let (docker, kind, kubectl) = tokio::join!(
+        Docker::connect(&app.world),
+        kind_version(app),
+        kubectl_version(app)
+    );
+    let mut checks = Vec::new();
+    let (docker, info) = match docker {
+        Ok(docker) => match docker.info().await {
+            Ok(info) => {
+                checks.push(Check::ok(
+                    "docker",
+                    format!(
+                        "Docker {} ({}/{}, {}) at {}",
+                        info.version,
+                        info.os,
+                        info.arch,
+                        flavor_name(info.flavor),
+                        docker.endpoint()
+                    ),
+                ));
+                (Some(docker), Some(info))
+            }
+            Err(e) => {
+                checks.push(Check::fail(
+                    "docker",
+                    e.to_string(),
+                    "check that the Docker daemon is healthy (`docker info`)",
+                ));
+                (None, None)
+            }
+        },
+        Err(e) => {
+            checks.push(Check::fail(
+                "docker",
+                e.to_string(),
+                "start Docker (or Docker Desktop, Colima), or point `DOCKER_HOST` at a running engine",
+            ));
+            (None, None)
+        }
+    };
+    let kind_version = match kind {
+        Ok(version) if version < MINIMUM_VERSION => {
+            checks.push(Check::fail(
+                "kind",
+                format!(
+                    "kind {version} is older than {MINIMUM_VERSION}, the oldest devcluster supports"
+                ),
+                "upgrade kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)",
+            ));
+            Some(version)
+        }
+        Ok(version) => {
+            checks.push(kind_features(version));
+            Some(version)
+        }
+        Err(e) => {
+            checks.push(Check::fail(
+                "kind",
+                e.message.clone(),
+                e.hint.clone().unwrap_or_default(),
+            ));
+            None
+        }
+    };
+    let kubernetes = plan.kubernetes_version.clone().or_else(|| {
+        kind_version
+            .and_then(|v| v.default_kubernetes_version())
+            .map(str::to_string)
+    });
+    checks.push(kubectl_check(kubectl, kubernetes.as_deref()));
+    if let Some(info) = &info {
+        checks.push(cgroup_check(info, kubernetes.as_deref()));
+        checks.extend(resource_checks(app, info, plan).await);
+    }
+    if plan.is_multi_node() {
+        checks.push(inotify_check(Path::new("/proc/sys/fs/inotify")));
+    }
+    checks.extend(mount_checks(plan, info.as_ref().map(|i| i.flavor)));
+    checks.extend(port_checks(plan, docker.as_ref(), info.as_ref()).await);
+    if existing_cluster && let Some(docker) = &docker {
+        if let Ok(nodes) = docker.list_nodes(Some(&plan.name)).await
+            && !nodes.is_empty()
+        {
+            let states: Vec<String> = nodes
+                .iter()
+                .map(|n| format!("{} ({})", n.name, n.state))
+                .collect();
+            let managed = crate::lifecycle::read_record(docker, &nodes)
+                .await
+                .is_some();
+            checks.push(Check::warn(
+                "cluster",
+                format!(
+                    "cluster `{}` already exists{}: {}",
+                    plan.name,
+                    if managed { " (created by devcluster)" } else { " (not created by devcluster)" },
+                    states.join(", ")
+                ),
+                format!(
+                    "`devcluster up` reuses it when it matches the profile; `devcluster status --name {}` shows it",
+                    plan.name
+                ),
+            ));
+        } else {
+            checks.push(Check::ok(
+                "cluster",
+                format!("no cluster named `{}` yet", plan.name),
+            ));
+        }
+    }
+    checks
+}
+
+fn flavor_name(flavor: EngineFlavor) -> &'static str {
+    match flavor {
+        EngineFlavor::DockerDesktop => "Docker Desktop",
+        EngineFlavor::Colima => "Colima",
+        EngineFlavor::Podman => "Podman",
+        EngineFlavor::Native => "native",
+    }
+}
+
+async fn kind_version(app: &App) -> std::result::Result<KindVersion, crate::error::Error> {
+    let kind = Kind::discover(&app.world)?;
+    kind.version().await
+}
+
+fn kind_features(version: KindVersion) -> Check {
+    let mut notes = vec![format!("kind {version}")];
+    if let Some(k8s) = version.default_kubernetes_version() {
+        notes.push(format!("default node image Kubernetes {k8s}"));
+    }
+    if version.supports_read_write_once_pod() {
+        notes.push("ReadWriteOncePod supported (node images from kind v0.26.0)".into());
+    }
+    if version.has_helper_toleration_regression() {
+        notes.push("its node images need the local-path toleration fix, which `up` applies".into());
+    }
+    Check::ok("kind", notes.join("; "))
+}
+
+async fn kubectl_version(app: &App) -> Option<String> {
+    let search = app.world.var("PATH").unwrap_or("");
+    let path = which::which_in("kubectl", Some(search), &app.world.cwd).ok()?;
+    let output = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::process::Command::new(path)
+            .args(["version", "--client", "-o", "json"])
+            .env_clear()
+            .envs(&app.world.env)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    value
+        .pointer("/clientVersion/gitVersion")
+        .and_then(|v| v.as_str())
+        .map(|v| v.trim_start_matches('v').to_string())
+}
+
+fn minor(version: &str) -> Option<(u32, u32)> {
+    let mut parts = version.split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+fn kubectl_check(kubectl: Option<String>, kubernetes: Option<&str>) -> Check {
+    let Some(client) = kubectl else {
+        return Check::ok(
+            "kubectl",
+            "not installed (optional; devcluster does not need it)",
+        );
+    };
+    match (minor(&client), kubernetes.and_then(minor)) {
+        (Some((1, a)), Some((1, b))) if a.abs_diff(b) > 1 => Check::warn(
+            "kubectl",
+            format!(
+                "kubectl {client} is more than one minor version from the cluster's Kubernetes {}",
+                kubernetes.unwrap_or("")
+            ),
+            "use a kubectl within one minor version of the node image (Kubernetes' version skew policy)",
+        ),
+        _ => Check::ok("kubectl", format!("kubectl {client}")),
+    }
+}
+
+fn cgroup_check(info: &EngineInfo, kubernetes: Option<&str>) -> Check {
+    let needs_v2 = kubernetes
+        .and_then(minor)
+        .is_some_and(|(major, minor)| major > 1 || minor >= 35);
+    match info.cgroup_version {
+        Some(1) if needs_v2 => Check::fail(
+            "cgroups",
+            format!(
+                "Docker runs on cgroup v1; Kubernetes {} node images need cgroup v2",
+                kubernetes.unwrap_or("1.35+")
+            ),
+            "boot the host with cgroup v2 (systemd.unified_cgroup_hierarchy=1), or pin an image before Kubernetes 1.35 with `image:`",
+        ),
+        Some(version) => Check::ok("cgroups", format!("cgroup v{version}")),
+        None => Check::ok("cgroups", "cgroup version not reported by Docker"),
+    }
+}
+
+fn inotify_check(dir: &Path) -> Check {
+    let read = |name: &str| -> Option<u64> {
+        std::fs::read_to_string(dir.join(name))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    match (read("max_user_watches"), read("max_user_instances")) {
+        (Some(watches), Some(instances))
+            if watches >= MIN_INOTIFY_WATCHES && instances >= MIN_INOTIFY_INSTANCES =>
+        {
+            Check::ok(
+                "inotify",
+                format!("max_user_watches {watches}, max_user_instances {instances}"),
+            )
+        }
+        (Some(watches), Some(instances)) => Check::warn(
+            "inotify",
+            format!(
+                "max_user_watches {watches}, max_user_instances {instances}: multi-node clusters fail with \"too many open files\" below {MIN_INOTIFY_WATCHES}/{MIN_INOTIFY_INSTANCES}"
+            ),
+            format!(
+                "sudo sysctl fs.inotify.max_user_watches={MIN_INOTIFY_WATCHES} fs.inotify.max_user_instances={MIN_INOTIFY_INSTANCES}"
+            ),
+        ),
+        _ => Check::ok(
+            "inotify",
+            "limits not readable here (not Linux, or inside Docker Desktop's VM)",
+        ),
+    }
+}
+
+async fn resource_checks(app: &App, info: &EngineInfo, plan: &ClusterPlan) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let memory = info.memory_bytes.unwrap_or(0);
+    let cpus = info.cpus.unwrap_or(0);
+    let gib = memory as f64 / (1024.0 * 1024.0 * 1024.0);
+    if plan.is_multi_node() && (memory < MIN_MEMORY || cpus < 2) {
+        checks.push(Check::warn(
+            "resources",
+            format!(
+                "Docker has {gib:.1} GiB and {cpus} CPUs for {} nodes",
+                plan.nodes.len()
+            ),
+            "give Docker at least 4 GiB and 2 CPUs (Docker Desktop: Settings > Resources)",
+        ));
+    } else {
+        checks.push(Check::ok(
+            "resources",
+            format!("Docker has {gib:.1} GiB and {cpus} CPUs"),
+        ));
+    }
+    let local_root = info.flavor == EngineFlavor::Native;
+    match (&info.data_root, local_root) {
+        (Some(root), true) => match free_disk(app, root).await {
+            Some(free) if free < MIN_FREE_DISK => checks.push(Check::warn(
+                "disk",
+                format!("{:.1} GiB free under {root}", free as f64 / 1073741824.0),
+                "free disk space: kind disables kubelet disk eviction, so a full disk shows up as odd failures (`docker system prune`)",
+            )),
+            Some(free) => checks.push(Check::ok("disk", format!("{:.1} GiB free under {root}", free as f64 / 1073741824.0))),
+            None => checks.push(Check::ok("disk", format!("free space under {root} not readable"))),
+        },
+        _ => checks.push(Check::ok("disk", "Docker's data root is inside its VM; not checked")),
+    }
+    checks
+}
+
+/// Free bytes on the filesystem holding `path`, from POSIX `df -Pk`.
+async fn free_disk(app: &App, path: &str) -> Option<u64> {
+    let output = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::process::Command::new("df")
+            .args(["-Pk", path])
+            .env_clear()
+            .envs(&app.world.env)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.lines().nth(1)?;
+    let available: u64 = line.split_whitespace().nth(3)?.parse().ok()?;
+    Some(available * 1024)
+}
+
+/// Docker Desktop shares these host roots by default (Settings > Resources > File sharing).
+const DESKTOP_SHARED_ROOTS: &[&str] = &["/Users", "/Volumes", "/private", "/tmp", "/var/folders"];
+
+fn mount_checks(plan: &ClusterPlan, flavor: Option<EngineFlavor>) -> Vec<Check> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut checks = Vec::new();
+    for node in &plan.nodes {
+        for mount in &node.mounts {
+            if !seen.insert(mount.host_path.clone()) {
+                continue;
+            }
+            let name = format!("mount {}", mount.host_path);
+            let path = Path::new(&mount.host_path);
+            let check = match (std::fs::metadata(path), mount.path_type) {
+                (Err(_), _) => Check::fail(
+                    name,
+                    format!(
+                        "{} does not exist (Docker would create an empty root-owned directory)",
+                        mount.host_path
+                    ),
+                    format!(
+                        "create it first: `mkdir -p {}`",
+                        crate::error::shell_quote(&[&mount.host_path])
+                    ),
+                ),
+                (Ok(meta), MountPathType::Directory) if !meta.is_dir() => Check::fail(
+                    name,
+                    format!(
+                        "{} is a file, but the profile mounts a directory",
+                        mount.host_path
+                    ),
+                    "set `type: File` on the mount, or point hostPath at a directory",
+                ),
+                (Ok(meta), MountPathType::File) if meta.is_dir() => Check::fail(
+                    name,
+                    format!(
+                        "{} is a directory, but the profile mounts a file",
+                        mount.host_path
+                    ),
+                    "drop `type: File`, or point hostPath at a file",
+                ),
+                (Ok(_), _) if mount.allow_dangerous_path => Check::warn(
+                    name,
+                    format!(
+                        "{} {}; allowed by the profile",
+                        mount.host_path,
+                        plan::dangerous_host_path(path, None).unwrap_or("is sensitive")
+                    ),
+                    "every pod on these nodes can reach it through hostPath",
+                ),
+                (Ok(_), _)
+                    if flavor == Some(EngineFlavor::DockerDesktop)
+                        && !DESKTOP_SHARED_ROOTS
+                            .iter()
+                            .any(|root| path.starts_with(root)) =>
+                {
+                    Check::warn(
+                        name,
+                        format!(
+                            "{} is outside Docker Desktop's default shared folders",
+                            mount.host_path
+                        ),
+                        "add it under Docker Desktop > Settings > Resources > File sharing, or the node sees an empty directory",
+                    )
+                }
+                (Ok(_), kind) => Check::ok(
+                    name,
+                    format!(
+                        "{} exists ({})",
+                        mount.host_path,
+                        if kind == MountPathType::File {
+                            "file"
+                        } else {
+                            "directory"
+                        }
+                    ),
+                ),
+            };
+            checks.push(check);
+        }
+    }
+    checks
+}
+
+async fn port_checks(
+    plan: &ClusterPlan,
+    docker: Option<&Docker>,
+    info: Option<&EngineInfo>,
+) -> Vec<Check> {
+    let rootless = info.is_some_and(|i| i.rootless);
+    let mut checks = Vec::new();
+    for node in &plan.nodes {
+        for port in &node.ports {
+            let Ok(host_port) = u16::try_from(port.host_port) else {
+                continue;
+            };
+            if host_port == 0 {
+                continue;
+            }
+            let protocol = port.protocol;
+            let name = format!(
+                "port {}:{host_port}/{}",
+                port.listen_address,
+                protocol.as_str()
+            );
+            if rootless && host_port < 1024 {
+                checks.push(Check::fail(
+                    name,
+                    "rootless Docker cannot publish ports below 1024",
+                    "pick a host port of 1024 or more, or allow it: `sudo sysctl net.ipv4.ip_unprivileged_port_start=80`",
+                ));
+                continue;
+            }
+            if port_is_free(&port.listen_address, host_port, protocol) {
+                checks.push(Check::ok(name, format!("free (for {})", node.name)));
+                continue;
+            }
+            let proto = protocol.as_str().to_ascii_lowercase();
+            let holder = match docker {
+                Some(docker) => docker.port_holder(host_port, &proto).await.ok().flatten(),
+                None => None,
+            };
+            let check = match holder {
+                Some(holder) if holder.cluster.as_deref() == Some(plan.name.as_str()) => Check::ok(
+                    name,
+                    format!("published by {} of this cluster", holder.container),
+                ),
+                Some(holder) => match holder.cluster {
+                    Some(cluster) => Check::fail(
+                        name,
+                        format!(
+                            "taken by container {} of kind cluster `{cluster}`",
+                            holder.container
+                        ),
+                        format!(
+                            "delete that cluster (`devcluster down --name {cluster}` or `kind delete cluster --name {cluster}`), or choose another port"
+                        ),
+                    ),
+                    None => Check::fail(
+                        name,
+                        format!("taken by container {}", holder.container),
+                        format!(
+                            "stop it (`docker stop {}`) or choose another port",
+                            holder.container
+                        ),
+                    ),
+                },
+                None => match process_holding(host_port, protocol) {
+                    Some((pid, command)) => Check::fail(
+                        name,
+                        format!("taken by process {command} (pid {pid})"),
+                        "stop that process or choose another port",
+                    ),
+                    None => Check::fail(
+                        name,
+                        "already in use (the holder is not visible to this user)",
+                        format!(
+                            "find it with `sudo ss -ltnp 'sport = :{host_port}'`, or choose another port"
+                        ),
+                    ),
+                },
+            };
+            checks.push(check);
+        }
+    }
+    checks
+}
+
+/// Whether this process could bind the address now.
+fn port_is_free(listen: &str, port: u16, protocol: Protocol) -> bool {
+    let Ok(ip) = listen.parse::<IpAddr>() else {
+        return true;
+    };
+    let address = SocketAddr::new(ip, port);
+    match protocol {
+        Protocol::Udp => UdpSocket::bind(address).is_ok(),
+        _ => TcpListener::bind(address).is_ok(),
+    }
+}
+
+/// The process listening on `port`, from `/proc/net/{tcp,tcp6,udp,udp6}` and the
+/// socket links under `/proc/<pid>/fd` (Linux, best effort).
+fn process_holding(port: u16, protocol: Protocol) -> Option<(u32, String)> {
+    let (tables, listening) = match protocol {
+        Protocol::Udp => (["/proc/net/udp", "/proc/net/udp6"], "07"),
+        _ => (["/proc/net/tcp", "/proc/net/tcp6"], "0A"),
+    };
+    let wanted = format!("{port:04X}");
+    let inode = tables.iter().find_map(|table| {
+        let text = std::fs::read_to_string(table).ok()?;
+        text.lines().skip(1).find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields.get(1)?.rsplit(':').next()?;
+            (local_port == wanted && *fields.get(3)? == listening)
+                .then(|| fields.get(9).map(|s| s.to_string()))?
+        })
+    })?;
+    let target = format!("socket:[{inode}]");
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|link| link.to_string_lossy() == target)
+        });
+        if holds {
+            let command = std::fs::read_to_string(entry.path().join("comm"))
+                .map(|c| c.trim().to_string())
+                .unwrap_or_else(|_| "?".into());
+            return Some((pid, command));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inotify_limits() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("max_user_watches"), "8192\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("max_user_instances"), "128\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let check = inotify_check(dir.path());
+        assert_eq!(check.status, Status::Warn);
+        assert_eq!(
+            check.hint.as_deref(),
+            Some(
+                "sudo sysctl fs.inotify.max_user_watches=524288 fs.inotify.max_user_instances=512"
+            )
+        );
+        std::fs::write(dir.path().join("max_user_watches"), "524288")
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("max_user_instances"), "512")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(inotify_check(dir.path()).status, Status::Ok);
+    }
+
+    #[test]
+    fn kubectl_skew() {
+        assert_eq!(
+            kubectl_check(Some("1.36.0".into()), Some("1.36.1")).status,
+            Status::Ok
+        );
+        assert_eq!(
+            kubectl_check(Some("1.33.0".into()), Some("1.36.1")).status,
+            Status::Warn
+        );
+        assert_eq!(kubectl_check(None, Some("1.36.1")).status, Status::Ok);
+    }
+
+    #[test]
+    fn cgroup_v1_fails_for_new_kubernetes() {
+        let info = EngineInfo {
+            version: "28".into(),
+            api_version: "1.47".into(),
+            os: "linux".into(),
+            arch: "amd64".into(),
+            flavor: EngineFlavor::Native,
+            cgroup_version: Some(1),
+            data_root: None,
+            cpus: Some(2),
+            memory_bytes: Some(8 << 30),
+            rootless: false,
+        };
+        assert_eq!(cgroup_check(&info, Some("1.36.1")).status, Status::Fail);
+        assert_eq!(cgroup_check(&info, Some("1.34.0")).status, Status::Ok);
+    }
+
+    #[test]
+    fn a_listening_process_is_named() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let port = listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!port_is_free("127.0.0.1", port, Protocol::Tcp));
+        if cfg!(target_os = "linux") {
+            let (pid, _) =
+                process_holding(port, Protocol::Tcp).unwrap_or_else(|| panic!("holder not found"));
+            assert_eq!(pid, std::process::id());
+        }
+    }
 }

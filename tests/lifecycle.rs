@@ -75,6 +75,9 @@ impl Fixture {
                 "DEVCLUSTER_KIND".to_string(),
                 kind_emulator().display().to_string(),
             ),
+            // kind v0.30's default node image (Kubernetes 1.34) still runs on cgroup v1
+            // hosts, so preflight passes on any test machine.
+            ("KIND_EMULATOR_VERSION".to_string(), "v0.30.0".to_string()),
         ];
         if let Ok(host) = std::env::var("DOCKER_HOST") {
             env.push(("DOCKER_HOST".to_string(), host));

@@ -57,6 +57,8 @@ fn main() {
         "DEVCLUSTER_KIND".to_string(),
         support::kind_emulator().display().to_string(),
     );
+    // Kubernetes 1.34 node images still run on cgroup v1 hosts, so preflight passes.
+    env.insert("KIND_EMULATOR_VERSION".to_string(), "v0.30.0".to_string());
     if let Ok(host) = std::env::var("DOCKER_HOST") {
         env.insert("DOCKER_HOST".to_string(), host);
     }

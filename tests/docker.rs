@@ -1,0 +1,215 @@
+//! The Docker module against a real Docker Engine.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use devcluster::docker::{CLUSTER_LABEL, Docker, DockerError, ROLE_LABEL};
+use devcluster::world::World;
+use support::{Cleanup, TEST_IMAGE, docker, docker_available, unique_name};
+
+fn world(env: &[(&str, &str)]) -> World {
+    let mut world = World::from_process();
+    for (k, v) in env {
+        world.env.insert(k.to_string(), v.to_string());
+    }
+    world
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts a labelled node-like container; returns its name.
+fn start_node(cluster: &str, role: &str, suffix: &str, extra: &[&str]) -> String {
+    let name = format!("{cluster}-{suffix}");
+    let mut args = vec![
+        "run".to_string(),
+        "-d".into(),
+        "--name".into(),
+        name.clone(),
+        "--label".into(),
+        format!("{CLUSTER_LABEL}={cluster}"),
+        "--label".into(),
+        format!("{ROLE_LABEL}={role}"),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.extend([TEST_IMAGE.to_string(), "sleep".into(), "600".into()]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = docker(&refs);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    name
+}
+
+#[tokio::test]
+async fn exec_reports_output_and_exit_codes() {
+    if !docker_available("exec_reports_output_and_exit_codes") {
+        return;
+    }
+    let cluster = unique_name("exec");
+    let _cleanup = Cleanup::new().cluster(&cluster);
+    let node = start_node(&cluster, "worker", "worker", &[]);
+    let client = Docker::connect(&world(&[])).await.unwrap();
+    let ok = client
+        .exec(&node, &["sh", "-c", "echo out; echo err >&2"])
+        .await
+        .unwrap();
+    assert_eq!(
+        (ok.stdout.as_str(), ok.stderr.as_str(), ok.exit_code),
+        ("out\n", "err\n", 0)
+    );
+    let failed = client.exec(&node, &["sh", "-c", "exit 7"]).await.unwrap();
+    assert_eq!(failed.exit_code, 7);
+    let fed = client
+        .exec_with_stdin(
+            &node,
+            &["sh", "-c", "cat > /tmp/x && cat /tmp/x"],
+            b"hello\nworld",
+        )
+        .await
+        .unwrap();
+    assert_eq!(fed.stdout, "hello\nworld");
+    let missing = client
+        .exec("no-such-container-dct", &["true"])
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, DockerError::NotFound(_)), "{missing:?}");
+}
+
+#[tokio::test]
+async fn nodes_are_listed_by_label_with_mounts_and_ports() {
+    if !docker_available("nodes_are_listed_by_label_with_mounts_and_ports") {
+        return;
+    }
+    let cluster = unique_name("list");
+    let other = unique_name("other");
+    let _cleanup = Cleanup::new().cluster(&cluster).cluster(&other);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    start_node(
+        &cluster,
+        "control-plane",
+        "control-plane",
+        &[
+            "-v",
+            &format!("{}:/data:ro", dir.path().display()),
+            "-p",
+            &format!("127.0.0.1:{port}:80/tcp"),
+        ],
+    );
+    let worker = start_node(&cluster, "worker", "worker", &[]);
+    start_node(&other, "worker", "worker", &[]);
+    assert!(docker(&["stop", "-t", "0", &worker]).status.success());
+
+    let client = Docker::connect(&world(&[])).await.unwrap();
+    let nodes = client.list_nodes(Some(&cluster)).await.unwrap();
+    let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            format!("{cluster}-control-plane"),
+            format!("{cluster}-worker")
+        ]
+    );
+    let cp = &nodes[0];
+    assert_eq!(
+        (cp.role.as_str(), cp.state.as_str(), cp.cluster.as_str()),
+        ("control-plane", "running", cluster.as_str())
+    );
+    let data = cp.mounts.iter().find(|m| m.destination == "/data").unwrap();
+    assert_eq!(data.source, dir.path().display().to_string());
+    assert!(data.read_only);
+    assert_eq!(cp.ports.len(), 1);
+    assert_eq!(
+        (
+            cp.ports[0].container_port,
+            cp.ports[0].host_ip.as_str(),
+            cp.ports[0].host_port
+        ),
+        (80, "127.0.0.1", port)
+    );
+    assert_eq!(nodes[1].state, "exited");
+
+    let all = client.list_nodes(None).await.unwrap();
+    assert!(all.iter().any(|n| n.cluster == other));
+    assert!(
+        client
+            .list_nodes(Some("dct-no-such-cluster"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn the_holder_of_a_host_port_is_found() {
+    if !docker_available("the_holder_of_a_host_port_is_found") {
+        return;
+    }
+    let cluster = unique_name("holder");
+    let _cleanup = Cleanup::new().cluster(&cluster);
+    let port = free_port();
+    let node = start_node(
+        &cluster,
+        "worker",
+        "worker",
+        &["-p", &format!("127.0.0.1:{port}:8080/tcp")],
+    );
+    let client = Docker::connect(&world(&[])).await.unwrap();
+    let holder = client.port_holder(port, "tcp").await.unwrap().unwrap();
+    assert_eq!(holder.container, node);
+    assert_eq!(holder.cluster.as_deref(), Some(cluster.as_str()));
+    assert_eq!(client.port_holder(port, "udp").await.unwrap(), None);
+    assert_eq!(client.port_holder(free_port(), "tcp").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn an_unreachable_daemon_is_reported_within_seconds() {
+    let started = Instant::now();
+    let error = Docker::connect(&world(&[("DOCKER_HOST", "tcp://127.0.0.1:1")]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, DockerError::Unreachable { .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("tcp://127.0.0.1:1"));
+    assert!(started.elapsed() < Duration::from_secs(6));
+
+    let missing = Docker::connect(&world(&[(
+        "DOCKER_HOST",
+        "unix:///nonexistent/docker.sock",
+    )]))
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(missing, DockerError::Unreachable { .. }),
+        "{missing:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_listening_socket_that_never_answers_times_out() {
+    // Accepts connections but never speaks HTTP: the ping must give up, not hang.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let started = Instant::now();
+    let error = Docker::connect(&world(&[(
+        "DOCKER_HOST",
+        &format!("tcp://127.0.0.1:{port}"),
+    )]))
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("no answer within"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(6));
+    drop(listener);
+}

@@ -13,7 +13,7 @@ use support::fake_kube::FakeApi;
 
 async fn api(fake: &FakeApi) -> ClusterApi {
     Connector::Client(fake.client())
-        .connect("", "kind-test")
+        .connect("", Some("kind-test"))
         .await
         .unwrap()
 }

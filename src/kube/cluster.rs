@@ -39,8 +39,13 @@ impl std::fmt::Debug for Connector {
 }
 
 impl Connector {
-    /// A client for the cluster whose kubeconfig is `kubeconfig`, using `context`.
-    pub async fn connect(&self, kubeconfig: &str, context: &str) -> Result<ClusterApi, Error> {
+    /// A client for the cluster whose kubeconfig is `kubeconfig`, using `context`
+    /// (the kubeconfig's current context when `None`).
+    pub async fn connect(
+        &self,
+        kubeconfig: &str,
+        context: Option<&str>,
+    ) -> Result<ClusterApi, Error> {
         match self {
             Connector::Client(client) => Ok(ClusterApi {
                 client: client.clone(),
@@ -50,7 +55,7 @@ impl Connector {
                 let parsed = Kubeconfig::from_yaml(kubeconfig)
                     .map_err(|e| Error::failed("cannot read the cluster's kubeconfig").cause(e))?;
                 let options = KubeConfigOptions {
-                    context: Some(context.to_string()),
+                    context: context.map(str::to_string),
                     ..KubeConfigOptions::default()
                 };
                 let config = kube::Config::from_custom_kubeconfig(parsed, &options)
@@ -112,6 +117,11 @@ fn is_not_found(error: &kube::Error) -> bool {
 }
 
 impl ClusterApi {
+    /// The same client, for verification probes.
+    pub fn probe(&self) -> crate::kube::probe::ProbeApi {
+        crate::kube::probe::ProbeApi::new(self.client.clone())
+    }
+
     /// Nodes with their Ready condition.
     pub async fn nodes(&self) -> Result<Vec<ObservedApiNode>, Error> {
         let api: Api<Node> = Api::all(self.client.clone());

@@ -2,3 +2,4 @@
 //! their types. Callers speak devcluster's own types.
 
 pub mod cluster;
+pub mod probe;

@@ -594,7 +594,7 @@ async fn finish_up(
     let api = step!("connect", async {
         let api = deps
             .connector
-            .connect(&kubeconfig, &plan.context_name())
+            .connect(&kubeconfig, Some(&plan.context_name()))
             .await?;
         Ok((api, String::new()))
     });
@@ -658,7 +658,7 @@ async fn finish_up(
     });
     if !args.no_verify {
         step!("verify", async {
-            let detail = crate::verify::verify_after_up(app, plan, deadline).await?;
+            let detail = crate::verify::verify_after_up(app, plan, deadline, &api).await?;
             Ok(((), detail))
         });
     }

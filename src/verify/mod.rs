@@ -1,0 +1,988 @@
+//! `devcluster verify`: proves from inside real pods that what the profile asked
+//! for works, and names the layer that broke (host -> node container -> pod).
+//! On a kind cluster the node layer runs through Docker exec; on any other cluster
+//! a kubeconfig reaches, the pod-level proofs run alone.
+
+pub mod bundle;
+pub mod mounts;
+pub mod pods;
+pub mod report;
+
+use std::net::{IpAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+
+use crate::app::App;
+use crate::cli::{Output, PullPolicy, VerifyArgs, print_json};
+use crate::docker::{Docker, ObservedNode};
+use crate::error::{Error, ExitCode, Result};
+use crate::kind::Kind;
+use crate::kube::cluster::{ClusterApi, Connector};
+use crate::kube::probe::{ProbeApi, ProbeNode, ProbeVolume, VolumeSource};
+use crate::plan::{ClusterPlan, ControllerPlan, PortPurpose};
+use crate::profile::MountPathType;
+use mounts::MountProbe;
+use pods::PodContext;
+use report::{Check, Layer, Report, Status};
+
+/// The probe image for clusters that are not kind (kind nodes preload their own):
+/// busybox 1.36.1, pinned by digest, pulled only if missing.
+pub const DEFAULT_PROBE_IMAGE: &str = "docker.io/library/busybox:1.36.1@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662";
+
+/// What a run may use and change.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub deadline: Instant,
+    pub probe_image: Option<String>,
+    pub pull_policy: Option<String>,
+    pub storage_class: Option<String>,
+    pub host_paths: Vec<PathBuf>,
+}
+
+/// The cluster being verified, as far as devcluster can see it.
+pub struct Target<'a> {
+    /// The plan, for a devcluster cluster.
+    pub plan: Option<&'a ClusterPlan>,
+    /// Docker, when the cluster's node containers are visible.
+    pub docker: Option<&'a Docker>,
+    pub nodes: Vec<ObservedNode>,
+    /// Why the node layer cannot run, when it cannot.
+    pub node_layer_skipped: Option<String>,
+    pub api: Option<ProbeApi>,
+    /// Why the pod layer cannot run, when it cannot.
+    pub api_error: Option<String>,
+}
+
+pub async fn run(app: &App, args: &VerifyArgs) -> Result<ExitCode> {
+    let options = Options {
+        deadline: Instant::now() + args.timeout,
+        probe_image: args.probe_image.clone(),
+        pull_policy: args.image_pull_policy.map(|p| match p {
+            PullPolicy::Always => "Always".to_string(),
+            PullPolicy::IfNotPresent => "IfNotPresent".to_string(),
+            PullPolicy::Never => "Never".to_string(),
+        }),
+        storage_class: args.storage_class.clone(),
+        host_paths: args
+            .host_paths
+            .iter()
+            .map(|p| absolute(&app.world.cwd, p))
+            .collect(),
+    };
+    let foreign = args.kubeconfig.is_some()
+        || args.context.is_some()
+        || (!args.host_paths.is_empty()
+            && args.profile.profile.is_none()
+            && args.profile.name.is_none());
+    let docker = Docker::connect(&app.world).await;
+    let (plan, kubeconfig, context) = if foreign {
+        let path = args
+            .kubeconfig
+            .clone()
+            .or_else(|| {
+                app.world
+                    .var("KUBECONFIG")
+                    .and_then(|k| k.split(':').next())
+                    .map(PathBuf::from)
+            })
+            .or_else(|| app.world.home.as_ref().map(|h| h.join(".kube/config")))
+            .ok_or_else(|| {
+                Error::input("no kubeconfig: pass --kubeconfig").hint("or set KUBECONFIG")
+            })?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Error::input(format!("cannot read the kubeconfig {}", path.display()))
+                .cause(e)
+                .hint("pass --kubeconfig PATH")
+        })?;
+        (None, text, args.context.clone())
+    } else {
+        let (_, plan) = app.plan(
+            args.profile.profile.as_deref(),
+            args.profile.name.as_deref(),
+        )?;
+        let kind = Kind::discover(&app.world)?;
+        let text = kind.kubeconfig(&plan.name).await.map_err(|e| {
+            e.context(format!("cannot get the kubeconfig of cluster `{}`", plan.name))
+                .hint(format!("create it with `devcluster up --name {}`, or verify another cluster with --kubeconfig", plan.name))
+        })?;
+        let context = plan.context_name();
+        (Some(plan), text, Some(context))
+    };
+    let api = Connector::Kubeconfig
+        .connect(&kubeconfig, context.as_deref())
+        .await?;
+    let (docker, nodes, skipped) = visible_nodes(docker, plan.as_ref(), &api).await;
+    let target = Target {
+        plan: plan.as_ref(),
+        docker: docker.as_ref(),
+        nodes,
+        node_layer_skipped: skipped,
+        api: Some(api.probe()),
+        api_error: None,
+    };
+    let bundle_dir = args.bundle.clone().or_else(|| {
+        app.world
+            .is_ci()
+            .then(|| app.world.cwd.join("devcluster-verify-bundle"))
+    });
+    let report = verify(app, &target, &options, bundle_dir.as_deref()).await?;
+    match args.output {
+        Output::Json => print_json(&report),
+        Output::Text => report.print_table(&app.ui),
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, report.junit("devcluster verify"))
+            .map_err(|e| Error::failed(format!("cannot write {}", path.display())).cause(e))?;
+    }
+    Ok(if report.failed() {
+        ExitCode::Failure
+    } else {
+        ExitCode::Success
+    })
+}
+
+/// The verify step of `devcluster up`: the same checks, an error when any fails.
+pub async fn verify_after_up(
+    app: &App,
+    plan: &ClusterPlan,
+    deadline: Instant,
+    api: &ClusterApi,
+) -> Result<String> {
+    let docker = Docker::connect(&app.world).await.ok();
+    let nodes = match &docker {
+        Some(docker) => docker
+            .list_nodes(Some(&plan.name))
+            .await
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let target = Target {
+        plan: Some(plan),
+        docker: docker.as_ref(),
+        nodes,
+        node_layer_skipped: docker
+            .is_none()
+            .then(|| "Docker is not reachable".to_string()),
+        api: Some(api.probe()),
+        api_error: None,
+    };
+    let options = Options {
+        deadline,
+        probe_image: None,
+        pull_policy: None,
+        storage_class: None,
+        host_paths: Vec::new(),
+    };
+    let bundle_dir = app
+        .world
+        .is_ci()
+        .then(|| app.world.cwd.join("devcluster-verify-bundle"));
+    let report = verify(app, &target, &options, bundle_dir.as_deref()).await?;
+    if report.failed() {
+        report.print_table(&app.ui);
+        let failed: Vec<String> = report
+            .checks
+            .iter()
+            .filter(|c| c.status == Status::Fail)
+            .map(|c| {
+                format!(
+                    "{} [{}] ({}): {}",
+                    c.name,
+                    c.node.as_deref().unwrap_or("-"),
+                    c.layer.as_str(),
+                    c.detail
+                )
+            })
+            .collect();
+        return Err(Error::failed("verification failed")
+            .details(failed.join("\n"))
+            .hint(format!("`devcluster verify --name {}` repeats the checks; `--retain` keeps the cluster for debugging", plan.name)));
+    }
+    Ok(report.summary())
+}
+
+fn absolute(cwd: &Path, path: &Path) -> PathBuf {
+    crate::plan::normalize(&cwd.join(path))
+}
+
+/// The node containers Docker shows for the cluster, or why the node layer is off.
+async fn visible_nodes(
+    docker: std::result::Result<Docker, crate::docker::DockerError>,
+    plan: Option<&ClusterPlan>,
+    api: &ClusterApi,
+) -> (Option<Docker>, Vec<ObservedNode>, Option<String>) {
+    let docker = match docker {
+        Ok(docker) => docker,
+        Err(e) => {
+            return (
+                None,
+                Vec::new(),
+                Some(format!("Docker is not reachable ({e})")),
+            );
+        }
+    };
+    let nodes = match plan {
+        Some(plan) => docker
+            .list_nodes(Some(&plan.name))
+            .await
+            .unwrap_or_default(),
+        None => {
+            // Any cluster: its nodes are kind containers when Docker knows them by name.
+            let api_nodes = api.nodes().await.unwrap_or_default();
+            let mut found = Vec::new();
+            for node in api_nodes {
+                if let Ok(observed) = docker.inspect(&node.name).await
+                    && !observed.cluster.is_empty()
+                {
+                    found.push(observed);
+                }
+            }
+            found
+        }
+    };
+    if nodes.is_empty() {
+        let why = match plan {
+            Some(plan) => format!(
+                "no node containers of cluster `{}` are visible to Docker",
+                plan.name
+            ),
+            None => "the cluster's nodes are not kind containers this Docker can see".to_string(),
+        };
+        return (Some(docker), nodes, Some(why));
+    }
+    (Some(docker), nodes, None)
+}
+
+/// A random lower-case token for sentinels and names.
+pub fn token() -> String {
+    let mut bytes = [0u8; 6];
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        bytes.copy_from_slice(&nanos.to_le_bytes()[..6]);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs every check against `target` under one deadline, concurrently, inside a
+/// temporary namespace that is deleted afterwards, on failure, timeout or Ctrl-C.
+pub async fn verify(
+    app: &App,
+    target: &Target<'_>,
+    options: &Options,
+    bundle_dir: Option<&Path>,
+) -> Result<Report> {
+    let token = token();
+    let mut checks = Vec::new();
+    let Some(api) = &target.api else {
+        checks.push(Check::new(
+            "cluster",
+            None,
+            Layer::Pod,
+            Status::Fail,
+            target.api_error.clone().unwrap_or_default(),
+        ));
+        return Ok(Report { checks });
+    };
+    let version = api.server_version().await?;
+    let api_nodes = api.nodes().await?;
+    let schedulable: Vec<ProbeNode> = api_nodes
+        .iter()
+        .filter(|n| !n.unschedulable && n.ready)
+        .cloned()
+        .collect();
+    let namespace = format!("devcluster-verify-{token}");
+    api.create_namespace(&namespace).await?;
+    let image = match &options.probe_image {
+        Some(image) => image.clone(),
+        None => match api.helper_image().await.ok().flatten() {
+            Some(image) => image,
+            None => DEFAULT_PROBE_IMAGE.to_string(),
+        },
+    };
+    let context = PodContext {
+        namespace: namespace.clone(),
+        pull_policy: options
+            .pull_policy
+            .clone()
+            .unwrap_or_else(|| "IfNotPresent".to_string()),
+        image,
+        token: token.clone(),
+        deadline: options.deadline,
+    };
+    let work = async {
+        let (mount_checks, host_path_checks, subpath_checks, storage_checks, port_checks) = tokio::join!(
+            mount_checks(target, api, &context, &api_nodes),
+            host_path_checks(target, api, &context, &api_nodes, &options.host_paths),
+            pods::subpath(api, &context, &schedulable),
+            storage_checks(
+                target,
+                api,
+                &context,
+                &schedulable,
+                options.storage_class.as_deref(),
+                version
+            ),
+            port_checks(target, api, &context, &schedulable),
+        );
+        let mut all = Vec::new();
+        if let Some(why) = &target.node_layer_skipped {
+            all.push(Check::new(
+                "node layer",
+                None,
+                Layer::Node,
+                Status::Skip,
+                format!("skipped: {why}"),
+            ));
+        }
+        all.extend(mount_checks);
+        all.extend(host_path_checks);
+        all.extend(subpath_checks);
+        all.extend(storage_checks);
+        all.extend(port_checks);
+        all
+    };
+    let interrupted = tokio::select! {
+        all = work => { checks = all; false }
+        _ = tokio::signal::ctrl_c() => true,
+    };
+    let report = Report { checks };
+    if report.failed()
+        && let Some(dir) = bundle_dir
+    {
+        match bundle::collect(dir, target, api, &namespace, &report).await {
+            Ok(()) => app
+                .ui
+                .line(&format!("failure bundle written to {}", dir.display())),
+            Err(e) => app
+                .ui
+                .line(&format!("could not write the failure bundle: {e}")),
+        }
+    }
+    let cleanup = api.delete_namespace(&namespace).await;
+    if interrupted {
+        return Err(Error::interrupted(
+            "verification interrupted; its probe namespace was deleted",
+        ));
+    }
+    cleanup?;
+    Ok(report)
+}
+
+/// The plan's mounts on every node that should have them: host, node, pod.
+async fn mount_checks(
+    target: &Target<'_>,
+    api: &ProbeApi,
+    context: &PodContext,
+    api_nodes: &[ProbeNode],
+) -> Vec<Check> {
+    let Some(plan) = target.plan else {
+        return Vec::new();
+    };
+    let mut seen = Vec::new();
+    let mut probes = Vec::new();
+    for node in &plan.nodes {
+        for mount in &node.mounts {
+            let key = (mount.host_path.clone(), mount.container_path.clone());
+            if !seen.contains(&key) {
+                seen.push(key);
+                probes.push(mount.clone());
+            }
+        }
+    }
+    let mut checks = Vec::new();
+    let runs = probes
+        .into_iter()
+        .enumerate()
+        .map(|(index, mount)| async move {
+            let mut probe = MountProbe {
+                path: mount.container_path.clone(),
+                file: mount.path_type == MountPathType::File,
+                read_only: mount.read_only,
+                token: format!("{}{index}", context.token),
+                expected_size: 0,
+            };
+            let host_path = PathBuf::from(&mount.host_path);
+            let mut checks = Vec::new();
+            if let Err(check) = mounts::prepare_host(&host_path, &mut probe) {
+                checks.push(check);
+                return checks;
+            }
+            checks.push(Check::new(
+                &format!("mount {}", probe.path),
+                None,
+                Layer::Host,
+                Status::Ok,
+                format!("sentinel written to {}", mount.host_path),
+            ));
+            let targets: Vec<&crate::plan::NodePlan> = plan
+                .nodes
+                .iter()
+                .filter(|n| n.mounts.contains(&mount))
+                .collect();
+            let per_node = targets.iter().enumerate().map(|(n, node)| {
+                let probe = probe.clone();
+                let host_path = host_path.clone();
+                let mount = mount.clone();
+                async move {
+                    let mut checks = Vec::new();
+                    let node_ok = node_layer(
+                        target,
+                        &node.name,
+                        &probe,
+                        &mount.host_path,
+                        &host_path,
+                        &mut checks,
+                    )
+                    .await;
+                    let Some(api_node) = api_nodes.iter().find(|a| a.name == node.name) else {
+                        checks.push(Check::new(
+                            &format!("mount {}", probe.path),
+                            Some(&node.name),
+                            Layer::Pod,
+                            Status::Fail,
+                            "the node is not registered in the API",
+                        ));
+                        return checks;
+                    };
+                    if !node_ok {
+                        checks.push(Check::new(
+                            &format!("mount {}", probe.path),
+                            Some(&node.name),
+                            Layer::Pod,
+                            Status::Skip,
+                            "not run: the node layer failed",
+                        ));
+                        return checks;
+                    }
+                    checks.push(
+                        pod_layer(
+                            api,
+                            context,
+                            api_node,
+                            &probe,
+                            &host_path,
+                            &format!("mnt{index}"),
+                            n,
+                        )
+                        .await,
+                    );
+                    checks
+                }
+            });
+            for node_checks in join_all(per_node).await {
+                checks.extend(node_checks);
+            }
+            mounts::clean_host(&host_path, &probe);
+            checks
+        });
+    for mount_checks in join_all(runs).await {
+        checks.extend(mount_checks);
+    }
+    checks
+}
+
+/// The node layer of one mount on one node; `true` when the pod layer should run.
+async fn node_layer(
+    target: &Target<'_>,
+    node: &str,
+    probe: &MountProbe,
+    host_path_text: &str,
+    host_path: &Path,
+    checks: &mut Vec<Check>,
+) -> bool {
+    let (Some(docker), None) = (target.docker, &target.node_layer_skipped) else {
+        return true;
+    };
+    let Some(observed) = target.nodes.iter().find(|n| n.name == node) else {
+        checks.push(
+            Check::new(
+                &format!("mount {}", probe.path),
+                Some(node),
+                Layer::Node,
+                Status::Fail,
+                "the node container is missing",
+            )
+            .hint("`devcluster status` shows the cluster; `devcluster up --recreate` rebuilds it"),
+        );
+        return false;
+    };
+    if let Some(check) = mounts::check_bind(
+        observed,
+        &target.nodes,
+        host_path_text,
+        &probe.path,
+        probe.read_only,
+    ) {
+        checks.push(check);
+        return false;
+    }
+    match docker
+        .exec(node, &["sh", "-c", &probe.script(Layer::Node, node)])
+        .await
+    {
+        Ok(output) => {
+            let check = mounts::judge(
+                probe,
+                Layer::Node,
+                node,
+                output.exit_code,
+                &output.stdout,
+                host_path,
+            );
+            let ok = check.status == Status::Ok;
+            checks.push(check);
+            ok
+        }
+        Err(e) => {
+            checks.push(Check::new(
+                &format!("mount {}", probe.path),
+                Some(node),
+                Layer::Node,
+                Status::Fail,
+                format!("cannot run the probe in the node container: {e}"),
+            ));
+            false
+        }
+    }
+}
+
+/// The pod layer of one mount on one node.
+async fn pod_layer(
+    api: &ProbeApi,
+    context: &PodContext,
+    node: &ProbeNode,
+    probe: &MountProbe,
+    host_path: &Path,
+    prefix: &str,
+    index: usize,
+) -> Check {
+    let volume = ProbeVolume {
+        source: VolumeSource::HostPath {
+            path: probe.path.clone(),
+            file: probe.file,
+        },
+        mount_path: probe.path.clone(),
+        sub_path: None,
+        read_only: false,
+    };
+    let mut pod = context.pod(
+        pods::pod_name(prefix, index),
+        node,
+        probe.script(Layer::Pod, &node.name),
+        vec![volume],
+    );
+    pod.run_as_root = true;
+    match pods::run_probe(api, context, &pod).await {
+        Ok(outcome) if outcome.phase == "Timeout" || outcome.exit_code.is_none() => Check::new(
+            &format!("mount {}", probe.path),
+            Some(&node.name),
+            Layer::Pod,
+            Status::Fail,
+            pods::describe(&outcome),
+        )
+        .hint("the probe pod did not finish; its last events are above"),
+        Ok(outcome) => mounts::judge(
+            probe,
+            Layer::Pod,
+            &node.name,
+            i64::from(outcome.exit_code.unwrap_or(-1)),
+            &outcome.logs,
+            host_path,
+        ),
+        Err(e) => Check::new(
+            &format!("mount {}", probe.path),
+            Some(&node.name),
+            Layer::Pod,
+            Status::Fail,
+            e,
+        ),
+    }
+}
+
+/// `--host-path`: a host directory proved from pods on the nodes of this machine.
+async fn host_path_checks(
+    target: &Target<'_>,
+    api: &ProbeApi,
+    context: &PodContext,
+    api_nodes: &[ProbeNode],
+    paths: &[PathBuf],
+) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for (index, path) in paths.iter().enumerate() {
+        let text = path.display().to_string();
+        let mut probe = MountProbe {
+            path: text.clone(),
+            file: false,
+            read_only: false,
+            token: format!("{}h{index}", context.token),
+            expected_size: 0,
+        };
+        if let Err(check) = mounts::prepare_host(path, &mut probe) {
+            checks.push(check);
+            continue;
+        }
+        checks.push(Check::new(
+            &format!("mount {text}"),
+            None,
+            Layer::Host,
+            Status::Ok,
+            "sentinel written",
+        ));
+        let runs = api_nodes.iter().enumerate().map(|(n, node)| {
+            let probe = probe.clone();
+            async move {
+                let kind_node = target.nodes.iter().any(|o| o.name == node.name);
+                if kind_node {
+                    let mut checks = Vec::new();
+                    if node_layer_exec(target, &node.name, &probe, path, &mut checks).await {
+                        checks.push(
+                            pod_layer(api, context, node, &probe, path, &format!("hp{index}"), n)
+                                .await,
+                        );
+                    } else {
+                        checks.push(Check::new(
+                            &format!("mount {}", probe.path),
+                            Some(&node.name),
+                            Layer::Pod,
+                            Status::Skip,
+                            "not run: the node layer failed",
+                        ));
+                    }
+                    checks
+                } else if runs_here(node) {
+                    vec![
+                        pod_layer(api, context, node, &probe, path, &format!("hp{index}"), n).await,
+                    ]
+                } else {
+                    vec![Check::new(
+                        &format!("mount {}", probe.path),
+                        Some(&node.name),
+                        Layer::Pod,
+                        Status::Skip,
+                        "not checkable: this node runs on another machine",
+                    )]
+                }
+            }
+        });
+        for node_checks in join_all(runs).await {
+            checks.extend(node_checks);
+        }
+        mounts::clean_host(path, &probe);
+    }
+    checks
+}
+
+/// The node layer for a host path on a kind node: the path must exist in the node.
+async fn node_layer_exec(
+    target: &Target<'_>,
+    node: &str,
+    probe: &MountProbe,
+    host_path: &Path,
+    checks: &mut Vec<Check>,
+) -> bool {
+    let Some(docker) = target.docker else {
+        return true;
+    };
+    match docker
+        .exec(node, &["sh", "-c", &probe.script(Layer::Node, node)])
+        .await
+    {
+        Ok(output) => {
+            let check = mounts::judge(
+                probe,
+                Layer::Node,
+                node,
+                output.exit_code,
+                &output.stdout,
+                host_path,
+            );
+            let ok = check.status == Status::Ok;
+            checks.push(check);
+            ok
+        }
+        Err(e) => {
+            checks.push(Check::new(
+                &format!("mount {}", probe.path),
+                Some(node),
+                Layer::Node,
+                Status::Fail,
+                e.to_string(),
+            ));
+            false
+        }
+    }
+}
+
+/// Whether a node is this machine: one of its addresses is local here, or its name
+/// is this machine's hostname.
+fn runs_here(node: &ProbeNode) -> bool {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    if !hostname.is_empty() && (node.name == hostname || node.addresses.contains(&hostname)) {
+        return true;
+    }
+    node.addresses.iter().any(|address| {
+        address
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || UdpSocket::bind((ip, 0)).is_ok())
+    })
+}
+
+/// Storage on every schedulable node, and ReadWriteOncePod.
+async fn storage_checks(
+    target: &Target<'_>,
+    api: &ProbeApi,
+    context: &PodContext,
+    nodes: &[ProbeNode],
+    class: Option<&str>,
+    version: (u32, u32),
+) -> Vec<Check> {
+    let class = match class {
+        Some(class) => class.to_string(),
+        None => match api.default_storage_class().await {
+            Ok(Some(class)) => class,
+            Ok(None) => {
+                return vec![
+                    Check::new(
+                        "storage",
+                        None,
+                        Layer::Pod,
+                        Status::Skip,
+                        "skipped: the cluster has no default StorageClass",
+                    )
+                    .hint("pass --storage-class NAME to check one"),
+                ];
+            }
+            Err(e) => {
+                return vec![Check::new(
+                    "storage",
+                    None,
+                    Layer::Pod,
+                    Status::Fail,
+                    e.to_string(),
+                )];
+            }
+        },
+    };
+    let (mut checks, rwop) = tokio::join!(pods::storage(api, context, nodes, &class), async {
+        // ReadWriteOncePod: alpha in 1.22, on by default from 1.27.
+        if version < (1, 22) {
+            return Check::new(
+                "ReadWriteOncePod",
+                None,
+                Layer::Pod,
+                Status::Skip,
+                format!(
+                    "not supported by this cluster (Kubernetes {}.{}; needs 1.22+)",
+                    version.0, version.1
+                ),
+            );
+        }
+        let hint = match target.plan {
+            Some(_) => {
+                "ReadWriteOncePod needs local-path-provisioner v0.0.30+: node images from kind v0.26.0 or later"
+            }
+            None => {
+                "the cluster's provisioner or Kubernetes version does not support ReadWriteOncePod"
+            }
+        };
+        pods::read_write_once_pod(api, context, nodes, &class, hint).await
+    });
+    checks.push(rwop);
+    checks
+}
+
+/// Ports: through Docker, each planned host port is published by its node and no
+/// other; through an echo pod, the ingress port (and NodePort mappings) reach a
+/// backend and return this run's token.
+async fn port_checks(
+    target: &Target<'_>,
+    api: &ProbeApi,
+    context: &PodContext,
+    nodes: &[ProbeNode],
+) -> Vec<Check> {
+    let Some(plan) = target.plan else {
+        return Vec::new();
+    };
+    let mut checks = Vec::new();
+    let node_layer = target.docker.is_some() && target.node_layer_skipped.is_none();
+    let mut reachable = Vec::new();
+    for node in &plan.nodes {
+        for port in &node.ports {
+            let name = format!("port {}/{}", port.container_port, port.protocol.as_str());
+            if !node_layer {
+                continue;
+            }
+            let Some(observed) = target.nodes.iter().find(|n| n.name == node.name) else {
+                continue;
+            };
+            let protocol = port.protocol.as_str().to_ascii_lowercase();
+            let binding = observed.ports.iter().find(|p| {
+                p.container_port == port.container_port
+                    && p.protocol.eq_ignore_ascii_case(&protocol)
+                    && (port.host_port <= 0 || i32::from(p.host_port) == port.host_port)
+            });
+            let Some(binding) = binding else {
+                checks.push(
+                    Check::new(
+                        &name,
+                        Some(&node.name),
+                        Layer::Node,
+                        Status::Fail,
+                        format!(
+                            "{} does not publish {}:{}",
+                            node.name, port.listen_address, port.host_port
+                        ),
+                    )
+                    .hint("`devcluster up --recreate` rebuilds the node from the profile"),
+                );
+                continue;
+            };
+            let others: Vec<&str> = target
+                .nodes
+                .iter()
+                .filter(|o| {
+                    o.name != node.name
+                        && o.ports.iter().any(|p| {
+                            p.host_port == binding.host_port
+                                && p.protocol.eq_ignore_ascii_case(&protocol)
+                        })
+                })
+                .map(|o| o.name.as_str())
+                .collect();
+            if others.is_empty() {
+                checks.push(Check::new(
+                    &name,
+                    Some(&node.name),
+                    Layer::Node,
+                    Status::Ok,
+                    format!(
+                        "published on {}:{} by this node only",
+                        binding.host_ip, binding.host_port
+                    ),
+                ));
+                reachable.push((port.clone(), binding.host_ip.clone(), binding.host_port));
+            } else {
+                checks.push(Check::new(
+                    &name,
+                    Some(&node.name),
+                    Layer::Node,
+                    Status::Fail,
+                    format!(
+                        "host port {} is also published by {}",
+                        binding.host_port,
+                        others.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    let ingress = plan
+        .ingress
+        .as_ref()
+        .filter(|i| i.controller != ControllerPlan::None);
+    let http = reachable
+        .iter()
+        .find(|(p, _, _)| p.purpose == PortPurpose::IngressHttp);
+    let node_ports: Vec<_> = reachable
+        .iter()
+        .filter(|(p, _, _)| {
+            p.purpose == PortPurpose::Profile
+                && p.protocol == crate::plan::Protocol::Tcp
+                && (30000..=32767).contains(&p.container_port)
+        })
+        .collect();
+    if (ingress.is_none() || http.is_none()) && node_ports.is_empty() {
+        return checks;
+    }
+    let Some(backend_node) = nodes.first() else {
+        return checks;
+    };
+    let mut pod = context.pod(
+        "echo".into(),
+        backend_node,
+        pods::echo_script(&context.token),
+        Vec::<ProbeVolume>::new(),
+    );
+    pod.labels.insert(
+        "devcluster.dev/probe".into(),
+        format!("echo-{}", context.token),
+    );
+    let ready = match api.create_pod(&context.namespace, &pod).await {
+        Ok(()) => api
+            .wait_pod(&context.namespace, "echo", context.deadline, true)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let ready = match ready {
+        Ok(outcome) if outcome.phase == "Running" => Ok(()),
+        Ok(outcome) => Err(pods::describe(&outcome)),
+        Err(e) => Err(e),
+    };
+    if let Some(routes_error) = match (
+        &ready,
+        pods::echo_routes(&context.namespace, &context.token, ingress.is_some()),
+    ) {
+        (Ok(()), Ok(routes)) => api
+            .create_echo_routes(&context.namespace, &routes)
+            .await
+            .err()
+            .map(|e| e.to_string()),
+        (Err(e), _) => Some(format!("the echo backend did not start: {e}")),
+        (_, Err(e)) => Some(e),
+    } {
+        checks.push(Check::new(
+            "ingress",
+            None,
+            Layer::Pod,
+            Status::Fail,
+            routes_error,
+        ));
+        return checks;
+    }
+    let mut probes: Vec<(String, String, u16)> = Vec::new();
+    if let (Some(_), Some((_, ip, port))) = (ingress, http) {
+        probes.push(("ingress".to_string(), ip.clone(), *port));
+    }
+    for (port, ip, host_port) in node_ports {
+        probes.push((
+            format!("nodeport {}", port.container_port),
+            ip.clone(),
+            *host_port,
+        ));
+    }
+    for (name, ip, port) in probes {
+        let host = if ip.is_empty() || ip == "0.0.0.0" {
+            "127.0.0.1".to_string()
+        } else {
+            ip
+        };
+        let path = pods::echo_path(&context.token);
+        let mut last = String::new();
+        let ok = loop {
+            match pods::http_get(&host, port, &path, Duration::from_secs(5)).await {
+                Ok(body) if body.contains(&context.token) => break true,
+                Ok(body) => last = body.lines().next().unwrap_or("").to_string(),
+                Err(e) => last = e,
+            }
+            if Instant::now() + Duration::from_secs(1) >= context.deadline {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        checks.push(if ok {
+            Check::new(&name, Some(&plan.ingress.as_ref().map(|i| i.node.clone()).unwrap_or_default()), Layer::Pod, Status::Ok, format!("http://{host}:{port}{path}/ returned this run's token"))
+        } else {
+            Check::new(&name, None, Layer::Pod, Status::Fail, format!("http://{host}:{port}{path}/ did not return the token: {last}"))
+                .hint("the controller must run on the node that publishes the port (nodeSelector ingress-ready=true); see `kubectl -n ingress-nginx get pods -o wide`")
+        });
+    }
+    checks
+}

@@ -267,7 +267,7 @@ pub async fn read_write_once_pod(
         return check(Status::Fail, e.to_string());
     }
     // The scheduler decides within seconds; give it a short, bounded look.
-    let look = Instant::now() + Duration::from_secs(15);
+    let look = Instant::now() + Duration::from_secs(10);
     let deadline = if look < context.deadline {
         look
     } else {

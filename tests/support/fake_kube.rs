@@ -11,11 +11,35 @@ use http::{Request, Response, StatusCode};
 use kube::client::Body;
 use serde_json::{Value, json};
 
+/// What a created pod does: its final phase, exit code and logs.
+pub struct PodRun {
+    pub phase: &'static str,
+    pub exit_code: Option<i32>,
+    pub logs: String,
+    /// Events about the pod, as `(reason, message)`.
+    pub events: Vec<(String, String)>,
+}
+
+impl PodRun {
+    pub fn new(phase: &'static str, exit_code: Option<i32>, logs: &str) -> PodRun {
+        PodRun {
+            phase,
+            exit_code,
+            logs: logs.to_string(),
+            events: Vec::new(),
+        }
+    }
+}
+
+type PodHook = Arc<dyn Fn(&Value) -> Option<PodRun> + Send + Sync>;
+
 #[derive(Default)]
 struct State {
     objects: BTreeMap<String, Value>,
+    logs: BTreeMap<String, String>,
     requests: Vec<String>,
     forbidden: Vec<(String, String)>,
+    pod_hook: Option<PodHook>,
 }
 
 /// The fake API server.
@@ -52,6 +76,29 @@ impl FakeApi {
         self.lock()
             .forbidden
             .push((method.to_string(), prefix.to_string()));
+    }
+
+    /// Decides what each created pod does (run its script somewhere, or not).
+    pub fn on_pod_create(&self, hook: impl Fn(&Value) -> Option<PodRun> + Send + Sync + 'static) {
+        self.lock().pod_hook = Some(Arc::new(hook));
+    }
+
+    /// What `/version` answers.
+    pub fn set_version(&self, major: &str, minor: &str) {
+        self.put(
+            "/version",
+            json!({"major": major, "minor": minor, "gitVersion": format!("v{major}.{minor}.0"), "gitCommit": "", "gitTreeState": "", "buildDate": "", "goVersion": "", "compiler": "", "platform": "linux/amd64"}),
+        );
+    }
+
+    /// Objects whose path starts with `prefix`.
+    pub fn objects_under(&self, prefix: &str) -> Vec<String> {
+        self.lock()
+            .objects
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect()
     }
 
     /// A Ready node named `name`.
@@ -122,6 +169,24 @@ impl FakeApi {
                 &format!("{method} {path} is forbidden: User \"test\" cannot do it"),
             );
         }
+        if path == "/version" {
+            return match state.objects.get("/version") {
+                Some(v) => respond(200, v.clone()),
+                None => respond(
+                    200,
+                    json!({"major": "1", "minor": "36", "gitVersion": "v1.36.1", "gitCommit": "", "gitTreeState": "", "buildDate": "", "goVersion": "", "compiler": "", "platform": "linux/amd64"}),
+                ),
+            };
+        }
+        if method == "GET" && path.ends_with("/log") {
+            let pod = path.trim_end_matches("/log").to_string();
+            let text = state.logs.get(&pod).cloned().unwrap_or_default();
+            return Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "text/plain")
+                .body(Body::from(text.into_bytes()))
+                .unwrap_or_else(|_| Response::new(Body::from(Vec::new())));
+        }
         let collection = is_collection(&path);
         match (method.as_str(), collection) {
             ("GET", true) => {
@@ -157,6 +222,38 @@ impl FakeApi {
                     return status(409, "AlreadyExists", &format!("{key} already exists"));
                 }
                 stamp(&mut object);
+                if path.ends_with("/pods")
+                    && let Some(hook) = state.pod_hook.clone()
+                {
+                    // Run the hook without the lock: it may take a while.
+                    drop(state);
+                    let run = hook(&object);
+                    let mut state = self.lock();
+                    if let Some(run) = run {
+                        let mut status = json!({"phase": run.phase, "conditions": []});
+                        if let Some(code) = run.exit_code {
+                            status["containerStatuses"] = json!([{"name": "probe", "ready": false, "restartCount": 0, "image": "", "imageID": "",
+                                "state": {"terminated": {"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }}}}]);
+                        }
+                        object["status"] = status;
+                        state.logs.insert(key.clone(), run.logs);
+                        let pod_name = object["metadata"]["name"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string();
+                        for (index, (reason, message)) in run.events.into_iter().enumerate() {
+                            let event = format!("{pod_name}.{index}");
+                            state.objects.insert(
+                                format!("{}/events/{event}", path.trim_end_matches("/pods")),
+                                json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": event},
+                                       "involvedObject": {"kind": "Pod", "name": pod_name},
+                                       "reason": reason, "message": message}),
+                            );
+                        }
+                    }
+                    state.objects.insert(key, object.clone());
+                    return respond(201, object);
+                }
                 state.objects.insert(key, object.clone());
                 respond(201, object)
             }

@@ -1,0 +1,372 @@
+//! `verify`'s Kubernetes side against an in-memory API: probe pod shapes, the
+//! namespace lifecycle, RBAC errors, old servers, clusters without storage.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use devcluster::app::App;
+use devcluster::kube::probe::{ProbeApi, ProbePod, ProbeVolume, VolumeSource, pod_manifest};
+use devcluster::plan::{Taint, TaintEffect};
+use devcluster::verify::report::{Layer, Status};
+use devcluster::verify::{self, Options, Target};
+use devcluster::world::World;
+use serde_json::json;
+use support::fake_kube::{FakeApi, PodRun};
+
+fn app() -> App {
+    App::new(World::default())
+}
+
+fn options(seconds: u64) -> Options {
+    Options {
+        deadline: Instant::now() + Duration::from_secs(seconds),
+        probe_image: Some("registry.example/busybox:1".into()),
+        pull_policy: Some("Never".into()),
+        storage_class: None,
+        host_paths: Vec::new(),
+    }
+}
+
+fn target(fake: &FakeApi) -> Target<'static> {
+    Target {
+        plan: None,
+        docker: None,
+        nodes: Vec::new(),
+        node_layer_skipped: Some("not a kind cluster".into()),
+        api: Some(ProbeApi::new(fake.client())),
+        api_error: None,
+    }
+}
+
+#[test]
+fn probe_pods_are_pinned_tolerant_unprivileged_and_small() {
+    let pod = ProbePod {
+        name: "mnt0-1".into(),
+        node: Some("n2".into()),
+        via_scheduler: false,
+        tolerations: vec![
+            Taint {
+                key: "dedicated".into(),
+                value: Some("db".into()),
+                effect: TaintEffect::NoSchedule,
+                implicit: false,
+            },
+            Taint {
+                key: "node-role.kubernetes.io/control-plane".into(),
+                value: None,
+                effect: TaintEffect::NoSchedule,
+                implicit: true,
+            },
+        ],
+        image: "img".into(),
+        pull_policy: "IfNotPresent".into(),
+        script: "true".into(),
+        volumes: vec![ProbeVolume {
+            source: VolumeSource::HostPath {
+                path: "/data".into(),
+                file: false,
+            },
+            mount_path: "/data".into(),
+            sub_path: None,
+            read_only: false,
+        }],
+        run_as_root: false,
+        labels: Default::default(),
+    };
+    let manifest = pod_manifest("ns", &pod);
+    let spec = &manifest["spec"];
+    assert_eq!(spec["nodeName"], "n2");
+    assert_eq!(spec["restartPolicy"], "Never");
+    assert_eq!(
+        spec["tolerations"],
+        json!([
+            {"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"},
+            {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}
+        ])
+    );
+    assert_eq!(
+        spec["volumes"][0]["hostPath"],
+        json!({"path": "/data", "type": "Directory"})
+    );
+    let container = &spec["containers"][0];
+    assert_eq!(container["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    assert_eq!(container["securityContext"]["privileged"], false);
+    assert_eq!(
+        container["resources"]["requests"],
+        json!({"cpu": "5m", "memory": "8Mi"})
+    );
+    assert_eq!(
+        manifest["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "devcluster"
+    );
+
+    // File mounts use hostPath type File; scheduler-placed probes use a selector.
+    let mut file = pod.clone();
+    file.via_scheduler = true;
+    file.volumes[0].source = VolumeSource::HostPath {
+        path: "/cfg".into(),
+        file: true,
+    };
+    let manifest = pod_manifest("ns", &file);
+    assert_eq!(manifest["spec"]["volumes"][0]["hostPath"]["type"], "File");
+    assert_eq!(
+        manifest["spec"]["nodeSelector"]["kubernetes.io/hostname"],
+        "n2"
+    );
+    assert!(manifest["spec"].get("nodeName").is_none());
+}
+
+#[tokio::test]
+async fn a_healthy_cluster_passes_and_the_namespace_is_removed() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    fake.add_ready_node(
+        "n2",
+        json!([{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]),
+    );
+    fake.put(
+        "/apis/storage.k8s.io/v1/storageclasses/standard",
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "standard",
+              "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}, "provisioner": "rancher.io/local-path"}),
+    );
+    // Every probe pod succeeds, except that a second RWOP pod is never scheduled.
+    fake.on_pod_create(|pod| {
+        let name = pod["metadata"]["name"].as_str().unwrap_or("");
+        match name {
+            "rwop-holder" => Some(PodRun::new("Running", None, "")),
+            "rwop-second" => None,
+            _ => Some(PodRun::new("Succeeded", Some(0), "devcluster: ok\n")),
+        }
+    });
+    let report = verify::verify(&app(), &target(&fake), &options(20), None)
+        .await
+        .unwrap();
+    let statuses: Vec<(String, Option<String>, Status)> = report
+        .checks
+        .iter()
+        .map(|c| (c.name.clone(), c.node.clone(), c.status))
+        .collect();
+    assert!(
+        statuses.contains(&("subPath".into(), Some("n1".into()), Status::Ok)),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&("subPath".into(), Some("n2".into()), Status::Ok)),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&("storage".into(), Some("n2".into()), Status::Ok)),
+        "{statuses:?}"
+    );
+    // The second pod stays Pending, but the fake has no scheduler message: a warning.
+    assert!(
+        statuses
+            .iter()
+            .any(|(n, _, s)| n == "ReadWriteOncePod" && *s == Status::Warn),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .any(|(n, _, s)| n == "node layer" && *s == Status::Skip)
+    );
+    // Probe pods on the tainted node carry its toleration.
+    let pod = fake
+        .objects_under("/api/v1/namespaces/devcluster-verify-")
+        .into_iter()
+        .find(|p| p.ends_with("/pods/subpath-1"))
+        .and_then(|p| fake.object(&p));
+    assert!(
+        pod.is_none(),
+        "the namespace's objects must be gone after the run"
+    );
+    let requests = fake.requests();
+    let created = requests
+        .iter()
+        .find(|r| r.starts_with("POST /api/v1/namespaces?") || r == &"POST /api/v1/namespaces")
+        .cloned();
+    assert!(created.is_some(), "{requests:?}");
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("DELETE /api/v1/namespaces/devcluster-verify-")),
+        "{requests:?}"
+    );
+    let subpath_pod = requests.iter().any(|r| {
+        r.starts_with("POST /api/v1/namespaces/devcluster-verify-") && r.contains("/pods")
+    });
+    assert!(subpath_pod);
+}
+
+#[tokio::test]
+async fn a_pod_that_never_finishes_reports_its_events_and_is_cleaned_up() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    fake.on_pod_create(|_| None);
+    let started = Instant::now();
+    let report = verify::verify(&app(), &target(&fake), &options(3), None)
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let subpath = report.checks.iter().find(|c| c.name == "subPath").unwrap();
+    assert_eq!(subpath.status, Status::Fail);
+    assert_eq!(subpath.layer, Layer::Pod);
+    assert!(subpath.detail.contains("Timeout"), "{}", subpath.detail);
+    // No default StorageClass: storage is skipped at once, with the reason.
+    let storage = report.checks.iter().find(|c| c.name == "storage").unwrap();
+    assert_eq!(storage.status, Status::Skip);
+    assert!(storage.detail.contains("no default StorageClass"));
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r.starts_with("DELETE /api/v1/namespaces/devcluster-verify-"))
+    );
+    assert!(report.failed());
+}
+
+#[tokio::test]
+async fn rbac_forbidden_names_the_verb_and_resource() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    fake.forbid("POST", "/api/v1/namespaces");
+    let error = verify::verify(&app(), &target(&fake), &options(5), None)
+        .await
+        .unwrap_err();
+    let text = error.render();
+    assert!(
+        text.contains("cannot create namespaces: RBAC forbids it"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kubectl auth can-i create namespaces"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_old_server_gets_no_newer_checks() {
+    let fake = FakeApi::new();
+    fake.set_version("1", "20");
+    fake.add_ready_node("n1", json!([]));
+    fake.put(
+        "/apis/storage.k8s.io/v1/storageclasses/local",
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "local",
+              "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}, "provisioner": "x"}),
+    );
+    fake.on_pod_create(|_| Some(PodRun::new("Succeeded", Some(0), "devcluster: ok\n")));
+    let report = verify::verify(&app(), &target(&fake), &options(10), None)
+        .await
+        .unwrap();
+    let rwop = report
+        .checks
+        .iter()
+        .find(|c| c.name == "ReadWriteOncePod")
+        .unwrap();
+    assert_eq!(rwop.status, Status::Skip);
+    assert!(rwop.detail.contains("Kubernetes 1.20"), "{}", rwop.detail);
+    assert!(
+        !fake
+            .requests()
+            .iter()
+            .any(|r| r.contains("persistentvolumeclaims/rwop"))
+    );
+    assert!(!report.failed(), "{:#?}", report.checks);
+}
+
+#[tokio::test]
+async fn a_provisioner_that_cannot_serve_a_tainted_node_is_named_with_the_scheduler_message() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    fake.add_ready_node(
+        "n2",
+        json!([{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]),
+    );
+    fake.put(
+        "/apis/storage.k8s.io/v1/storageclasses/standard",
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "standard",
+              "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}, "provisioner": "rancher.io/local-path"}),
+    );
+    // local-path-provisioner's helper pod for the tainted node cannot be scheduled.
+    let message = "0/2 nodes are available: 1 node(s) had untolerated taint {dedicated: db}, 1 node(s) didn't match Pod's node affinity/selector.";
+    fake.put(
+        "/api/v1/namespaces/local-path-storage/pods/helper-pod-create-pvc-1",
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "helper-pod-create-pvc-1", "namespace": "local-path-storage"},
+               "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}]}}),
+    );
+    fake.on_pod_create(|pod| {
+        let name = pod["metadata"]["name"].as_str().unwrap_or("");
+        match name {
+            "storage-1" | "rwop-holder" | "rwop-second" => None,
+            _ => Some(PodRun::new("Succeeded", Some(0), "devcluster: ok\n")),
+        }
+    });
+    let report = verify::verify(&app(), &target(&fake), &options(4), None)
+        .await
+        .unwrap();
+    let tainted = report
+        .checks
+        .iter()
+        .find(|c| c.name == "storage" && c.node.as_deref() == Some("n2"))
+        .unwrap();
+    assert_eq!(tainted.status, Status::Fail);
+    assert!(
+        tainted.detail.contains("untolerated taint {dedicated: db}"),
+        "{}",
+        tainted.detail
+    );
+    assert!(
+        tainted
+            .hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("local-path-config"),
+        "{:?}",
+        tainted.hint
+    );
+    let untainted = report
+        .checks
+        .iter()
+        .find(|c| c.name == "storage" && c.node.as_deref() == Some("n1"))
+        .unwrap();
+    assert_eq!(untainted.status, Status::Ok);
+}
+
+#[tokio::test]
+async fn a_subpath_runtime_failure_is_blamed_on_the_host_not_the_manifest() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    fake.on_pod_create(|pod| {
+        let name = pod["metadata"]["name"].as_str().unwrap_or("");
+        if name.starts_with("subpath") {
+            // What the kubelet reports when the runtime cannot bind a single file.
+            let mut run = PodRun::new("Pending", None, "");
+            run.events.push((
+                "Failed".into(),
+                "Error: failed to create containerd task: failed to mount volume-subpaths/v0/probe/0: file exists: CreateContainerError".into(),
+            ));
+            return Some(run);
+        }
+        Some(PodRun::new("Succeeded", Some(0), "devcluster: ok\n"))
+    });
+    let report = verify::verify(&app(), &target(&fake), &options(5), None)
+        .await
+        .unwrap();
+    let subpath = report.checks.iter().find(|c| c.name == "subPath").unwrap();
+    assert_eq!(subpath.status, Status::Fail);
+    assert!(subpath.detail.contains("file exists"), "{}", subpath.detail);
+    assert!(
+        subpath
+            .hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("not the manifest"),
+        "{:?}",
+        subpath.hint
+    );
+}

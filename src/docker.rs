@@ -20,12 +20,12 @@ use tokio::io::AsyncWriteExt;
 
 use crate::world::World;
 
-/// Per-call time limit for ordinary calls.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default per-call time limit for ordinary calls ([`Docker::with_timeouts`] changes it).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `connect` waits for the daemon's first answer.
 const PING_TIMEOUT: Duration = Duration::from_secs(3);
-/// Time limit for a command run with `exec`.
-const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default time limit for a command run with `exec`.
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
 /// The default socket of the docker CLI on Linux and in Docker Desktop's VM.
 const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
@@ -144,6 +144,7 @@ pub struct Docker {
     client: bollard::Docker,
     endpoint: String,
     timeout: Duration,
+    exec_timeout: Duration,
 }
 
 /// Where the docker CLI would connect, and why (kind runs the docker CLI, so
@@ -215,7 +216,9 @@ impl Docker {
             endpoint: endpoint.clone(),
             reason,
         };
-        let seconds = CALL_TIMEOUT.as_secs();
+        // bollard's own limit only covers response headers; the limits that matter
+        // are the tokio timeouts around each call below.
+        let seconds = EXEC_TIMEOUT.as_secs();
         let client = if let Some(path) = endpoint.strip_prefix("unix://") {
             bollard::Docker::connect_with_unix(path, seconds, bollard::API_DEFAULT_VERSION)
         } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
@@ -242,7 +245,21 @@ impl Docker {
             client,
             endpoint,
             timeout: CALL_TIMEOUT,
+            exec_timeout: EXEC_TIMEOUT,
         })
+    }
+
+    /// The same client with other limits: `call` for ordinary calls, `exec` for
+    /// commands run with [`Docker::exec`].
+    pub fn with_timeouts(mut self, call: Duration, exec: Duration) -> Docker {
+        self.timeout = call;
+        self.exec_timeout = exec;
+        self
+    }
+
+    /// The time limit of a command run with [`Docker::exec`].
+    pub fn exec_timeout(&self) -> Duration {
+        self.exec_timeout
     }
 
     /// The endpoint in use, e.g. `unix:///var/run/docker.sock`.
@@ -342,10 +359,11 @@ impl Docker {
                 |e| failed("list containers", e),
             )
             .await?;
+        let ids: Vec<String> = summaries.into_iter().filter_map(|s| s.id).collect();
+        let inspected = futures_util::future::join_all(ids.iter().map(|id| self.inspect(id))).await;
         let mut nodes = Vec::new();
-        for summary in summaries {
-            let Some(id) = summary.id else { continue };
-            match self.inspect(&id).await {
+        for result in inspected {
+            match result {
                 Ok(node) => nodes.push(node),
                 // Removed between the list and the inspect.
                 Err(DockerError::NotFound(_)) => {}
@@ -545,11 +563,11 @@ impl Docker {
                 exit_code: inspected.exit_code.unwrap_or(-1),
             })
         };
-        match tokio::time::timeout(EXEC_TIMEOUT, run).await {
+        match tokio::time::timeout(self.exec_timeout, run).await {
             Ok(result) => result,
             Err(_) => Err(DockerError::Timeout {
                 operation: format!("exec {}", command.join(" ")),
-                seconds: EXEC_TIMEOUT.as_secs(),
+                seconds: self.exec_timeout.as_secs(),
             }),
         }
     }

@@ -222,47 +222,96 @@ pub async fn checks(app: &App, plan: &ClusterPlan, existing_cluster: bool) -> Ve
             .map(str::to_string)
     });
     checks.push(kubectl_check(kubectl, kubernetes.as_deref()));
-    if let Some(info) = &info {
-        checks.push(cgroup_check(info, kubernetes.as_deref()));
-        checks.extend(resource_checks(app, info, plan).await);
-    }
+    // The checks below read the engine or the host; they run concurrently.
+    let engine = async {
+        match &info {
+            Some(info) => {
+                let mut engine = vec![cgroup_check(info, kubernetes.as_deref())];
+                engine.extend(resource_checks(app, info, plan).await);
+                engine
+            }
+            None => ["cgroups", "resources", "disk"]
+                .into_iter()
+                .map(skipped)
+                .collect(),
+        }
+    };
+    let cluster = async {
+        if !existing_cluster {
+            return None;
+        }
+        Some(match &docker {
+            Some(docker) => existing_cluster_check(docker, plan).await,
+            None => skipped("cluster"),
+        })
+    };
+    let (engine, ports, cluster) = tokio::join!(
+        engine,
+        port_checks(plan, docker.as_ref(), info.as_ref()),
+        cluster
+    );
+    checks.extend(engine);
     if plan.is_multi_node() {
         checks.push(inotify_check(Path::new("/proc/sys/fs/inotify")));
     }
-    checks.extend(mount_checks(plan, info.as_ref().map(|i| i.flavor)));
-    checks.extend(port_checks(plan, docker.as_ref(), info.as_ref()).await);
-    if existing_cluster && let Some(docker) = &docker {
-        if let Ok(nodes) = docker.list_nodes(Some(&plan.name)).await
-            && !nodes.is_empty()
-        {
-            let states: Vec<String> = nodes
-                .iter()
-                .map(|n| format!("{} ({})", n.name, n.state))
-                .collect();
-            let managed = crate::lifecycle::read_record(docker, &nodes)
-                .await
-                .is_some();
-            checks.push(Check::warn(
-                "cluster",
-                format!(
-                    "cluster `{}` already exists{}: {}",
-                    plan.name,
-                    if managed { " (created by devcluster)" } else { " (not created by devcluster)" },
-                    states.join(", ")
-                ),
-                format!(
-                    "`devcluster up` reuses it when it matches the profile; `devcluster status --name {}` shows it",
-                    plan.name
-                ),
-            ));
-        } else {
-            checks.push(Check::ok(
-                "cluster",
-                format!("no cluster named `{}` yet", plan.name),
-            ));
-        }
-    }
+    checks.extend(mount_checks(
+        plan,
+        info.as_ref().map(|i| i.flavor),
+        app.world.home.as_deref(),
+    ));
+    checks.extend(ports);
+    checks.extend(cluster);
     checks
+}
+
+/// A check that needs the Docker engine, when the engine did not answer.
+fn skipped(name: &str) -> Check {
+    Check::warn(
+        name,
+        "skipped: Docker is not reachable",
+        "fix the `docker` check first, then run `devcluster doctor` again",
+    )
+}
+
+/// Warns when node containers of the plan's cluster already exist, with their states.
+async fn existing_cluster_check(docker: &Docker, plan: &ClusterPlan) -> Check {
+    let nodes = match docker.list_nodes(Some(&plan.name)).await {
+        Ok(nodes) => nodes,
+        Err(e) => {
+            return Check::warn(
+                "cluster",
+                format!("could not list the nodes of `{}`: {e}", plan.name),
+                "check that the Docker daemon is healthy (`docker ps`)",
+            );
+        }
+    };
+    if nodes.is_empty() {
+        return Check::ok("cluster", format!("no cluster named `{}` yet", plan.name));
+    }
+    let states: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("{} ({})", n.name, n.state))
+        .collect();
+    let managed = crate::lifecycle::read_record(docker, &nodes)
+        .await
+        .is_some();
+    Check::warn(
+        "cluster",
+        format!(
+            "cluster `{}` already exists{}: {}",
+            plan.name,
+            if managed {
+                " (created by devcluster)"
+            } else {
+                " (not created by devcluster)"
+            },
+            states.join(", ")
+        ),
+        format!(
+            "`devcluster up` reuses it when it matches the profile; `devcluster status --name {}` shows it",
+            plan.name
+        ),
+    )
 }
 
 fn flavor_name(flavor: EngineFlavor) -> &'static str {
@@ -450,7 +499,11 @@ async fn free_disk(app: &App, path: &str) -> Option<u64> {
 /// Docker Desktop shares these host roots by default (Settings > Resources > File sharing).
 const DESKTOP_SHARED_ROOTS: &[&str] = &["/Users", "/Volumes", "/private", "/tmp", "/var/folders"];
 
-fn mount_checks(plan: &ClusterPlan, flavor: Option<EngineFlavor>) -> Vec<Check> {
+fn mount_checks(
+    plan: &ClusterPlan,
+    flavor: Option<EngineFlavor>,
+    home: Option<&Path>,
+) -> Vec<Check> {
     let mut seen = std::collections::BTreeSet::new();
     let mut checks = Vec::new();
     for node in &plan.nodes {
@@ -493,7 +546,7 @@ fn mount_checks(plan: &ClusterPlan, flavor: Option<EngineFlavor>) -> Vec<Check> 
                     format!(
                         "{} {}; allowed by the profile",
                         mount.host_path,
-                        plan::dangerous_host_path(path, None).unwrap_or("is sensitive")
+                        plan::dangerous_host_path(path, home).unwrap_or("is sensitive")
                     ),
                     "every pod on these nodes can reach it through hostPath",
                 ),
@@ -724,6 +777,46 @@ mod tests {
         };
         assert_eq!(cgroup_check(&info, Some("1.36.1")).status, Status::Fail);
         assert_eq!(cgroup_check(&info, Some("1.34.0")).status, Status::Ok);
+    }
+
+    fn engine(rootless: bool) -> EngineInfo {
+        EngineInfo {
+            version: "28".into(),
+            api_version: "1.47".into(),
+            os: "linux".into(),
+            arch: "amd64".into(),
+            flavor: EngineFlavor::Native,
+            cgroup_version: Some(2),
+            data_root: None,
+            cpus: Some(2),
+            memory_bytes: Some(8 << 30),
+            rootless,
+        }
+    }
+
+    #[tokio::test]
+    async fn rootless_docker_cannot_publish_low_ports() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let app = App::new(crate::world::World {
+            cwd: dir.path().to_path_buf(),
+            ..crate::world::World::default()
+        });
+        let (_, plan) = app
+            .plan(Some("ingress"), Some("dct-rootless"))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let checks = port_checks(&plan, None, Some(&engine(true))).await;
+        assert!(!checks.is_empty());
+        for check in &checks {
+            assert_eq!(check.status, Status::Fail, "{check:?}");
+            assert!(check.detail.contains("below 1024"), "{check:?}");
+        }
+    }
+
+    #[test]
+    fn docker_dependent_checks_say_they_were_skipped() {
+        let check = skipped("disk");
+        assert_eq!(check.status, Status::Warn);
+        assert!(check.detail.contains("Docker is not reachable"));
     }
 
     #[test]

@@ -213,3 +213,93 @@ async fn a_listening_socket_that_never_answers_times_out() {
     assert!(started.elapsed() < Duration::from_secs(6));
     drop(listener);
 }
+
+#[tokio::test]
+async fn inspect_start_and_stop_a_container() {
+    if !docker_available("inspect_start_and_stop_a_container") {
+        return;
+    }
+    let name = unique_name("inspect");
+    let _cleanup = Cleanup::new().container(&name);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-v",
+        &format!("{}:/work", dir.path().display()),
+        "-p",
+        &format!("127.0.0.1:{port}:53/udp"),
+        TEST_IMAGE,
+        "sleep",
+        "600",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let client = Docker::connect(&world(&[])).await.unwrap();
+    let node = client.inspect(&name).await.unwrap();
+    assert_eq!(node.name, name);
+    assert_eq!(node.cluster, "");
+    assert_eq!(node.state, "running");
+    let work = node
+        .mounts
+        .iter()
+        .find(|m| m.destination == "/work")
+        .unwrap();
+    assert_eq!(
+        (work.source.as_str(), work.read_only, work.kind.as_str()),
+        (dir.path().to_str().unwrap(), false, "bind")
+    );
+    assert_eq!(node.ports.len(), 1);
+    assert_eq!(
+        (
+            node.ports[0].container_port,
+            node.ports[0].protocol.as_str(),
+            node.ports[0].host_port
+        ),
+        (53, "udp", port)
+    );
+    assert_eq!(
+        client
+            .port_holder(port, "udp")
+            .await
+            .unwrap()
+            .unwrap()
+            .container,
+        name
+    );
+    let raw = client.inspect_json(&name).await.unwrap();
+    assert!(raw["Id"].as_str().is_some_and(|id| !id.is_empty()), "{raw}");
+
+    client.stop(&name).await.unwrap();
+    assert_eq!(client.inspect(&name).await.unwrap().state, "exited");
+    client.start(&name).await.unwrap();
+    assert_eq!(client.inspect(&name).await.unwrap().state, "running");
+
+    let missing = client.inspect("dct-no-such-container").await.unwrap_err();
+    assert!(matches!(missing, DockerError::NotFound(_)), "{missing:?}");
+}
+
+#[tokio::test]
+async fn an_exec_past_its_time_limit_times_out() {
+    if !docker_available("an_exec_past_its_time_limit_times_out") {
+        return;
+    }
+    let cluster = unique_name("slow");
+    let _cleanup = Cleanup::new().cluster(&cluster);
+    let node = start_node(&cluster, "worker", "worker", &[]);
+    let client = Docker::connect(&world(&[]))
+        .await
+        .unwrap()
+        .with_timeouts(Duration::from_secs(5), Duration::from_secs(1));
+    assert_eq!(client.exec_timeout(), Duration::from_secs(1));
+    let started = Instant::now();
+    let error = client.exec(&node, &["sleep", "10"]).await.unwrap_err();
+    assert!(matches!(error, DockerError::Timeout { .. }), "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

@@ -294,6 +294,17 @@ fn an_unreachable_docker_fails_fast_with_a_hint() {
             .contains("tcp://127.0.0.1:1")
     );
     assert!(check["hint"].as_str().unwrap().contains("DOCKER_HOST"));
+    for name in ["cgroups", "resources", "disk", "cluster"] {
+        let skipped = run.check(name);
+        assert_eq!(skipped["status"], "warn", "{skipped}");
+        assert!(
+            skipped["detail"]
+                .as_str()
+                .unwrap()
+                .contains("skipped: Docker is not reachable"),
+            "{skipped}"
+        );
+    }
     assert!(
         run.elapsed < Duration::from_secs(6),
         "took {:?}",
@@ -350,4 +361,59 @@ fn kind_missing_or_too_old_fails() {
             .contains("v0.20.0 is older than v0.26.0"),
         "{kind}"
     );
+}
+
+#[test]
+fn an_existing_cluster_is_reported_with_its_nodes() {
+    if !docker_available("an_existing_cluster_is_reported_with_its_nodes") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kind = fake_kind(dir.path(), "v0.32.0");
+    let cluster = unique_name("exists");
+    let _cleanup = Cleanup::new().cluster(&cluster);
+    let node = format!("{cluster}-control-plane");
+    let out = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &node,
+        "--label",
+        &format!("io.x-k8s.kind.cluster={cluster}"),
+        "--label",
+        "io.x-k8s.kind.role=control-plane",
+        TEST_IMAGE,
+        "sleep",
+        "600",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = doctor(
+        dir.path(),
+        &format!("{HEADER}name: {cluster}\n"),
+        &[("DEVCLUSTER_KIND", &kind.display().to_string())],
+    );
+    let check = run.check("cluster");
+    assert_eq!(check["status"], "warn", "{check}");
+    let detail = check["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("already exists") && detail.contains(&format!("{node} (running)")),
+        "{detail}"
+    );
+    assert!(
+        run.check("kind")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("v0.32.0")
+    );
+
+    let fresh = doctor(
+        dir.path(),
+        &format!("{HEADER}name: {}\n", unique_name("fresh")),
+        &[("DEVCLUSTER_KIND", &kind.display().to_string())],
+    );
+    assert_eq!(fresh.check("cluster")["status"], "ok");
 }

@@ -149,8 +149,9 @@ pub struct Docker {
 
 /// Where the docker CLI would connect, and why (kind runs the docker CLI, so
 /// devcluster must reach the same engine). Order as in the docker CLI's
-/// `cli/command/cli.go` `resolveDockerEndpoint`: `DOCKER_HOST`, then the context
-/// named by `DOCKER_CONTEXT` or `currentContext` in `config.json`, then the default.
+/// `cli/command/cli.go` `resolveContextName` and `resolveDockerEndpoint`:
+/// `DOCKER_HOST`, then the context named by `DOCKER_CONTEXT` or `currentContext` in
+/// `config.json`, then the default.
 pub fn resolve_endpoint(world: &World) -> (String, String) {
     if let Some(host) = world.var("DOCKER_HOST") {
         return (host.to_string(), "DOCKER_HOST".to_string());
@@ -189,6 +190,22 @@ fn context_endpoint(config_dir: &Path, context: &str) -> Option<String> {
         .pointer("/Endpoints/docker/Host")?
         .as_str()
         .map(str::to_string)
+}
+
+/// An error with its causes, `outer: inner: innermost`, so "connection refused"
+/// survives bollard's and hyper's wrapping.
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn failed(operation: &str, error: impl std::fmt::Display) -> DockerError {
@@ -230,10 +247,12 @@ impl Docker {
                 "unsupported endpoint from {source} (devcluster speaks unix:// and tcp://)"
             )));
         }
-        .map_err(|e| unreachable(format!("{e} (from {source})")))?;
+        .map_err(|e| unreachable(format!("{} (from {source})", with_causes(&e))))?;
         match tokio::time::timeout(PING_TIMEOUT, client.ping()).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(unreachable(format!("{e} (from {source})"))),
+            Ok(Err(e)) => {
+                return Err(unreachable(format!("{} (from {source})", with_causes(&e))));
+            }
             Err(_) => {
                 return Err(unreachable(format!(
                     "no answer within {}s (from {source})",

@@ -337,7 +337,10 @@ fn kind_features(version: KindVersion) -> Check {
         notes.push("ReadWriteOncePod supported (node images from kind v0.26.0)".into());
     }
     if version.has_helper_toleration_regression() {
-        notes.push("its node images need the local-path toleration fix, which `up` applies".into());
+        notes.push(
+            "its node images carry the local-path helper-toleration regression on tainted nodes (`up` applies the fix)"
+                .into(),
+        );
     }
     Check::ok("kind", notes.join("; "))
 }

@@ -14,13 +14,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs="${RUNS:-10}"
 target="${CARGO_TARGET_DIR:-target}"
-bin="$target/release/devcluster"
-if [[ ! -x "$bin" || "${BUILD:-1}" == 1 ]]; then
+if [[ ! -x "$target/release/devcluster" || "${BUILD:-1}" == 1 ]]; then
   cargo build --release --quiet --bin devcluster
 fi
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+# A private copy: a shared CARGO_TARGET_DIR may be rebuilt from another checkout meanwhile.
+bin="$work/devcluster"
+cp "$target/release/devcluster" "$bin"
 printf '#!/bin/sh\necho "kind v0.32.0 go1.24.0 linux/amd64"\n' >"$work/kind"
 chmod +x "$work/kind"
 export DEVCLUSTER_KIND="$work/kind"

@@ -70,7 +70,7 @@ fn hostile_files_are_refused_cleanly() {
         let prev = format!("*a{}", level - 1);
         bomb.push_str(&format!(
             "a{level}: &a{level} [{}]\n",
-            vec![prev.as_str(); 10].join(", ")
+            [prev.as_str(); 10].join(", ")
         ));
     }
     assert_refused("alias bomb", &write("bomb.yaml", bomb.as_bytes()));

@@ -107,6 +107,15 @@ async fn run_verify(
     fake: &FakeApi,
     host_paths: Vec<std::path::PathBuf>,
 ) -> Report {
+    run_verify_bundle(plan, fake, host_paths, None).await
+}
+
+async fn run_verify_bundle(
+    plan: &ClusterPlan,
+    fake: &FakeApi,
+    host_paths: Vec<std::path::PathBuf>,
+    bundle: Option<&Path>,
+) -> Report {
     let docker = Docker::connect(&World::from_process()).await.unwrap();
     let nodes = docker.list_nodes(Some(&plan.name)).await.unwrap();
     let target = Target {
@@ -124,7 +133,7 @@ async fn run_verify(
         storage_class: None,
         host_paths,
     };
-    verify::verify(&App::new(World::default()), &target, &options, None)
+    verify::verify(&App::new(World::default()), &target, &options, bundle)
         .await
         .unwrap()
 }
@@ -202,7 +211,27 @@ async fn a_mount_on_one_node_only_is_reported_at_the_node_layer_naming_where_it_
         &cluster,
         "mounts:\n  - hostPath: ./data\n    containerPath: /data\n",
     );
-    let report = run_verify(&expected, &api_for(&expected, None), Vec::new()).await;
+    let bundle = dir.path().join("bundle");
+    let report = run_verify_bundle(
+        &expected,
+        &api_for(&expected, None),
+        Vec::new(),
+        Some(&bundle),
+    )
+    .await;
+    // The failure bundle has what a CI log cannot show.
+    for file in ["report.json", "kind-config.yaml", "plan.json", "events.txt"] {
+        assert!(bundle.join(file).is_file(), "bundle lacks {file}");
+    }
+    let inspected = std::fs::read_dir(bundle.join("nodes")).unwrap().count();
+    assert_eq!(inspected, 3, "docker inspect of every node");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        saved["checks"].as_array().map(Vec::len),
+        Some(report.checks.len())
+    );
     let worker = format!("{cluster}-worker");
     let worker2 = format!("{cluster}-worker2");
     assert_eq!(

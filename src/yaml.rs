@@ -75,6 +75,10 @@ fn first_line(rendered: &str) -> String {
         Some(index) => &line[..index],
         None => line,
     };
+    let line = match line.find(", set DuplicateKeyPolicy") {
+        Some(index) => &line[..index],
+        None => line,
+    };
     line.trim_start_matches("error: ").to_string()
 }
 

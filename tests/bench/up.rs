@@ -28,6 +28,8 @@ fn main() {
         return;
     }
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    // The fake API's client is a tower service that needs the runtime.
+    let _entered = runtime.enter();
     let dir = tempfile::tempdir().unwrap();
     let cluster = support::unique_name("bench");
     let _cleanup = support::Cleanup::new().cluster(&cluster);

@@ -1,0 +1,169 @@
+//! `cargo bench --bench verify`: `verify` on the `ingress` topology with two mounts on
+//! three emulated nodes. Probe pods run their script in their node container through
+//! Docker exec (the in-memory API stands in for the kubelet), so the figures are
+//! devcluster's own work plus Docker exec, without real pod start-up.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use devcluster::app::App;
+use devcluster::docker::Docker;
+use devcluster::kube::probe::ProbeApi;
+use devcluster::plan::ClusterPlan;
+use devcluster::verify::{self, Options, Target};
+use devcluster::world::World;
+use serde_json::json;
+use support::fake_kube::{FakeApi, PodRun};
+
+const RUNS: usize = 5;
+
+fn main() {
+    if !support::docker_available("bench verify") {
+        return;
+    }
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap_or_else(|e| panic!("{e}"));
+    for d in ["src", "cache"] {
+        std::fs::create_dir_all(dir.path().join(d)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let cluster = support::unique_name("bverify");
+    let _cleanup = support::Cleanup::new().cluster(&cluster);
+    let profile = dir.path().join("p.yaml");
+    std::fs::write(
+        &profile,
+        "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nextends: ingress\ningress:\n  controller: none\n  httpPort: 0\n  httpsPort: 0\nmounts:\n  - hostPath: ./src\n    containerPath: /src\n    readOnly: true\n  - hostPath: ./cache\n    containerPath: /cache\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let plan_out = |extra: &[&str]| {
+        let mut args = vec![
+            "plan",
+            "-p",
+            profile.to_str().unwrap_or(""),
+            "--name",
+            &cluster,
+        ];
+        args.extend(extra);
+        let out = Command::new(support::devcluster_bin())
+            .args(&args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let plan: ClusterPlan =
+        serde_json::from_str(&plan_out(&["-o", "json"])).unwrap_or_else(|e| panic!("{e}"));
+    let mut child = Command::new(support::kind_emulator())
+        .args(["create", "cluster", "--name", &cluster, "--config", "-"])
+        .env("KUBECONFIG", dir.path().join("kubeconfig"))
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(plan_out(&[]).as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert!(
+        child.wait().map(|s| s.success()).unwrap_or(false),
+        "the emulator failed"
+    );
+
+    let probe_times: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let fake = FakeApi::new();
+    for node in &plan.nodes {
+        fake.add_ready_node(&node.name, json!([]));
+    }
+    let times = probe_times.clone();
+    fake.on_pod_create(move |pod| {
+        let name = pod["metadata"]["name"].as_str().unwrap_or("");
+        if !name.starts_with("mnt") {
+            return Some(PodRun::new("Succeeded", Some(0), "devcluster: ok\n"));
+        }
+        let node = pod["spec"]["nodeName"].as_str().unwrap_or("").to_string();
+        let script = pod["spec"]["containers"][0]["command"][2]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let started = Instant::now();
+        let out = Command::new("docker")
+            .args(["exec", &node, "sh", "-c", &script])
+            .output()
+            .ok()?;
+        if let Ok(mut times) = times.lock() {
+            times.push(started.elapsed());
+        }
+        let code = out.status.code().unwrap_or(1);
+        Some(PodRun::new(
+            if code == 0 { "Succeeded" } else { "Failed" },
+            Some(code),
+            &String::from_utf8_lossy(&out.stdout),
+        ))
+    });
+    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("{e}"));
+    let mut walls = Vec::new();
+    let mut slowest = Vec::new();
+    let mut sums = Vec::new();
+    for _ in 0..RUNS {
+        if let Ok(mut times) = probe_times.lock() {
+            times.clear();
+        }
+        let started = Instant::now();
+        let report = runtime.block_on(async {
+            let docker = Docker::connect(&World::from_process())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let nodes = docker
+                .list_nodes(Some(&cluster))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let target = Target {
+                plan: Some(&plan),
+                docker: Some(&docker),
+                nodes,
+                node_layer_skipped: None,
+                api: Some(ProbeApi::new(fake.client())),
+                api_error: None,
+            };
+            let options = Options {
+                deadline: Instant::now() + Duration::from_secs(60),
+                probe_image: Some("img".into()),
+                pull_policy: None,
+                storage_class: None,
+                host_paths: Vec::new(),
+            };
+            verify::verify(&App::new(World::default()), &target, &options, None)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        });
+        walls.push(started.elapsed().as_secs_f64());
+        assert!(!report.failed(), "{:#?}", report.checks);
+        let times = probe_times.lock().map(|t| t.clone()).unwrap_or_default();
+        slowest.push(
+            times
+                .iter()
+                .max()
+                .copied()
+                .unwrap_or_default()
+                .as_secs_f64(),
+        );
+        sums.push(times.iter().sum::<Duration>().as_secs_f64());
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    println!("verify: ingress topology, 2 mounts on 3 emulated nodes ({RUNS} runs, medians)");
+    println!("  wall time:                       {:.3} s", median(walls));
+    println!(
+        "  slowest single pod-layer probe:  {:.3} s",
+        median(slowest)
+    );
+    println!(
+        "  sum of pod-layer probes:         {:.3} s (concurrency makes wall ~ slowest, not sum)",
+        median(sums)
+    );
+}

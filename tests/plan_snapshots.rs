@@ -1,0 +1,124 @@
+//! The kind config (and plan) of every built-in profile and valid fixture, byte for
+//! byte. `UPDATE_SNAPSHOTS=1 cargo test --test plan_snapshots` rewrites them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `devcluster plan` from `cwd` with HOME at `home`; paths that depend on the
+/// machine are replaced by placeholders.
+fn plan(profile: &str, cwd: &Path, home: &Path, json: bool) -> String {
+    let mut args = vec!["plan", "--profile", profile, "--name", "snap"];
+    if json {
+        args.extend(["-o", "json"]);
+    }
+    let out = Command::new(support::devcluster_bin())
+        .args(&args)
+        .env_clear()
+        .env("HOME", home)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{profile}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{profile} warned: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .replace(
+            &root().join("tests/fixtures").display().to_string(),
+            "<FIXTURES>",
+        )
+        .replace(&home.display().to_string(), "<HOME>")
+        .replace(&cwd.display().to_string(), "<CWD>")
+}
+
+fn compare(name: &str, actual: &str) {
+    let path = root().join("tests/snapshots").join(name);
+    if std::env::var("UPDATE_SNAPSHOTS").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "{} is missing: run with UPDATE_SNAPSHOTS=1 and review it",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let mut diff = String::new();
+        for (i, (e, a)) in expected.lines().zip(actual.lines()).enumerate() {
+            if e != a {
+                diff.push_str(&format!("line {}:\n- {e}\n+ {a}\n", i + 1));
+            }
+        }
+        let (e, a) = (expected.lines().count(), actual.lines().count());
+        if e != a {
+            diff.push_str(&format!("{e} lines expected, {a} now\n"));
+        }
+        panic!("{name} differs from its snapshot:\n{diff}");
+    }
+}
+
+#[test]
+fn builtin_profiles_render_as_their_snapshots() {
+    let cwd = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    for profile in ["single", "multi", "ingress", "workspace"] {
+        let yaml = plan(profile, cwd.path(), home.path(), false);
+        compare(&format!("builtin-{profile}.yaml"), &yaml);
+        assert_eq!(
+            yaml,
+            plan(profile, cwd.path(), home.path(), false),
+            "{profile} is not deterministic"
+        );
+    }
+    compare(
+        "builtin-ingress.json",
+        &plan("ingress", cwd.path(), home.path(), true),
+    );
+}
+
+#[test]
+fn valid_fixtures_render_as_their_snapshots() {
+    let cwd = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let dir = root().join("tests/fixtures/valid");
+    let mut fixtures: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    fixtures.sort();
+    assert!(fixtures.len() >= 8, "{fixtures:?}");
+    for fixture in fixtures {
+        let stem = fixture.file_stem().unwrap().to_string_lossy().into_owned();
+        let path = fixture.display().to_string();
+        let yaml = plan(&path, cwd.path(), home.path(), false);
+        compare(&format!("{stem}.yaml"), &yaml);
+        assert_eq!(
+            yaml,
+            plan(&path, cwd.path(), home.path(), false),
+            "{stem} is not deterministic"
+        );
+        if ["mounts-everywhere", "labels-and-taints", "extends-file"].contains(&stem.as_str()) {
+            compare(
+                &format!("{stem}.json"),
+                &plan(&path, cwd.path(), home.path(), true),
+            );
+        }
+    }
+}

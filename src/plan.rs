@@ -963,17 +963,25 @@ impl Planner<'_, '_> {
     ) {
         let spec = &located.value;
         let at = |p: Problem| p.at(located);
-        let host_path =
-            match resolve_host_path(&spec.host_path, self.input.base_dir, self.input.home_dir) {
-                Ok(path) => path,
-                Err(reason) => {
-                    self.error(at(Problem::error(format!(
-                        "mounts: hostPath `{}` {reason}",
-                        spec.host_path
-                    ))));
-                    return;
-                }
-            };
+        // A relative path belongs to the file that wrote it: a profile pulled in by
+        // `extends:` resolves against its own directory, built-ins against `base_dir`.
+        let declared_in = located
+            .file
+            .as_deref()
+            .filter(|file| !file.starts_with("builtin:"))
+            .and_then(|file| Path::new(file).parent())
+            .filter(|dir| dir.is_absolute());
+        let base = declared_in.unwrap_or(self.input.base_dir);
+        let host_path = match resolve_host_path(&spec.host_path, base, self.input.home_dir) {
+            Ok(path) => path,
+            Err(reason) => {
+                self.error(at(Problem::error(format!(
+                    "mounts: hostPath `{}` {reason}",
+                    spec.host_path
+                ))));
+                return;
+            }
+        };
         let host_path_text = host_path.to_string_lossy().into_owned();
         let allow_dangerous = spec.allow_dangerous_path.unwrap_or(false);
         if let Some(reason) = dangerous_host_path(&host_path, self.input.home_dir)

@@ -122,3 +122,26 @@ fn valid_fixtures_render_as_their_snapshots() {
         }
     }
 }
+
+#[test]
+fn relative_host_paths_resolve_against_the_file_that_declares_them() {
+    let cwd = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let child = root().join("tests/fixtures/valid/nested/extends-parent-dir.yaml");
+    let json = plan(&child.display().to_string(), cwd.path(), home.path(), true);
+    let plan: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let mounts: Vec<String> = plan["nodes"][0]["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["hostPath"].as_str().unwrap().to_string())
+        .collect();
+    // base.yaml's `./base-data` is next to base.yaml, not next to the child.
+    assert_eq!(
+        mounts,
+        vec![
+            "<FIXTURES>/valid/base-data",
+            "<FIXTURES>/valid/nested/nested-data"
+        ]
+    );
+}

@@ -7,7 +7,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use devcluster::app::App;
-use devcluster::kube::probe::{ProbeApi, ProbePod, ProbeVolume, VolumeSource, pod_manifest};
+use devcluster::kube::probe::{
+    ProbeApi, ProbePod, ProbeVolume, VolumeSource, pod_manifest, server_url,
+};
 use devcluster::plan::{Taint, TaintEffect};
 use devcluster::verify::report::{Layer, Status};
 use devcluster::verify::{self, Options, Target};
@@ -369,4 +371,96 @@ async fn a_subpath_runtime_failure_is_blamed_on_the_host_not_the_manifest() {
         "{:?}",
         subpath.hint
     );
+}
+
+#[tokio::test]
+async fn rbac_forbidden_inside_the_namespace_names_it_and_the_namespace_is_still_removed() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    // The namespace may be created, nothing inside it.
+    fake.forbid("POST", "/api/v1/namespaces/devcluster-verify-");
+    let report = verify::verify(&app(), &target(&fake), &options(5), None)
+        .await
+        .unwrap();
+    assert!(report.failed());
+    let denied = report
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .find(|c| c.detail.contains("RBAC forbids it"))
+        .unwrap_or_else(|| panic!("no RBAC failure in {:#?}", report.checks));
+    assert!(
+        denied.detail.contains(" in namespace devcluster-verify-"),
+        "{}",
+        denied.detail
+    );
+    let hint = denied.hint.clone().unwrap_or_default();
+    assert!(
+        hint.contains("kubectl auth can-i create") && hint.contains(" -n devcluster-verify-"),
+        "{hint}"
+    );
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r.starts_with("DELETE /api/v1/namespaces/devcluster-verify-"))
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_api_server_is_named_by_its_url() {
+    let service = tower::service_fn(|_request: http::Request<kube::client::Body>| async {
+        Err::<http::Response<kube::client::Body>, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connection refused",
+        ))
+    });
+    let client = kube::Client::new(service, "default");
+    let api = ProbeApi::new(client).with_server(Some("https://127.0.0.1:39999".into()));
+    let error = api.nodes().await.unwrap_err();
+    let text = error.render();
+    assert!(
+        text.contains("cannot reach the API server at https://127.0.0.1:39999 (to list nodes)"),
+        "{text}"
+    );
+    assert!(text.contains("connection refused"), "{text}");
+}
+
+#[test]
+fn the_server_url_follows_the_chosen_context() {
+    let kubeconfig = r"
+apiVersion: v1
+kind: Config
+current-context: kind-dev
+clusters:
+- name: kind-dev
+  cluster:
+    server: https://127.0.0.1:40001
+- name: k3s
+  cluster:
+    server: https://192.0.2.10:6443
+contexts:
+- name: kind-dev
+  context:
+    cluster: kind-dev
+    user: kind-dev
+- name: k3s
+  context:
+    cluster: k3s
+    user: k3s
+users:
+- name: kind-dev
+  user: {}
+- name: k3s
+  user: {}
+";
+    assert_eq!(
+        server_url(kubeconfig, None).as_deref(),
+        Some("https://127.0.0.1:40001")
+    );
+    assert_eq!(
+        server_url(kubeconfig, Some("k3s")).as_deref(),
+        Some("https://192.0.2.10:6443")
+    );
+    assert_eq!(server_url(kubeconfig, Some("missing")), None);
+    assert_eq!(server_url("not: [a kubeconfig", None), None);
 }

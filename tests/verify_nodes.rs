@@ -448,3 +448,44 @@ async fn host_path_mode_on_kind_like_nodes_finds_the_node_without_the_path() {
         "sentinel and replies removed"
     );
 }
+
+#[tokio::test]
+async fn a_host_path_bound_at_another_container_path_is_named_at_the_node_layer() {
+    if !docker_available("a_host_path_bound_at_another_container_path_is_named_at_the_node_layer") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let cluster = unique_name("vmoved");
+    let _cleanup = Cleanup::new().cluster(&cluster);
+    // The nodes were made with /srv; the profile now says /data.
+    let (_, config) = plan(
+        dir.path(),
+        &cluster,
+        "mounts:\n  - hostPath: ./data\n    containerPath: /srv\n",
+    );
+    create(&cluster, &config, dir.path());
+    let (expected, _) = plan(
+        dir.path(),
+        &cluster,
+        "mounts:\n  - hostPath: ./data\n    containerPath: /data\n",
+    );
+    let report = run_verify(&expected, &api_for(&expected, None), Vec::new()).await;
+    for node in &expected.nodes {
+        let check = find(&report, "mount /data", Some(&node.name), Layer::Node);
+        assert_eq!(check.status, Status::Fail, "{check:?}");
+        assert!(
+            check
+                .detail
+                .contains("is bound at /srv in the node container, not at /data"),
+            "{}",
+            check.detail
+        );
+        // The layer below already failed, so the pod layer is not blamed.
+        assert_eq!(
+            find(&report, "mount /data", Some(&node.name), Layer::Pod).status,
+            Status::Skip
+        );
+    }
+    assert!(report.failed());
+}

@@ -99,23 +99,67 @@ impl PodOutcome {
 #[derive(Clone)]
 pub struct ProbeApi {
     client: kube::Client,
+    /// The API server's URL from the kubeconfig, named when it cannot be reached.
+    server: Option<String>,
 }
 
-fn api_error(verb: &str, resource: &str, error: kube::Error) -> Error {
+/// The `server:` URL of the kubeconfig's cluster for `context` (the current context
+/// when `None`), for error messages; `None` when the text does not say.
+pub fn server_url(kubeconfig: &str, context: Option<&str>) -> Option<String> {
+    let parsed = kube::config::Kubeconfig::from_yaml(kubeconfig).ok()?;
+    let context_name = context
+        .map(str::to_string)
+        .or_else(|| parsed.current_context.clone())?;
+    let cluster_name = parsed
+        .contexts
+        .iter()
+        .find(|c| c.name == context_name)?
+        .context
+        .as_ref()?
+        .cluster
+        .clone();
+    parsed
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster_name)?
+        .cluster
+        .as_ref()?
+        .server
+        .clone()
+}
+
+/// A failed API call as people read it: RBAC denials name the verb, resource and
+/// namespace (with the `kubectl auth can-i` line to check), unreachable servers
+/// name their URL.
+fn api_error(
+    server: Option<&str>,
+    verb: &str,
+    resource: &str,
+    namespace: Option<&str>,
+    error: kube::Error,
+) -> Error {
+    let (scope, flag) = match namespace {
+        Some(namespace) => (
+            format!(" in namespace {namespace}"),
+            format!(" -n {namespace}"),
+        ),
+        None => (String::new(), String::new()),
+    };
     match &error {
         kube::Error::Api(status) if status.code == 403 => Error::failed(format!(
-            "cannot {verb} {resource}: RBAC forbids it"
+            "cannot {verb} {resource}{scope}: RBAC forbids it"
         ))
         .cause(status.message.clone())
         .hint(format!(
-            "grant this user `{verb}` on `{resource}` (or use a cluster-admin kubeconfig); `kubectl auth can-i {verb} {resource}` checks it"
+            "grant this user `{verb}` on `{resource}` (or use a cluster-admin kubeconfig); `kubectl auth can-i {verb} {resource}{flag}` checks it"
         )),
         kube::Error::HyperError(_) | kube::Error::Service(_) => Error::failed(format!(
-            "cannot reach the API server to {verb} {resource}"
+            "cannot reach the API server at {} (to {verb} {resource}{scope})",
+            server.unwrap_or("the kubeconfig's address")
         ))
         .cause(error)
-        .hint("check the kubeconfig and that the cluster is running"),
-        _ => Error::failed(format!("cannot {verb} {resource}")).cause(error),
+        .hint("check the kubeconfig and that the cluster is running (`kubectl cluster-info`)"),
+        _ => Error::failed(format!("cannot {verb} {resource}{scope}")).cause(error),
     }
 }
 
@@ -125,7 +169,30 @@ fn is_status(error: &kube::Error, code: u16) -> bool {
 
 impl ProbeApi {
     pub fn new(client: kube::Client) -> ProbeApi {
-        ProbeApi { client }
+        ProbeApi {
+            client,
+            server: None,
+        }
+    }
+
+    /// The same API, naming `server` (see [`server_url`]) when it cannot be reached.
+    pub fn with_server(mut self, server: Option<String>) -> ProbeApi {
+        self.server = server;
+        self
+    }
+
+    fn error(&self, verb: &str, resource: &str, error: kube::Error) -> Error {
+        api_error(self.server.as_deref(), verb, resource, None, error)
+    }
+
+    fn error_in(&self, namespace: &str, verb: &str, resource: &str, error: kube::Error) -> Error {
+        api_error(
+            self.server.as_deref(),
+            verb,
+            resource,
+            Some(namespace),
+            error,
+        )
     }
 
     /// `major.minor` of the API server.
@@ -134,7 +201,7 @@ impl ProbeApi {
             .client
             .apiserver_version()
             .await
-            .map_err(|e| api_error("get", "/version", e))?;
+            .map_err(|e| self.error("get", "/version", e))?;
         let major = info.major.trim_end_matches('+').parse().unwrap_or(1);
         let minor = info.minor.trim_end_matches('+').parse().unwrap_or(0);
         Ok((major, minor))
@@ -145,7 +212,7 @@ impl ProbeApi {
         let list = api
             .list(&ListParams::default())
             .await
-            .map_err(|e| api_error("list", "nodes", e))?;
+            .map_err(|e| self.error("list", "nodes", e))?;
         let mut nodes: Vec<ProbeNode> = list
             .items
             .into_iter()
@@ -200,7 +267,7 @@ impl ProbeApi {
         }))?;
         api.create(&PostParams::default(), &namespace)
             .await
-            .map_err(|e| api_error("create", "namespaces", e))?;
+            .map_err(|e| self.error("create", "namespaces", e))?;
         Ok(())
     }
 
@@ -210,7 +277,7 @@ impl ProbeApi {
         match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => Ok(()),
             Err(e) if is_status(&e, 404) => Ok(()),
-            Err(e) => Err(api_error("delete", "namespaces", e)),
+            Err(e) => Err(self.error("delete", "namespaces", e)),
         }
     }
 
@@ -228,7 +295,7 @@ impl ProbeApi {
         }))?;
         api.create(&PostParams::default(), &config_map)
             .await
-            .map_err(|e| api_error("create", "configmaps", e))?;
+            .map_err(|e| self.error_in(namespace, "create", "configmaps", e))?;
         Ok(())
     }
 
@@ -238,7 +305,7 @@ impl ProbeApi {
         let list = api
             .list(&ListParams::default())
             .await
-            .map_err(|e| api_error("list", "storageclasses", e))?;
+            .map_err(|e| self.error("list", "storageclasses", e))?;
         Ok(list.items.into_iter().find_map(|class| {
             let annotations = class.metadata.annotations.unwrap_or_default();
             let default = [
@@ -268,7 +335,7 @@ impl ProbeApi {
         match api.create(&PostParams::default(), &claim).await {
             Ok(_) => Ok(true),
             Err(e) if is_status(&e, 422) => Ok(false),
-            Err(e) => Err(api_error("create", "persistentvolumeclaims", e)),
+            Err(e) => Err(self.error_in(namespace, "create", "persistentvolumeclaims", e)),
         }
     }
 
@@ -279,7 +346,7 @@ impl ProbeApi {
         let config_map = match api.get_opt("local-path-config").await {
             Ok(c) => c,
             Err(e) if is_status(&e, 403) => return Ok(None),
-            Err(e) => return Err(api_error("get", "configmaps", e)),
+            Err(e) => return Err(self.error_in("local-path-storage", "get", "configmaps", e)),
         };
         let helper = config_map
             .and_then(|c| c.data)
@@ -300,7 +367,7 @@ impl ProbeApi {
         let list = match api.list(&ListParams::default()).await {
             Ok(list) => list,
             Err(e) if is_status(&e, 403) || is_status(&e, 404) => return Ok(Vec::new()),
-            Err(e) => return Err(api_error("list", "pods", e)),
+            Err(e) => return Err(self.error_in(namespace, "list", "pods", e)),
         };
         Ok(list
             .items
@@ -326,7 +393,7 @@ impl ProbeApi {
         let pod: Pod = from_json(pod_manifest(namespace, probe))?;
         api.create(&PostParams::default(), &pod)
             .await
-            .map_err(|e| api_error("create", "pods", e))?;
+            .map_err(|e| self.error_in(namespace, "create", "pods", e))?;
         Ok(())
     }
 
@@ -345,7 +412,7 @@ impl ProbeApi {
             let pod = api
                 .get_opt(name)
                 .await
-                .map_err(|e| api_error("get", "pods", e))?;
+                .map_err(|e| self.error_in(namespace, "get", "pods", e))?;
             let status = pod.and_then(|p| p.status).unwrap_or_default();
             let phase = status.phase.clone().unwrap_or_else(|| "Pending".into());
             let container = status
@@ -412,7 +479,7 @@ impl ProbeApi {
         let list = api
             .list(&params)
             .await
-            .map_err(|e| api_error("list", "events", e))?;
+            .map_err(|e| self.error_in(namespace, "list", "events", e))?;
         Ok(list
             .items
             .into_iter()
@@ -433,7 +500,7 @@ impl ProbeApi {
         let list = api
             .list(&ListParams::default())
             .await
-            .map_err(|e| api_error("list", "pods", e))?;
+            .map_err(|e| self.error_in(namespace, "list", "pods", e))?;
         Ok(list
             .items
             .into_iter()
@@ -446,7 +513,7 @@ impl ProbeApi {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         api.logs(pod, &LogParams::default())
             .await
-            .map_err(|e| api_error("get", "pods/log", e))
+            .map_err(|e| self.error_in(namespace, "get", "pods/log", e))
     }
 
     /// Creates a Service (and, with a host, an Ingress) for the echo backend.
@@ -461,13 +528,13 @@ impl ProbeApi {
                     let api: Api<Service> = Api::namespaced(self.client.clone(), namespace);
                     api.create(&PostParams::default(), &from_json(document.clone())?)
                         .await
-                        .map_err(|e| api_error("create", "services", e))?;
+                        .map_err(|e| self.error_in(namespace, "create", "services", e))?;
                 }
                 Some("Ingress") => {
                     let api: Api<Ingress> = Api::namespaced(self.client.clone(), namespace);
                     api.create(&PostParams::default(), &from_json(document.clone())?)
                         .await
-                        .map_err(|e| api_error("create", "ingresses", e))?;
+                        .map_err(|e| self.error_in(namespace, "create", "ingresses", e))?;
                 }
                 other => {
                     return Err(Error::failed(format!(

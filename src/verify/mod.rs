@@ -20,7 +20,7 @@ use crate::docker::{Docker, ObservedNode};
 use crate::error::{Error, ExitCode, Result};
 use crate::kind::Kind;
 use crate::kube::cluster::{ClusterApi, Connector};
-use crate::kube::probe::{ProbeApi, ProbeNode, ProbeVolume, VolumeSource};
+use crate::kube::probe::{ProbeApi, ProbeNode, ProbeVolume, VolumeSource, server_url};
 use crate::plan::{ClusterPlan, ControllerPlan, PortPurpose};
 use crate::profile::MountPathType;
 use mounts::MountProbe;
@@ -102,11 +102,7 @@ pub async fn run(app: &App, args: &VerifyArgs) -> Result<ExitCode> {
             args.profile.profile.as_deref(),
             args.profile.name.as_deref(),
         )?;
-        let kind = Kind::discover(&app.world)?;
-        let text = kind.kubeconfig(&plan.name).await.map_err(|e| {
-            e.context(format!("cannot get the kubeconfig of cluster `{}`", plan.name))
-                .hint(format!("create it with `devcluster up --name {}`, or verify another cluster with --kubeconfig", plan.name))
-        })?;
+        let text = kind_kubeconfig(app, &plan).await?;
         let context = plan.context_name();
         (Some(plan), text, Some(context))
     };
@@ -119,14 +115,13 @@ pub async fn run(app: &App, args: &VerifyArgs) -> Result<ExitCode> {
         docker: docker.as_ref(),
         nodes,
         node_layer_skipped: skipped,
-        api: Some(api.probe()),
+        api: Some(
+            api.probe()
+                .with_server(server_url(&kubeconfig, context.as_deref())),
+        ),
         api_error: None,
     };
-    let bundle_dir = args.bundle.clone().or_else(|| {
-        app.world
-            .is_ci()
-            .then(|| app.world.cwd.join("devcluster-verify-bundle"))
-    });
+    let bundle_dir = args.bundle.clone().or_else(|| ci_bundle_dir(app));
     let report = verify(app, &target, &options, bundle_dir.as_deref()).await?;
     match args.output {
         Output::Json => print_json(&report),
@@ -141,6 +136,63 @@ pub async fn run(app: &App, args: &VerifyArgs) -> Result<ExitCode> {
     } else {
         ExitCode::Success
     })
+}
+
+/// What a library caller (such as `devcluster up`) sets for a run.
+pub type VerifyOptions = Options;
+
+/// Verifies the kind cluster `plan` describes, as `devcluster verify --name` does:
+/// the kubeconfig comes from kind, the node containers from Docker's kind labels
+/// (the node layer is skipped, with the reason, when Docker cannot show them). The
+/// report is returned unprinted: [`Report::failed`] decides the outcome,
+/// [`Report::print_table`], [`Report::junit`] and its JSON form render it. A failure
+/// bundle is written automatically under CI, as for the command.
+pub async fn verify_cluster(
+    app: &App,
+    plan: &ClusterPlan,
+    options: &VerifyOptions,
+) -> Result<Report> {
+    let docker = Docker::connect(&app.world).await;
+    let kubeconfig = kind_kubeconfig(app, plan).await?;
+    let context = plan.context_name();
+    let api = Connector::Kubeconfig
+        .connect(&kubeconfig, Some(&context))
+        .await?;
+    let (docker, nodes, skipped) = visible_nodes(docker, Some(plan), &api).await;
+    let target = Target {
+        plan: Some(plan),
+        docker: docker.as_ref(),
+        nodes,
+        node_layer_skipped: skipped,
+        api: Some(
+            api.probe()
+                .with_server(server_url(&kubeconfig, Some(&context))),
+        ),
+        api_error: None,
+    };
+    verify(app, &target, options, ci_bundle_dir(app).as_deref()).await
+}
+
+/// The kubeconfig kind prints for the plan's cluster.
+async fn kind_kubeconfig(app: &App, plan: &ClusterPlan) -> Result<String> {
+    let kind = Kind::discover(&app.world)?;
+    kind.kubeconfig(&plan.name).await.map_err(|e| {
+        e.context(format!(
+            "cannot get the kubeconfig of cluster `{}`",
+            plan.name
+        ))
+        .hint(format!(
+            "create it with `devcluster up --name {}`, or verify another cluster with --kubeconfig",
+            plan.name
+        ))
+    })
+}
+
+/// Where a failed run's bundle goes under CI when `--bundle` is not given.
+fn ci_bundle_dir(app: &App) -> Option<PathBuf> {
+    app.world
+        .is_ci()
+        .then(|| app.world.cwd.join("devcluster-verify-bundle"))
 }
 
 /// The verify step of `devcluster up`: the same checks, an error when any fails.
@@ -175,10 +227,7 @@ pub async fn verify_after_up(
         storage_class: None,
         host_paths: Vec::new(),
     };
-    let bundle_dir = app
-        .world
-        .is_ci()
-        .then(|| app.world.cwd.join("devcluster-verify-bundle"));
+    let bundle_dir = ci_bundle_dir(app);
     let report = verify(app, &target, &options, bundle_dir.as_deref()).await?;
     if report.failed() {
         report.print_table(&app.ui);

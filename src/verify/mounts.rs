@@ -165,6 +165,24 @@ pub fn check_bind(
         )
     };
     let Some(bind) = binds.first() else {
+        // The host path is bound, but at another container path: the node was made
+        // from a config whose `containerPath` differs from the plan's, so pods using
+        // the planned path see an empty directory (kind creates neither side).
+        let moved: Vec<&str> = observed
+            .mounts
+            .iter()
+            .filter(|m| m.source.trim_end_matches('/') == host_path.trim_end_matches('/'))
+            .map(|m| m.destination.as_str())
+            .collect();
+        if !moved.is_empty() {
+            return fail(
+                format!(
+                    "{host_path} is bound at {} in the node container, not at {container_path}",
+                    moved.join(", ")
+                ),
+                "the node was made with another containerPath; `devcluster up --recreate` rebuilds it from the profile",
+            );
+        }
         let elsewhere: Vec<&str> = all_nodes
             .iter()
             .filter(|n| {

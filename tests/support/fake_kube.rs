@@ -83,6 +83,19 @@ impl FakeApi {
         self.lock().pod_hook = Some(Arc::new(hook));
     }
 
+    /// Ends a pod created earlier (its hook answered `None`), as a kubelet
+    /// finishing it later would. `false` when the pod does not exist (yet).
+    pub fn finish_pod(&self, namespace: &str, name: &str, run: PodRun) -> bool {
+        let key = format!("/api/v1/namespaces/{namespace}/pods/{name}");
+        let mut state = self.lock();
+        let Some(mut object) = state.objects.get(&key).cloned() else {
+            return false;
+        };
+        apply_run(&mut state, &key, &mut object, run);
+        state.objects.insert(key, object);
+        true
+    }
+
     /// What `/version` answers.
     pub fn set_version(&self, major: &str, minor: &str) {
         self.put(
@@ -230,26 +243,7 @@ impl FakeApi {
                     let run = hook(&object);
                     let mut state = self.lock();
                     if let Some(run) = run {
-                        let mut status = json!({"phase": run.phase, "conditions": []});
-                        if let Some(code) = run.exit_code {
-                            status["containerStatuses"] = json!([{"name": "probe", "ready": false, "restartCount": 0, "image": "", "imageID": "",
-                                "state": {"terminated": {"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }}}}]);
-                        }
-                        object["status"] = status;
-                        state.logs.insert(key.clone(), run.logs);
-                        let pod_name = object["metadata"]["name"]
-                            .as_str()
-                            .unwrap_or("")
-                            .to_string();
-                        for (index, (reason, message)) in run.events.into_iter().enumerate() {
-                            let event = format!("{pod_name}.{index}");
-                            state.objects.insert(
-                                format!("{}/events/{event}", path.trim_end_matches("/pods")),
-                                json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": event},
-                                       "involvedObject": {"kind": "Pod", "name": pod_name},
-                                       "reason": reason, "message": message}),
-                            );
-                        }
+                        apply_run(&mut state, &key, &mut object, run);
                     }
                     state.objects.insert(key, object.clone());
                     return respond(201, object);
@@ -296,6 +290,31 @@ impl FakeApi {
             },
             _ => status(405, "MethodNotAllowed", &format!("{method} {path}")),
         }
+    }
+}
+
+/// Gives a pod object the phase, exit code, logs and events of `run`.
+fn apply_run(state: &mut State, key: &str, object: &mut Value, run: PodRun) {
+    let mut status = json!({"phase": run.phase, "conditions": []});
+    if let Some(code) = run.exit_code {
+        status["containerStatuses"] = json!([{"name": "probe", "ready": false, "restartCount": 0, "image": "", "imageID": "",
+            "state": {"terminated": {"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }}}}]);
+    }
+    object["status"] = status;
+    state.logs.insert(key.to_string(), run.logs);
+    let pod_name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let collection = key.rsplit_once("/pods/").map_or(key, |(c, _)| c);
+    for (index, (reason, message)) in run.events.into_iter().enumerate() {
+        let event = format!("{pod_name}.{index}");
+        state.objects.insert(
+            format!("{collection}/events/{event}"),
+            json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": event},
+                   "involvedObject": {"kind": "Pod", "name": pod_name},
+                   "reason": reason, "message": message}),
+        );
     }
 }
 

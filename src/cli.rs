@@ -276,10 +276,25 @@ fn block_on<F: std::future::Future<Output = Result<ExitCode>>>(future: F) -> Res
     runtime.block_on(future)
 }
 
+/// Writes data to stdout. A reader that went away (`devcluster plan | head -1`) is
+/// not an error worth a panic; anything else is reported on stderr.
+pub fn print_data(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let result = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+    if let Err(e) = result
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: cannot write to stdout: {e}");
+    }
+}
+
 /// Prints `value` as pretty JSON on stdout.
 pub fn print_json(value: &impl serde::Serialize) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => print_data(&format!("{text}\n")),
         Err(e) => eprintln!("error: cannot encode JSON: {e}"),
     }
 }
@@ -290,7 +305,7 @@ fn plan(app: &App, args: &PlanArgs) -> Result<ExitCode> {
         args.profile.name.as_deref(),
     )?;
     match args.output {
-        Output::Text => print!("{}", kindconfig::render(&plan)),
+        Output::Text => print_data(&kindconfig::render(&plan)),
         Output::Json => print_json(&plan),
     }
     Ok(ExitCode::Success)
@@ -308,15 +323,17 @@ fn profiles_list() {
         })
         .collect();
     let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let mut text = String::new();
     for (name, description) in rows {
-        println!("{name:width$}  {description}");
+        text.push_str(&format!("{name:width$}  {description}\n"));
     }
+    print_data(&text);
 }
 
 fn profiles_show(name: &str) -> Result<ExitCode> {
     match profile::builtin(name) {
         Some(p) => {
-            print!("{}", p.text);
+            print_data(p.text);
             Ok(ExitCode::Success)
         }
         None => Err(Error::input(format!("no built-in profile named `{name}`"))

@@ -992,11 +992,16 @@ impl Planner<'_, '_> {
             ))
             .hint("mount a narrower directory, or set `allowDangerousPath: true` on this mount if you mean it")));
         }
-        let container_path = spec.container_path.clone();
+        let mut container_path = spec.container_path.clone();
         if let Some(reason) = container_path_problem(&container_path) {
             self.error(at(Problem::error(format!(
                 "mounts: containerPath `{container_path}` {reason}"
             ))));
+        } else {
+            // `/data/` and `/data` are one path; kind gets the short form.
+            container_path = normalize(Path::new(&container_path))
+                .to_string_lossy()
+                .into_owned();
         }
         let selectors = spec
             .nodes

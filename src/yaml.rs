@@ -58,7 +58,7 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
     }
     serde_saphyr::from_str_with_options(text, options()).map_err(|error| {
         let location = error.location();
-        let message = first_line(&error.to_string());
+        let message = readable(&first_line(&error.to_string()));
         YamlError {
             message,
             line: location.map(|l| l.line()).filter(|l| *l > 0),
@@ -80,6 +80,38 @@ fn first_line(rendered: &str) -> String {
         None => line,
     };
     line.trim_start_matches("error: ").to_string()
+}
+
+/// The parser's wording where it names its own internals (budgets, options, Rust
+/// types), in the words of someone writing a profile.
+fn readable(message: &str) -> String {
+    if let Some(breach) = message.strip_prefix("budget breached: ") {
+        let kind = breach.split([' ', '{']).next().unwrap_or("");
+        return match kind {
+            "Depth" => "the document nests more than 32 levels deep; a profile needs a handful".into(),
+            "Nodes" | "Events" | "Aliases" | "Anchors" => {
+                "the document expands to more values than any profile needs (aliases are limited to 256)".into()
+            }
+            "Documents" => "the file holds more than one YAML document; a profile is one document".into(),
+            _ => "the document exceeds devcluster's size limits for a profile".into(),
+        };
+    }
+    if message.starts_with("recursion limit exceeded") {
+        return "the document nests more than 32 levels deep; a profile needs a handful".into();
+    }
+    if let Some(key) = message.strip_prefix("duplicate mapping key: ") {
+        return format!("duplicate key `{key}`: each key may appear once in a mapping");
+    }
+    if message.starts_with("invalid boolean") {
+        return "expected `true` or `false` (YAML 1.1 spellings such as `yes` and `on` are refused)".into();
+    }
+    if message == "invalid i64" || message == "invalid u64" {
+        return "expected a whole number in range".into();
+    }
+    if message == "expected mapping start" {
+        return "expected a mapping of `key: value` lines".into();
+    }
+    message.to_string()
 }
 
 /// Decodes a multi-document manifest (`---` separated) into JSON values, skipping
@@ -105,8 +137,14 @@ pub fn documents(text: &str) -> Result<Vec<serde_json::Value>, YamlError> {
 
 /// Encodes `value` as block-style YAML. Field order follows the types, so the same
 /// value always gives the same bytes.
+///
+/// Long single-line strings (image references with digests, deep host paths) stay
+/// plain scalars: folded blocks (`>-`) are valid YAML but hard to read and to grep.
+/// Multi-line text is a literal block only where a [`LiteralBlock`] asks for one.
 pub fn to_string<T: Serialize>(value: &T) -> Result<String, YamlError> {
-    serde_saphyr::to_string(value).map_err(|error| YamlError {
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.prefer_block_scalars = false;
+    serde_saphyr::to_string_with_options(value, options).map_err(|error| YamlError {
         message: error.to_string(),
         line: None,
         column: None,

@@ -155,12 +155,12 @@ const CASES: &[(&str, &str, Option<u32>)] = &[
     ("36-extends-missing-file.yaml", "does not exist", Some(3)),
     (
         "37-strict-boolean.yaml",
-        "invalid boolean (strict mode expects true/false)",
+        "expected `true` or `false`",
         Some(6),
     ),
     (
         "38-duplicate-key.yaml",
-        "duplicate mapping key: name",
+        "duplicate key `name`: each key may appear once",
         Some(4),
     ),
 ];

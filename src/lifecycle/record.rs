@@ -117,74 +117,90 @@ pub fn diff(recorded: &ClusterPlan, planned: &ClusterPlan) -> Vec<Change> {
 
 fn node_diff(old: &NodePlan, new: &NodePlan, changed: &mut impl FnMut(char, String)) {
     let name = &new.name;
-    for mount in &old.mounts {
-        if !new.mounts.contains(mount) {
-            changed(
-                '-',
-                format!(
-                    "{name}: mount {} -> {}",
-                    mount.host_path, mount.container_path
-                ),
-            );
-        }
+    list_diff(&old.mounts, &new.mounts, changed, |m| {
+        format!("{name}: mount {} -> {}", m.host_path, m.container_path)
+    });
+    list_diff(&old.ports, &new.ports, changed, |p| {
+        format!(
+            "{name}: port {}:{} -> {}/{}",
+            p.listen_address,
+            p.host_port,
+            p.container_port,
+            p.protocol.as_str()
+        )
+    });
+    let old_labels: Vec<(&String, &String)> = old.labels.iter().collect();
+    let new_labels: Vec<(&String, &String)> = new.labels.iter().collect();
+    list_diff(&old_labels, &new_labels, changed, |(k, v)| {
+        format!("{name}: label {k}={v}")
+    });
+    list_diff(&old.taints, &new.taints, changed, |t| {
+        format!("{name}: taint {t}")
+    });
+}
+
+/// Reports what `old` has and `new` lacks as `-`, and the reverse as `+`.
+fn list_diff<T: PartialEq>(
+    old: &[T],
+    new: &[T],
+    changed: &mut impl FnMut(char, String),
+    describe: impl Fn(&T) -> String,
+) {
+    for item in old.iter().filter(|item| !new.contains(item)) {
+        changed('-', describe(item));
     }
-    for mount in &new.mounts {
-        if !old.mounts.contains(mount) {
-            changed(
-                '+',
-                format!(
-                    "{name}: mount {} -> {}",
-                    mount.host_path, mount.container_path
-                ),
-            );
-        }
+    for item in new.iter().filter(|item| !old.contains(item)) {
+        changed('+', describe(item));
     }
-    for port in &old.ports {
-        if !new.ports.contains(port) {
-            changed(
-                '-',
-                format!(
-                    "{name}: port {}:{} -> {}/{}",
-                    port.listen_address,
-                    port.host_port,
-                    port.container_port,
-                    port.protocol.as_str()
-                ),
-            );
-        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{PlanInput, plan};
+    use crate::profile::Profile;
+
+    fn planned(body: &str) -> ClusterPlan {
+        let text = format!(
+            "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nnodes:\n  workers: 1\n{body}"
+        );
+        let profile = Profile::decode(&text).unwrap_or_else(|e| panic!("{e:?}"));
+        let input = PlanInput {
+            profile: &profile,
+            name_override: Some("c"),
+            base_dir: std::path::Path::new("/p"),
+            home_dir: None,
+            source: "test".into(),
+            file: None,
+        };
+        plan(&input).unwrap_or_else(|e| panic!("{e:?}")).plan
     }
-    for port in &new.ports {
-        if !old.ports.contains(port) {
-            changed(
-                '+',
-                format!(
-                    "{name}: port {}:{} -> {}/{}",
-                    port.listen_address,
-                    port.host_port,
-                    port.container_port,
-                    port.protocol.as_str()
-                ),
-            );
-        }
-    }
-    for (key, value) in &old.labels {
-        if new.labels.get(key) != Some(value) {
-            changed('-', format!("{name}: label {key}={value}"));
-        }
-    }
-    for (key, value) in &new.labels {
-        if old.labels.get(key) != Some(value) {
-            changed('+', format!("{name}: label {key}={value}"));
-        }
-    }
-    for taint in &old.taints {
-        if !new.taints.contains(taint) {
-            changed('-', format!("{name}: taint {taint}"));
-        }
-    }
-    for taint in &new.taints {
-        if !old.taints.contains(taint) {
-            changed('+', format!("{name}: taint {taint}"));
-        }
+
+    #[test]
+    fn the_diff_names_each_change_node_by_node() {
+        let old = planned(
+            "  labels:\n    worker: {tier: a}\nmounts:\n  - hostPath: /a\n    containerPath: /a\n    nodes: worker\n",
+        );
+        let new = planned(
+            "  labels:\n    worker: {tier: b}\n  taints:\n    worker: [\"x=y:NoSchedule\"]\nmounts:\n  - hostPath: /b\n    containerPath: /b\n    nodes: worker\nports:\n  - containerPort: 30000\n    hostPort: 8080\n    node: worker\n",
+        );
+        let lines: Vec<String> = diff(&old, &new)
+            .iter()
+            .map(|c| format!("{} {}", c.sign, c.text))
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                "- c-worker: mount /a -> /a",
+                "+ c-worker: mount /b -> /b",
+                "+ c-worker: port 127.0.0.1:8080 -> 30000/TCP",
+                "- c-worker: label tier=a",
+                "+ c-worker: label tier=b",
+                "+ c-worker: taint x=y:NoSchedule",
+            ]
+        );
+        assert!(diff(&new, &new).is_empty());
+        assert!(Record::new(&new).matches(&new));
+        assert!(!Record::new(&old).matches(&new));
     }
 }

@@ -544,7 +544,7 @@ async fn node_layer(
     host_path: &Path,
     checks: &mut Vec<Check>,
 ) -> bool {
-    let (Some(docker), None) = (target.docker, &target.node_layer_skipped) else {
+    let (Some(_), None) = (target.docker, &target.node_layer_skipped) else {
         return true;
     };
     let Some(observed) = target.nodes.iter().find(|n| n.name == node) else {
@@ -570,34 +570,7 @@ async fn node_layer(
         checks.push(check);
         return false;
     }
-    match docker
-        .exec(node, &["sh", "-c", &probe.script(Layer::Node, node)])
-        .await
-    {
-        Ok(output) => {
-            let check = mounts::judge(
-                probe,
-                Layer::Node,
-                node,
-                output.exit_code,
-                &output.stdout,
-                host_path,
-            );
-            let ok = check.status == Status::Ok;
-            checks.push(check);
-            ok
-        }
-        Err(e) => {
-            checks.push(Check::new(
-                &format!("mount {}", probe.path),
-                Some(node),
-                Layer::Node,
-                Status::Fail,
-                format!("cannot run the probe in the node container: {e}"),
-            ));
-            false
-        }
-    }
+    node_layer_exec(target, node, probe, host_path, checks).await
 }
 
 /// The pod layer of one mount on one node.
@@ -760,7 +733,7 @@ async fn node_layer_exec(
                 Some(node),
                 Layer::Node,
                 Status::Fail,
-                e.to_string(),
+                format!("cannot run the probe in the node container: {e}"),
             ));
             false
         }

@@ -145,3 +145,30 @@ fn relative_host_paths_resolve_against_the_file_that_declares_them() {
         ]
     );
 }
+
+#[test]
+fn the_readme_example_profile_plans() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = readme.find("```yaml\n").expect("README has a yaml example") + "```yaml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("devcluster.yaml"), &readme[start..end]).unwrap();
+    let out = Command::new(support::devcluster_bin())
+        .args(["plan", "-o", "json"])
+        .env_clear()
+        .env("HOME", dir.path())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["name"], "shop");
+    let worker2 = &plan["nodes"][2];
+    assert_eq!(worker2["labels"]["example.com/disk"], "ssd");
+    assert_eq!(worker2["ports"][0]["hostPort"], 8080);
+    assert_eq!(worker2["taints"][0]["key"], "dedicated");
+}

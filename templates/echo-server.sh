@@ -1,4 +1,4 @@
 # The echo backend for `devcluster verify`: answers every request under
-# {{PATH}} with the run's token, using the shell tools of the image already on
-# the node (busybox httpd).
+# {{PATH}} with the run's token, with busybox's httpd (the probe image, or
+# `--probe-image`).
 mkdir -p /tmp/www{{PATH}} && echo '{{TOKEN}}' > /tmp/www{{PATH}}/index.html && exec httpd -f -p 8080 -h /tmp/www

@@ -75,6 +75,7 @@ fn probe_pods_are_pinned_tolerant_unprivileged_and_small() {
             read_only: false,
         }],
         run_as_root: false,
+        stdin: false,
         labels: Default::default(),
     };
     let manifest = pod_manifest("ns", &pod);

@@ -154,12 +154,13 @@ async fn mounts_as_planned_pass_every_layer_on_every_node() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("rw")).unwrap();
     std::fs::create_dir_all(dir.path().join("ro")).unwrap();
+    std::fs::write(dir.path().join("app.conf"), "listen = 8080\nmore\n").unwrap();
     let cluster = unique_name("vok");
     let _cleanup = Cleanup::new().cluster(&cluster);
     let (plan, config) = plan(
         dir.path(),
         &cluster,
-        "mounts:\n  - hostPath: ./rw\n    containerPath: /rw\n  - hostPath: ./ro\n    containerPath: /ro\n    readOnly: true\n    nodes: workers\n",
+        "mounts:\n  - hostPath: ./rw\n    containerPath: /rw\n  - hostPath: ./ro\n    containerPath: /ro\n    readOnly: true\n    nodes: workers\n  - hostPath: ./app.conf\n    containerPath: /etc/app.conf\n    type: File\n    readOnly: true\n    nodes: worker2\n",
     );
     create(&cluster, &config, dir.path());
     let report = run_verify(&plan, &api_for(&plan, None), Vec::new()).await;
@@ -172,6 +173,17 @@ async fn mounts_as_planned_pass_every_layer_on_every_node() {
         assert_eq!(pod.status, Status::Ok, "{pod:?}");
         assert!(pod.detail.contains("reply reached the host"));
     }
+    let file = find(
+        &report,
+        "mount /etc/app.conf",
+        Some(&format!("{cluster}-worker2")),
+        Layer::Pod,
+    );
+    assert_eq!(file.status, Status::Ok, "{file:?}");
+    assert!(
+        file.detail.contains("file visible, writes refused"),
+        "{file:?}"
+    );
     let worker = format!("{cluster}-worker");
     assert!(
         find(&report, "mount /ro", Some(&worker), Layer::Pod)

@@ -73,6 +73,8 @@ pub struct ProbePod {
     /// hostPath writes need root in the pod (the host directory is root-owned);
     /// every other probe runs as a non-root user.
     pub run_as_root: bool,
+    /// Keep stdin open, so a shell can wait on it without a `sleep` binary.
+    pub stdin: bool,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -611,6 +613,7 @@ pub fn pod_manifest(namespace: &str, probe: &ProbePod) -> Value {
             "image": probe.image,
             "imagePullPolicy": probe.pull_policy,
             "command": ["sh", "-c", probe.script],
+            "stdin": probe.stdin,
             "securityContext": security,
             "resources": {"requests": {"cpu": "5m", "memory": "8Mi"}, "limits": {"cpu": "100m", "memory": "32Mi"}},
             "volumeMounts": mounts

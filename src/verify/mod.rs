@@ -354,6 +354,10 @@ pub async fn verify(
         },
     };
     let context = PodContext {
+        echo_image: options
+            .probe_image
+            .clone()
+            .unwrap_or_else(|| DEFAULT_PROBE_IMAGE.to_string()),
         namespace: namespace.clone(),
         pull_policy: options
             .pull_policy
@@ -453,7 +457,7 @@ async fn mount_checks(
                 file: mount.path_type == MountPathType::File,
                 read_only: mount.read_only,
                 token: format!("{}{index}", context.token),
-                expected_size: 0,
+                first_line: None,
             };
             let host_path = PathBuf::from(&mount.host_path);
             let mut checks = Vec::new();
@@ -642,7 +646,7 @@ async fn host_path_checks(
             file: false,
             read_only: false,
             token: format!("{}h{index}", context.token),
-            expected_size: 0,
+            first_line: None,
         };
         if let Err(check) = mounts::prepare_host(path, &mut probe) {
             checks.push(check);
@@ -932,6 +936,7 @@ async fn port_checks(
         pods::echo_script(&context.token),
         Vec::<ProbeVolume>::new(),
     );
+    pod.image = context.echo_image.clone();
     pod.labels.insert(
         "devcluster.dev/probe".into(),
         format!("echo-{}", context.token),

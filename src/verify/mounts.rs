@@ -22,9 +22,10 @@ pub struct MountProbe {
     pub path: String,
     pub file: bool,
     pub read_only: bool,
-    /// Sentinel file name and content (directories), or expected size (files).
+    /// Sentinel file name and content (directories).
     pub token: String,
-    pub expected_size: u64,
+    /// A file mount's first line as the host reads it, when it is plain text.
+    pub first_line: Option<String>,
 }
 
 impl MountProbe {
@@ -37,7 +38,9 @@ impl MountProbe {
         format!(".devcluster-{}-{}-{}", self.token, layer.as_str(), node)
     }
 
-    /// The POSIX shell probe, run in the node container or the pod.
+    /// The POSIX shell probe, run in the node container or the pod. It uses shell
+    /// builtins and `rm` only: kind's preloaded local-path helper image has just
+    /// `sh`, `rm` and `mkdir` (kind `images/local-path-helper/Dockerfile`).
     pub fn script(&self, layer: Layer, node: &str) -> String {
         let path = quote(&self.path);
         if self.file {
@@ -50,12 +53,17 @@ impl MountProbe {
                     "( : >> {path} ) 2>/dev/null || {{ echo 'devcluster: cannot write'; exit {WRITE_DENIED}; }}"
                 )
             };
+            let content = match &self.first_line {
+                Some(line) => format!(
+                    "IFS= read -r first < {path} || true\n[ \"$first\" = {} ] || {{ echo 'devcluster: the file differs from the host file'; exit {WRONG_CONTENT}; }}\n",
+                    quote(line)
+                ),
+                None => String::new(),
+            };
             return format!(
                 "[ -f {path} ] || {{ echo 'devcluster: no such file'; exit {MISSING_PATH}; }}\n\
-                 size=$(wc -c < {path} 2>/dev/null) || {{ echo 'devcluster: cannot read'; exit {WRITE_DENIED}; }}\n\
-                 [ \"$size\" -eq {} ] || {{ echo \"devcluster: size $size\"; exit {WRONG_CONTENT}; }}\n\
-                 {write}\necho 'devcluster: ok'\n",
-                self.expected_size
+                 [ -r {path} ] || {{ echo 'devcluster: cannot read'; exit {WRITE_DENIED}; }}\n\
+                 {content}{write}\necho 'devcluster: ok'\n"
             );
         }
         let sentinel = quote(&format!("{}/{}", self.path, self.sentinel_name()));
@@ -72,12 +80,23 @@ impl MountProbe {
         };
         format!(
             "[ -d {path} ] || {{ echo 'devcluster: no such directory'; exit {MISSING_PATH}; }}\n\
-             if [ ! -e {sentinel} ]; then ls {path} >/dev/null 2>&1 || {{ echo 'devcluster: permission denied'; exit {WRITE_DENIED}; }}; echo 'devcluster: sentinel not visible'; exit {MISSING_SENTINEL}; fi\n\
-             [ \"$(cat {sentinel} 2>/dev/null)\" = {} ] || {{ echo 'devcluster: sentinel unreadable or different'; exit {WRONG_CONTENT}; }}\n\
+             if [ ! -e {sentinel} ]; then {{ [ -r {path} ] && [ -x {path} ]; }} || {{ echo 'devcluster: permission denied'; exit {WRITE_DENIED}; }}; echo 'devcluster: sentinel not visible'; exit {MISSING_SENTINEL}; fi\n\
+             IFS= read -r got < {sentinel} 2>/dev/null || true\n\
+             [ \"$got\" = {} ] || {{ echo 'devcluster: sentinel unreadable or different'; exit {WRONG_CONTENT}; }}\n\
              {write}\necho 'devcluster: ok'\n",
             quote(&self.token)
         )
     }
+}
+
+/// The first line of a small text file, for comparing what the node and pod see.
+fn first_line(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path)
+        .ok()
+        .filter(|b| b.len() <= 1024 * 1024)?;
+    let text = String::from_utf8(bytes).ok()?;
+    let line = text.split('\n').next().unwrap_or("");
+    (!line.contains('\0') && !line.contains('\r') && line.len() <= 4096).then(|| line.to_string())
 }
 
 /// Single-quotes `text` for a POSIX shell.
@@ -101,7 +120,7 @@ pub fn prepare_host(host_path: &Path, probe: &mut MountProbe) -> Result<(), Chec
             if meta.is_dir() {
                 return Err(Check::new(&name, None, Layer::Host, Status::Fail, format!("{} is a directory, but the mount is a file", host_path.display())));
             }
-            probe.expected_size = meta.len();
+            probe.first_line = first_line(host_path);
             Ok(())
         }
         Ok(meta) if !meta.is_dir() => Err(Check::new(
@@ -302,7 +321,7 @@ mod tests {
             file: false,
             read_only: false,
             token: "abc".into(),
-            expected_size: 0,
+            first_line: None,
         };
         let script = probe.script(Layer::Pod, "n1");
         assert!(script.contains("'/data/it'\\''s'"), "{script}");

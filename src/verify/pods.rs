@@ -16,6 +16,9 @@ pub struct PodContext {
     pub pull_policy: String,
     pub token: String,
     pub deadline: Instant,
+    /// The echo backend needs an HTTP server, which kind's preloaded helper image
+    /// lacks: busybox's `httpd` (`--probe-image` overrides it).
+    pub echo_image: String,
 }
 
 impl PodContext {
@@ -36,6 +39,7 @@ impl PodContext {
             script,
             volumes,
             run_as_root: false,
+            stdin: false,
             labels: BTreeMap::new(),
         }
     }
@@ -97,7 +101,7 @@ pub async fn subpath(api: &ProbeApi, context: &PodContext, nodes: &[ProbeNode]) 
     }
     let probes = nodes.iter().enumerate().map(|(index, node)| async move {
         let script = format!(
-            "[ \"$(cat /probe/probe.txt)\" = '{}' ] && echo 'devcluster: ok' || {{ echo 'devcluster: wrong content'; exit 12; }}",
+            "IFS= read -r got < /probe/probe.txt || true; [ \"$got\" = '{}' ] && echo 'devcluster: ok' || {{ echo 'devcluster: wrong content'; exit 12; }}",
             context.token
         );
         let volume = ProbeVolume {
@@ -155,7 +159,7 @@ pub async fn storage(
             read_only: false,
         };
         let script = format!(
-            "echo '{}' > /data/probe && [ \"$(cat /data/probe)\" = '{}' ] && echo 'devcluster: ok'",
+            "echo '{}' > /data/probe && {{ IFS= read -r got < /data/probe || true; }} && [ \"$got\" = '{}' ] && echo 'devcluster: ok'",
             context.token, context.token
         );
         let mut pod = context.pod(pod_name("storage", index), node, script, vec![volume]);
@@ -234,11 +238,13 @@ pub async fn read_write_once_pod(
     let mut holder = context.pod(
         "rwop-holder".into(),
         first_node,
-        "touch /data/held && sleep 3600".into(),
+        "echo held > /data/held && read -t 3600 line; exit 0".into(),
         vec![volume.clone()],
     );
     holder.via_scheduler = true;
     holder.run_as_root = true;
+    // The helper image has no `sleep`: the holder waits on a stdin that stays open.
+    holder.stdin = true;
     if let Err(e) = api.create_pod(&context.namespace, &holder).await {
         return check(Status::Fail, e.to_string());
     }
@@ -261,6 +267,7 @@ pub async fn read_write_once_pod(
     };
     debug_assert!(running);
     let mut second = holder.clone();
+    second.stdin = false;
     second.name = "rwop-second".into();
     second.script = "echo 'devcluster: second pod ran'".into();
     if let Err(e) = api.create_pod(&context.namespace, &second).await {

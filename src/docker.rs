@@ -393,17 +393,23 @@ impl Docker {
         Ok(nodes)
     }
 
+    async fn inspect_response(
+        &self,
+        container: &str,
+    ) -> Result<bollard::models::ContainerInspectResponse, DockerError> {
+        self.call(
+            "inspect",
+            self.timeout,
+            self.client
+                .inspect_container(container, None::<InspectContainerOptions>),
+            |e| classify("inspect", container, e),
+        )
+        .await
+    }
+
     /// One container, kind node or not.
     pub async fn inspect(&self, container: &str) -> Result<ObservedNode, DockerError> {
-        let response = self
-            .call(
-                "inspect",
-                self.timeout,
-                self.client
-                    .inspect_container(container, None::<InspectContainerOptions>),
-                |e| classify("inspect", container, e),
-            )
-            .await?;
+        let response = self.inspect_response(container).await?;
         let labels: BTreeMap<String, String> = response
             .config
             .as_ref()
@@ -484,15 +490,7 @@ impl Docker {
 
     /// The raw `docker inspect` JSON of a container, for failure bundles.
     pub async fn inspect_json(&self, container: &str) -> Result<serde_json::Value, DockerError> {
-        let response = self
-            .call(
-                "inspect",
-                self.timeout,
-                self.client
-                    .inspect_container(container, None::<InspectContainerOptions>),
-                |e| classify("inspect", container, e),
-            )
-            .await?;
+        let response = self.inspect_response(container).await?;
         serde_json::to_value(response).map_err(|e| failed("inspect", e))
     }
 

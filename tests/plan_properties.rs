@@ -10,6 +10,7 @@ use devcluster::kindconfig;
 use devcluster::plan::{self, ClusterPlan, PlanInput};
 use devcluster::profile::Profile;
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 use serde::Deserialize;
 
 /// kind's v1alpha4 Cluster, strictly (kind `pkg/apis/config/v1alpha4/types.go`).
@@ -209,32 +210,56 @@ fn check_rendered(plan: &ClusterPlan) {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, .. ProptestConfig::default() })]
-
-    #[test]
-    fn whatever_validates_renders_a_config_kind_accepts(text in profile()) {
-        let profile = Profile::decode(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
-        let input = PlanInput {
-            profile: &profile,
-            name_override: None,
-            base_dir: Path::new("/base/dir"),
-            home_dir: Some(Path::new("/home/u")),
-            source: "generated".into(),
-            file: None,
-        };
-        match plan::plan(&input) {
-            Ok(planned) => {
-                check_rendered(&planned.plan);
-                let json = serde_json::to_string(&planned.plan).unwrap();
-                let back: ClusterPlan = serde_json::from_str(&json).unwrap();
-                prop_assert_eq!(&back, &planned.plan);
-                prop_assert_eq!(kindconfig::render(&back), kindconfig::render(&planned.plan));
-            }
-            Err(problems) => {
-                prop_assert!(problems.iter().any(|p| p.is_error()));
-                prop_assert!(problems.iter().all(|p| !p.message.is_empty()));
-            }
+/// Plans one generated profile and checks its properties; `Ok(true)` when it was valid.
+fn check_profile(text: &str) -> Result<bool, TestCaseError> {
+    let profile = Profile::decode(text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+    let input = PlanInput {
+        profile: &profile,
+        name_override: None,
+        base_dir: Path::new("/base/dir"),
+        home_dir: Some(Path::new("/home/u")),
+        source: "generated".into(),
+        file: None,
+    };
+    match plan::plan(&input) {
+        Ok(planned) => {
+            check_rendered(&planned.plan);
+            let json = serde_json::to_string(&planned.plan).unwrap();
+            let back: ClusterPlan = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(&back, &planned.plan);
+            prop_assert_eq!(kindconfig::render(&back), kindconfig::render(&planned.plan));
+            Ok(true)
+        }
+        Err(problems) => {
+            prop_assert!(problems.iter().any(|p| p.is_error()));
+            prop_assert!(problems.iter().all(|p| !p.message.is_empty()));
+            Ok(false)
         }
     }
+}
+
+#[test]
+fn whatever_validates_renders_a_config_kind_accepts() {
+    let config = ProptestConfig {
+        cases: 128,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let valid = std::sync::atomic::AtomicUsize::new(0);
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let result = runner.run(&profile(), |text| {
+        if check_profile(&text)? {
+            valid.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+    // The properties say nothing unless enough generated profiles validate.
+    let valid = valid.into_inner();
+    assert!(
+        valid >= 10,
+        "only {valid} of 128 generated profiles were valid"
+    );
 }

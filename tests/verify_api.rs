@@ -139,7 +139,10 @@ async fn a_healthy_cluster_passes_and_the_namespace_is_removed() {
               "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}, "provisioner": "rancher.io/local-path"}),
     );
     // Every probe pod succeeds, except that a second RWOP pod is never scheduled.
-    fake.on_pod_create(|pod| {
+    let created: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Default::default();
+    let seen = created.clone();
+    fake.on_pod_create(move |pod| {
+        seen.lock().unwrap().push(pod.clone());
         let name = pod["metadata"]["name"].as_str().unwrap_or("");
         match name {
             "rwop-holder" => Some(PodRun::new("Running", None, "")),
@@ -179,7 +182,26 @@ async fn a_healthy_cluster_passes_and_the_namespace_is_removed() {
             .iter()
             .any(|(n, _, s)| n == "node layer" && *s == Status::Skip)
     );
-    // Probe pods on the tainted node carry its toleration.
+    // Probe pods on the tainted node carry its toleration; the others carry none.
+    let created = created.lock().unwrap().clone();
+    let on = |node: &str| {
+        created
+            .iter()
+            .find(|p| {
+                p["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("subpath"))
+                    && p["spec"]["nodeName"] == node
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no subPath probe on {node}"))
+    };
+    assert_eq!(
+        on("n2")["spec"]["tolerations"],
+        json!([{"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"}])
+    );
+    assert_eq!(on("n1")["spec"]["tolerations"], json!([]));
+    // Nothing of the run is left in the API.
     let pod = fake
         .objects_under("/api/v1/namespaces/devcluster-verify-")
         .into_iter()

@@ -318,9 +318,9 @@ pub async fn run_up(app: &App, args: &UpArgs, deps: &Deps) -> Result<UpResult> {
         steps: Vec::new(),
     };
     preflight(&mut runner, &plan).await?;
-    let created = create(&mut runner, &kind, &plan, args).await?;
+    let created = create(&mut runner, &docker, &kind, &plan, args).await?;
     if !created {
-        cleanup(app, &kind, &plan, args, "interrupted").await;
+        cleanup(app, &docker, &kind, &plan, args, "interrupted").await;
         return Err(Error::interrupted("interrupted while creating the cluster")
             .hint(format!("nothing was kept; run `devcluster up` again when ready (or `devcluster down --name {}` if anything remains)", plan.name)));
     }
@@ -331,13 +331,13 @@ pub async fn run_up(app: &App, args: &UpArgs, deps: &Deps) -> Result<UpResult> {
             Ok(result)
         }
         Ok(None) => {
-            cleanup(app, &kind, &plan, args, "interrupted").await;
+            cleanup(app, &docker, &kind, &plan, args, "interrupted").await;
             Err(Error::interrupted(
                 "interrupted while setting up the cluster",
             ))
         }
         Err(error) => {
-            cleanup(app, &kind, &plan, args, "a step failed").await;
+            cleanup(app, &docker, &kind, &plan, args, "a step failed").await;
             Err(error)
         }
     }
@@ -346,7 +346,14 @@ pub async fn run_up(app: &App, args: &UpArgs, deps: &Deps) -> Result<UpResult> {
 /// Deletes the half-made cluster unless `--retain`. A killed kind may leave a
 /// `docker run` of its own still finishing, so node containers that appear after
 /// the delete are deleted too.
-async fn cleanup(app: &App, kind: &Kind, plan: &ClusterPlan, args: &UpArgs, why: &str) {
+async fn cleanup(
+    app: &App,
+    docker: &Docker,
+    kind: &Kind,
+    plan: &ClusterPlan,
+    args: &UpArgs,
+    why: &str,
+) {
     if args.retain {
         app.ui.line(&format!(
             "keeping cluster `{}` for debugging (--retain); delete it with `devcluster down --name {}`",
@@ -355,11 +362,9 @@ async fn cleanup(app: &App, kind: &Kind, plan: &ClusterPlan, args: &UpArgs, why:
         return;
     }
     let step = app.ui.step(&format!("clean up ({why})"));
-    let docker = Docker::connect(&app.world).await.ok();
     let mut outcome = Ok(());
     for attempt in 0..3 {
         outcome = kind.delete(&plan.name, args.kubeconfig.as_deref()).await;
-        let Some(docker) = &docker else { break };
         tokio::time::sleep(Duration::from_millis(if attempt == 0 { 500 } else { 1500 })).await;
         match docker.list_nodes(Some(&plan.name)).await {
             Ok(nodes) if nodes.is_empty() => break,
@@ -522,6 +527,7 @@ async fn preflight(runner: &mut Runner<'_>, plan: &ClusterPlan) -> Result<()> {
 /// Runs `kind create cluster`; `Ok(false)` when interrupted (kind was stopped).
 async fn create(
     runner: &mut Runner<'_>,
+    docker: &Docker,
     kind: &Kind,
     plan: &ClusterPlan,
     args: &UpArgs,
@@ -548,7 +554,7 @@ async fn create(
         Err(error) => {
             // kind deletes its nodes after a failed create unless --retain; make
             // sure, since a killed kind cannot.
-            cleanup(runner.app, kind, plan, args, "kind failed").await;
+            cleanup(runner.app, docker, kind, plan, args, "kind failed").await;
             Err(error)
         }
     }
@@ -658,7 +664,7 @@ async fn finish_up(
     });
     if !args.no_verify {
         step!("verify", async {
-            let detail = crate::verify::verify_after_up(app, plan, deadline, &api).await?;
+            let detail = crate::verify::verify_after_up(app, docker, plan, deadline, &api).await?;
             Ok(((), detail))
         });
     }

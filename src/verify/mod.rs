@@ -198,25 +198,25 @@ fn ci_bundle_dir(app: &App) -> Option<PathBuf> {
 /// The verify step of `devcluster up`: the same checks, an error when any fails.
 pub async fn verify_after_up(
     app: &App,
+    docker: &Docker,
     plan: &ClusterPlan,
     deadline: Instant,
     api: &ClusterApi,
 ) -> Result<String> {
-    let docker = Docker::connect(&app.world).await.ok();
-    let nodes = match &docker {
-        Some(docker) => docker
-            .list_nodes(Some(&plan.name))
-            .await
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
+    let nodes = docker
+        .list_nodes(Some(&plan.name))
+        .await
+        .unwrap_or_default();
     let target = Target {
         plan: Some(plan),
-        docker: docker.as_ref(),
+        docker: Some(docker),
+        node_layer_skipped: nodes.is_empty().then(|| {
+            format!(
+                "no node containers of cluster `{}` are visible to Docker",
+                plan.name
+            )
+        }),
         nodes,
-        node_layer_skipped: docker
-            .is_none()
-            .then(|| "Docker is not reachable".to_string()),
         api: Some(api.probe()),
         api_error: None,
     };

@@ -242,11 +242,9 @@ stage_kubernetes() {
 NODE_PACKAGES=(systemd systemd-sysv dbus containerd runc containernetworking-plugins
     iptables conntrack socat ethtool mount util-linux kmod procps iproute2 bash
     ca-certificates findutils hostname)
+# `package=version` of each package's candidate in this machine's Debian 12 lists.
 package_versions() {
-    local p
-    for p in "$@"; do
-        printf '%s=%s\n' "$p" "$(apt-cache show --no-all-versions "$p" 2>/dev/null | awk '/^Version:/ {print $2; exit}')"
-    done
+    apt-cache show --no-all-versions "$@" 2>/dev/null | awk '/^Package:/ {p = $2} /^Version:/ {print p "=" $2}'
 }
 
 make_rootfs() {

@@ -606,6 +606,7 @@ fn pods_reach_each_other_across_nodes(cluster: &str, server_node: &str, client_n
         pod("e2e-client", client_node, "exec sleep 600")
     );
     success(&kubectl(cluster, &["apply", "-f", "-"], Some(&manifest)));
+    // busybox's `wget -T` crashes in this build; `timeout` bounds each try.
     let mut answer = String::new();
     wait_for(
         "a pod answering across nodes",
@@ -626,10 +627,10 @@ fn pods_reach_each_other_across_nodes(cluster: &str, server_node: &str, client_n
                     "exec",
                     "e2e-client",
                     "--",
+                    "timeout",
+                    "5",
                     "wget",
                     "-q",
-                    "-T",
-                    "3",
                     "-O",
                     "-",
                     &format!("http://{ip}:8080/"),
@@ -812,6 +813,7 @@ fn a_port_on_a_worker_is_published_by_it_alone_and_its_node_port_answers() {
             assert_eq!(published, None, "{view:#}");
         }
     }
+    provide_volumes(&cluster, &nodes, "port");
     let verify = devcluster(
         dir.path(),
         &[&verify_args(profile, &cluster)[..], &["--timeout", "90s"]].concat(),
@@ -931,8 +933,45 @@ fn a_failed_verify_after_create_keeps_the_cluster() {
             "2m",
         ],
     );
-    assert_eq!(up.status.code(), Some(1), "{}", text(&up.stderr));
+    let stderr = text(&up.stderr);
+    assert_eq!(up.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("devcluster up") || stderr.contains("devcluster verify"),
+        "no next command in: {stderr}"
+    );
     let nodes = node_names(&cluster, 0);
-    assert_eq!(containers(&cluster), nodes, "{}", text(&up.stderr));
+    assert_eq!(containers(&cluster), nodes, "{stderr}");
     nodes_ready(&cluster, &nodes).unwrap();
+    let ids = container_ids(&cluster);
+
+    // The next `up` with an image the nodes have resumes converging the same cluster.
+    provide_volumes(&cluster, &nodes, "resume");
+    let mut args = vec![
+        "up",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--name",
+        &cluster,
+        "-o",
+        "json",
+    ];
+    args.extend(PROBE_ARGS);
+    let again = devcluster(dir.path(), &args);
+    let result = json_of(success(&again));
+    assert_ne!(result["action"], "created", "{result:#}");
+    assert_ne!(result["action"], "recreated", "{result:#}");
+    assert_eq!(container_ids(&cluster), ids, "the cluster was recreated");
+}
+
+fn container_ids(cluster: &str) -> Vec<String> {
+    let out = support::docker(&[
+        "ps",
+        "-aq",
+        "--no-trunc",
+        "--filter",
+        &format!("label=io.x-k8s.kind.cluster={cluster}"),
+    ]);
+    let mut ids: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+    ids.sort();
+    ids
 }

@@ -176,6 +176,7 @@ stage_runtime() {
     fi
     [ "$(docker info --format '{{.DefaultRuntime}}')" = "$RUNTIME_NAME" ] ||
         die "dockerd did not take $RUNTIME_NAME as its default runtime" "see dockerd's log"
+    bash "$HERE/build-test-image.sh"
     docker run --rm --privileged "$TEST_IMAGE" true ||
         die "a privileged container does not start even through $RUNTIME_PATH"
 }
@@ -418,7 +419,6 @@ stage_images() {
         fetch_etcd "$CACHE/bin/etcd"
         echo "$etcd_version" >"$CACHE/bin/etcd.key"
     fi
-    bash "$HERE/build-test-image.sh"
     local key
     key="$(key_of build_images import_image copy_from_rootfs add_busybox "$FILES/standin" "$FILES/kube-proxy" "bin:$K8S_BIN" "rootfs:$ROOTFS" \
         "$(sha256sum "$CACHE/bin/pause" "$CACHE/bin/etcd")" \

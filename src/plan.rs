@@ -559,7 +559,11 @@ impl Planner<'_, '_> {
             for (key, value) in &located.value {
                 if let Some(reason) = label_key_problem(key) {
                     self.error(at(Problem::error(format!("label key `{key}` {reason}")).hint(
-                        "use your own prefix, e.g. `example.com/tier`; kubeadm and the kubelet own `kubernetes.io` and `k8s.io`",
+                        format!(
+                            "use your own prefix, e.g. `example.com/tier`; the kubelet accepts only the prefixes {} and the labels {}",
+                            KUBELET_LABEL_NAMESPACES.join(", "),
+                            KUBELET_LABELS.join(", ")
+                        ),
                     )));
                     continue;
                 }
@@ -576,6 +580,11 @@ impl Planner<'_, '_> {
         }
     }
 
+    /// Adds the profile's taints. A single-node cluster refuses NoSchedule and
+    /// NoExecute: kind's `kubeadminit` action
+    /// (`pkg/cluster/internal/create/actions/kubeadminit/init.go`) removes the
+    /// control-plane taint when the cluster has one node, and that command fails
+    /// when devcluster's `nodeRegistration.taints` patch replaced kubeadm's taints.
     fn apply_taints(&mut self, nodes: &mut [NodePlan], ingress: Option<usize>) {
         let taints = self
             .input
@@ -589,6 +598,16 @@ impl Planner<'_, '_> {
             let targets = self.select(nodes, ingress, selector, "nodes.taints", &at);
             for text in &located.value {
                 match parse_taint(text) {
+                    Ok(taint)
+                        if nodes.len() == 1
+                            && !targets.is_empty()
+                            && taint.effect != TaintEffect::PreferNoSchedule =>
+                    {
+                        self.error(at(Problem::error(format!(
+                            "taint `{text}` on the only node of a single-node cluster: kind removes the control-plane taint there (`kubectl taint nodes --all node-role.kubernetes.io/control-plane-`), which fails once the profile's taints replace kubeadm's (\"failed to remove control plane taint\"), and CoreDNS and every other pod would have no node to run on"
+                        ))
+                        .hint("add a worker (`nodes.workers: 1`) and taint that, or use `:PreferNoSchedule`, which only steers pods away")));
+                    }
                     Ok(taint) => {
                         for &index in &targets {
                             let node = &mut nodes[index];
@@ -1242,6 +1261,49 @@ fn addresses_overlap(a: &str, b: &str) -> bool {
     }
 }
 
+/// The `kubernetes.io` labels a kubelet may set on its own node (kubelet
+/// `staging/src/k8s.io/kubelet/pkg/apis/well_known_labels.go`, `kubeletLabels`).
+const KUBELET_LABELS: &[&str] = &[
+    "kubernetes.io/hostname",
+    "topology.kubernetes.io/zone",
+    "topology.kubernetes.io/region",
+    "failure-domain.beta.kubernetes.io/zone",
+    "failure-domain.beta.kubernetes.io/region",
+    "beta.kubernetes.io/instance-type",
+    "node.kubernetes.io/instance-type",
+    "kubernetes.io/os",
+    "kubernetes.io/arch",
+    "beta.kubernetes.io/os",
+    "beta.kubernetes.io/arch",
+];
+
+/// Label namespaces a kubelet may use, themselves or as a `.`-suffix (the same
+/// file, `kubeletLabelNamespaces`).
+const KUBELET_LABEL_NAMESPACES: &[&str] = &["kubelet.kubernetes.io", "node.kubernetes.io"];
+
+/// Whether `prefix` is `namespace` or a subdomain of it.
+fn in_namespace(prefix: &str, namespace: &str) -> bool {
+    prefix == namespace
+        || prefix
+            .strip_suffix(namespace)
+            .is_some_and(|rest| rest.ends_with('.'))
+}
+
+/// The kubelet's `IsKubeletLabel`: a label it accepts in `--node-labels` although its
+/// prefix is in the reserved `kubernetes.io` / `k8s.io` namespaces (checked by
+/// `ValidateKubeletFlags` in `cmd/kubelet/app/options/options.go`).
+fn is_kubelet_label(key: &str) -> bool {
+    if KUBELET_LABELS.contains(&key) {
+        return true;
+    }
+    let Some((prefix, _)) = key.split_once('/') else {
+        return false;
+    };
+    KUBELET_LABEL_NAMESPACES
+        .iter()
+        .any(|namespace| in_namespace(prefix, namespace))
+}
+
 /// Why `key` cannot be a node label key, if it cannot.
 fn label_key_problem(key: &str) -> Option<String> {
     let (prefix, name) = match key.rsplit_once('/') {
@@ -1251,10 +1313,10 @@ fn label_key_problem(key: &str) -> Option<String> {
     if let Some(prefix) = prefix {
         let reserved = ["kubernetes.io", "k8s.io"]
             .iter()
-            .any(|r| prefix == *r || prefix.ends_with(&format!(".{r}")));
-        if reserved {
+            .any(|r| in_namespace(prefix, r));
+        if reserved && !is_kubelet_label(key) {
             return Some(format!(
-                "uses the reserved prefix `{prefix}`: the kubelet refuses to start with it"
+                "uses the reserved prefix `{prefix}`: the kubelet refuses to start with it (labels in `kubernetes.io` and `k8s.io` must be in the kubelet's allowed set)"
             ));
         }
         let valid_prefix = !prefix.is_empty()

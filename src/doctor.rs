@@ -549,7 +549,10 @@ fn mount_checks(
                     format!(
                         "{} {}; allowed by the profile",
                         mount.host_path,
-                        plan::dangerous_host_path(path, home).unwrap_or("is sensitive")
+                        plan::dangerous_host_path(path, home)
+                            .or_else(|| crate::app::resolve_symlinks(path)
+                                .and_then(|real| plan::dangerous_host_path(&real, home)))
+                            .unwrap_or("is sensitive")
                     ),
                     "every pod on these nodes can reach it through hostPath",
                 ),

@@ -138,6 +138,20 @@ pub struct PortHolder {
     pub cluster: Option<String>,
 }
 
+/// A host port a running container publishes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedPort {
+    pub container: String,
+    /// The kind cluster the container belongs to, if it is a kind node.
+    pub cluster: Option<String>,
+    /// The host address (`0.0.0.0`, `::`, `127.0.0.1`; empty when not reported).
+    pub host_ip: String,
+    pub host_port: u16,
+    /// `tcp`, `udp` or `sctp` (empty when not reported).
+    pub protocol: String,
+}
+
 /// A connected Docker Engine client.
 #[derive(Debug, Clone)]
 pub struct Docker {
@@ -595,6 +609,23 @@ impl Docker {
         host_port: u16,
         protocol: &str,
     ) -> Result<Option<PortHolder>, DockerError> {
+        Ok(self
+            .published_ports()
+            .await?
+            .into_iter()
+            .find(|p| {
+                p.host_port == host_port
+                    && (p.protocol.is_empty() || p.protocol.eq_ignore_ascii_case(protocol))
+            })
+            .map(|p| PortHolder {
+                container: p.container,
+                cluster: p.cluster,
+            }))
+    }
+
+    /// Every host port the running containers publish. The daemon holds these
+    /// whether or not a proxy process listens on them (`userland-proxy: false`).
+    pub async fn published_ports(&self) -> Result<Vec<PublishedPort>, DockerError> {
         let options = ListContainersOptionsBuilder::default().all(false).build();
         let summaries = self
             .call(
@@ -604,33 +635,37 @@ impl Docker {
                 |e| failed("list containers", e),
             )
             .await?;
+        let mut published = Vec::new();
         for summary in summaries {
-            let publishes = summary.ports.iter().flatten().any(|p| {
-                p.public_port == Some(host_port)
-                    && p.typ
-                        .map(|t| t.to_string())
-                        .is_none_or(|t| t.is_empty() || t.eq_ignore_ascii_case(protocol))
-            });
-            if publishes {
-                let name = summary
-                    .names
-                    .iter()
-                    .flatten()
-                    .next()
-                    .map(|n| n.trim_start_matches('/').to_string())
-                    .or(summary.id.clone())
-                    .unwrap_or_default();
-                let cluster = summary
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(CLUSTER_LABEL).cloned());
-                return Ok(Some(PortHolder {
-                    container: name,
-                    cluster,
-                }));
+            let name = summary
+                .names
+                .iter()
+                .flatten()
+                .next()
+                .map(|n| n.trim_start_matches('/').to_string())
+                .or(summary.id.clone())
+                .unwrap_or_default();
+            let cluster = summary
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(CLUSTER_LABEL).cloned());
+            for port in summary.ports.iter().flatten() {
+                let Some(host_port) = port.public_port.filter(|p| *p != 0) else {
+                    continue;
+                };
+                published.push(PublishedPort {
+                    container: name.clone(),
+                    cluster: cluster.clone(),
+                    host_ip: port.ip.clone().unwrap_or_default(),
+                    host_port,
+                    protocol: port
+                        .typ
+                        .map(|t| t.to_string().to_ascii_lowercase())
+                        .unwrap_or_default(),
+                });
             }
         }
-        Ok(None)
+        Ok(published)
     }
 
     pub async fn start(&self, container: &str) -> Result<(), DockerError> {

@@ -170,6 +170,17 @@ async fn the_holder_of_a_host_port_is_found() {
     assert_eq!(holder.cluster.as_deref(), Some(cluster.as_str()));
     assert_eq!(client.port_holder(port, "udp").await.unwrap(), None);
     assert_eq!(client.port_holder(free_port(), "tcp").await.unwrap(), None);
+    let published = client.published_ports().await.unwrap();
+    let ours: Vec<_> = published.iter().filter(|p| p.container == node).collect();
+    assert_eq!(ours.len(), 1, "{published:?}");
+    assert_eq!(
+        (
+            ours[0].host_ip.as_str(),
+            ours[0].host_port,
+            ours[0].protocol.as_str()
+        ),
+        ("127.0.0.1", port, "tcp")
+    );
 }
 
 #[tokio::test]

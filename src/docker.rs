@@ -118,7 +118,95 @@ pub struct ObservedNode {
     pub image: String,
     pub labels: BTreeMap<String, String>,
     pub mounts: Vec<ObservedMount>,
+    /// The host bindings the engine reports now (`NetworkSettings.Ports`); empty
+    /// for a stopped container, and on Docker Desktop releases that report them
+    /// empty (docker/for-mac#7787).
     pub ports: Vec<ObservedPort>,
+    /// The bindings the container was created with (`HostConfig.PortBindings`):
+    /// what kind asked for. A host port of 0 means "Docker picks".
+    pub requested_ports: Vec<ObservedPort>,
+}
+
+/// How one wanted host binding shows in what the engine reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Binding {
+    /// The engine reports it. When the engine reports another address for the
+    /// right host port while the container was created with the wanted one (Docker
+    /// Desktop 4.42+ rewrites `HostIp`: docker/for-mac#7737, #7742), the binding
+    /// carries the requested address.
+    Published(ObservedPort),
+    /// The engine reports no host binding at all for the container port, while the
+    /// container was created with the wanted one, or with a blank one (Docker
+    /// Desktop 4.42 to 4.48: docker/for-mac#7787). Nothing contradicts it, nothing
+    /// confirms it.
+    Unconfirmed(ObservedPort),
+    /// The container was not created with it, or the engine reports another one.
+    Missing,
+}
+
+/// What devcluster wants published: kind's `extraPortMappings` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WantedPort<'a> {
+    pub container_port: u16,
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: &'a str,
+    /// 1-65535, or 0/-1 when kind or Docker picks the port.
+    pub host_port: i32,
+    pub listen_address: &'a str,
+}
+
+/// Whether a reported host address is the wanted listen address; Docker writes a
+/// wildcard as `0.0.0.0`, `::` or nothing.
+fn same_address(reported: &str, wanted: &str) -> bool {
+    let wildcard = |a: &str| a.is_empty() || a == "0.0.0.0" || a == "::";
+    reported == wanted || (wildcard(reported) && wildcard(wanted))
+}
+
+impl ObservedNode {
+    /// How `wanted` shows on this container, from both of Docker's views.
+    pub fn binding(&self, wanted: &WantedPort<'_>) -> Binding {
+        let same_port = |p: &&ObservedPort| {
+            p.container_port == wanted.container_port
+                && p.protocol.eq_ignore_ascii_case(wanted.protocol)
+        };
+        let host_port_ok =
+            |p: &ObservedPort| wanted.host_port <= 0 || i32::from(p.host_port) == wanted.host_port;
+        let live: Vec<&ObservedPort> = self
+            .ports
+            .iter()
+            .filter(same_port)
+            .filter(|p| p.host_port != 0)
+            .collect();
+        let requested: Vec<&ObservedPort> = self.requested_ports.iter().filter(same_port).collect();
+        let asked = requested.iter().find(|p| {
+            (p.host_port == 0 && wanted.host_port <= 0 || host_port_ok(p))
+                && same_address(&p.host_ip, wanted.listen_address)
+        });
+        if let Some(found) = live
+            .iter()
+            .find(|p| host_port_ok(p) && same_address(&p.host_ip, wanted.listen_address))
+        {
+            return Binding::Published((*found).clone());
+        }
+        if let (Some(asked), Some(found)) = (asked, live.iter().find(|p| host_port_ok(p))) {
+            return Binding::Published(ObservedPort {
+                host_ip: asked.host_ip.clone(),
+                ..(*found).clone()
+            });
+        }
+        if live.is_empty() {
+            if let Some(asked) = asked {
+                return Binding::Unconfirmed((*asked).clone());
+            }
+            if let Some(blank) = requested
+                .iter()
+                .find(|p| p.host_ip.is_empty() && p.host_port == 0)
+            {
+                return Binding::Unconfirmed((*blank).clone());
+            }
+        }
+        Binding::Missing
+    }
 }
 
 /// Output of a command run in a container.
@@ -437,38 +525,24 @@ impl Docker {
             .and_then(|s| s.status)
             .map(|s| s.to_string())
             .unwrap_or_default();
-        let live_ports = response
-            .network_settings
-            .as_ref()
-            .and_then(|n| n.ports.clone())
-            .filter(|p| p.values().any(Option::is_some));
-        let ports = live_ports
-            .or_else(|| {
-                response
-                    .host_config
-                    .as_ref()
-                    .and_then(|h| h.port_bindings.clone())
-            })
-            .unwrap_or_default();
-        let mut observed_ports: Vec<ObservedPort> = ports
-            .into_iter()
-            .flat_map(|(key, bindings)| {
-                let (port, protocol) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
-                let container_port = port.parse::<u16>().unwrap_or(0);
-                let protocol = protocol.to_string();
-                bindings
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(move |b| ObservedPort {
-                        container_port,
-                        protocol: protocol.clone(),
-                        host_ip: b.host_ip.unwrap_or_default(),
-                        host_port: b.host_port.and_then(|p| p.parse().ok()).unwrap_or(0),
-                    })
-            })
-            .collect();
-        observed_ports.sort();
-        observed_ports.dedup();
+        let live_ports = observed_ports(
+            response
+                .network_settings
+                .as_ref()
+                .and_then(|n| n.ports.clone())
+                .unwrap_or_default(),
+        )
+        .into_iter()
+        // `{"HostIp": "", "HostPort": ""}` reports no binding.
+        .filter(|p| p.host_port != 0)
+        .collect();
+        let requested_ports = observed_ports(
+            response
+                .host_config
+                .as_ref()
+                .and_then(|h| h.port_bindings.clone())
+                .unwrap_or_default(),
+        );
         let mounts = response
             .mounts
             .unwrap_or_default()
@@ -498,7 +572,8 @@ impl Docker {
                 .unwrap_or_default(),
             labels,
             mounts,
-            ports: observed_ports,
+            ports: live_ports,
+            requested_ports,
         })
     }
 
@@ -691,6 +766,32 @@ impl Docker {
     }
 }
 
+/// Docker's port map (`"80/tcp": [{"HostIp": ..., "HostPort": ...}]`), sorted.
+fn observed_ports(
+    map: std::collections::HashMap<String, Option<Vec<bollard::models::PortBinding>>>,
+) -> Vec<ObservedPort> {
+    let mut ports: Vec<ObservedPort> = map
+        .into_iter()
+        .flat_map(|(key, bindings)| {
+            let (port, protocol) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+            let container_port = port.parse::<u16>().unwrap_or(0);
+            let protocol = protocol.to_string();
+            bindings
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |b| ObservedPort {
+                    container_port,
+                    protocol: protocol.clone(),
+                    host_ip: b.host_ip.unwrap_or_default(),
+                    host_port: b.host_port.and_then(|p| p.parse().ok()).unwrap_or(0),
+                })
+        })
+        .collect();
+    ports.sort();
+    ports.dedup();
+    ports
+}
+
 /// Which product runs the engine, from what `docker info` and `docker version` say.
 pub fn flavor(operating_system: &str, name: &str, components: &[String]) -> EngineFlavor {
     let os = operating_system.to_ascii_lowercase();
@@ -754,6 +855,124 @@ mod tests {
         // DOCKER_CONTEXT=default overrides the file and means the default socket.
         let (endpoint, _) = resolve_endpoint(&world(&[("DOCKER_CONTEXT", "default")], home.path()));
         assert_eq!(endpoint, DEFAULT_HOST);
+    }
+
+    fn port(container_port: u16, host_ip: &str, host_port: u16) -> ObservedPort {
+        ObservedPort {
+            container_port,
+            protocol: "tcp".into(),
+            host_ip: host_ip.into(),
+            host_port,
+        }
+    }
+
+    fn node(live: Vec<ObservedPort>, requested: Vec<ObservedPort>) -> ObservedNode {
+        ObservedNode {
+            name: "dev-worker".into(),
+            cluster: "dev".into(),
+            role: "worker".into(),
+            state: "running".into(),
+            image: "kindest/node:v1.36.1".into(),
+            labels: BTreeMap::new(),
+            mounts: Vec::new(),
+            ports: live,
+            requested_ports: requested,
+        }
+    }
+
+    const HTTP: WantedPort<'static> = WantedPort {
+        container_port: 80,
+        protocol: "tcp",
+        host_port: 8080,
+        listen_address: "127.0.0.1",
+    };
+
+    #[test]
+    fn a_binding_the_engine_reports_is_published() {
+        let linux = node(
+            vec![port(80, "127.0.0.1", 8080)],
+            vec![port(80, "127.0.0.1", 8080)],
+        );
+        assert_eq!(
+            linux.binding(&HTTP),
+            Binding::Published(port(80, "127.0.0.1", 8080))
+        );
+        // A wildcard reported as `0.0.0.0` and `::` (Docker Desktop 4.42+ adds the
+        // IPv6 one) matches a `0.0.0.0` listen address.
+        let any = WantedPort {
+            listen_address: "0.0.0.0",
+            ..HTTP
+        };
+        let dual = node(
+            vec![port(80, "0.0.0.0", 8080), port(80, "::", 8080)],
+            vec![port(80, "", 8080)],
+        );
+        assert!(matches!(dual.binding(&any), Binding::Published(_)));
+        // `hostPort: -1`: Docker picks; any reported host port will do.
+        let picked = WantedPort {
+            host_port: -1,
+            ..HTTP
+        };
+        let chosen = node(
+            vec![port(80, "127.0.0.1", 49153)],
+            vec![port(80, "127.0.0.1", 0)],
+        );
+        assert_eq!(
+            chosen.binding(&picked),
+            Binding::Published(port(80, "127.0.0.1", 49153))
+        );
+    }
+
+    #[test]
+    fn a_changed_host_ip_is_checked_against_what_the_container_was_created_with() {
+        // docker/for-mac#7737, #7742: the engine reports another address for the
+        // right host port; kind asked for the planned one.
+        let changed = node(
+            vec![port(80, "0.0.0.0", 8080)],
+            vec![port(80, "127.0.0.1", 8080)],
+        );
+        assert_eq!(
+            changed.binding(&HTTP),
+            Binding::Published(port(80, "127.0.0.1", 8080))
+        );
+        // Created with another address: real drift.
+        let other = node(
+            vec![port(80, "0.0.0.0", 8080)],
+            vec![port(80, "0.0.0.0", 8080)],
+        );
+        assert_eq!(other.binding(&HTTP), Binding::Missing);
+    }
+
+    #[test]
+    fn no_reported_binding_at_all_is_unconfirmed_not_missing() {
+        // docker/for-mac#7787: `NetworkSettings.Ports` has the port with empty
+        // HostIp/HostPort (dropped at inspect) or not at all.
+        let empty = node(Vec::new(), vec![port(80, "127.0.0.1", 8080)]);
+        assert_eq!(
+            empty.binding(&HTTP),
+            Binding::Unconfirmed(port(80, "127.0.0.1", 8080))
+        );
+        // Both views blank.
+        let blank = node(Vec::new(), vec![port(80, "", 0)]);
+        assert_eq!(blank.binding(&HTTP), Binding::Unconfirmed(port(80, "", 0)));
+        // The container was never created with the port: missing.
+        let never = node(Vec::new(), vec![port(443, "127.0.0.1", 8443)]);
+        assert_eq!(never.binding(&HTTP), Binding::Missing);
+        // Created with another host port: missing, whatever the engine reports.
+        let moved = node(Vec::new(), vec![port(80, "127.0.0.1", 9090)]);
+        assert_eq!(moved.binding(&HTTP), Binding::Missing);
+        // The engine reports another host port: missing.
+        let elsewhere = node(
+            vec![port(80, "127.0.0.1", 9090)],
+            vec![port(80, "127.0.0.1", 8080)],
+        );
+        assert_eq!(elsewhere.binding(&HTTP), Binding::Missing);
+        // Another protocol is another binding.
+        let udp = WantedPort {
+            protocol: "udp",
+            ..HTTP
+        };
+        assert_eq!(empty.binding(&udp), Binding::Missing);
     }
 
     #[test]

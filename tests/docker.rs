@@ -287,8 +287,17 @@ async fn inspect_start_and_stop_a_container() {
     let raw = client.inspect_json(&name).await.unwrap();
     assert!(raw["Id"].as_str().is_some_and(|id| !id.is_empty()), "{raw}");
 
+    // Both of Docker's views: what the engine reports now, and what the
+    // container was created with.
+    assert_eq!(node.requested_ports, node.ports);
+    assert_eq!(node.requested_ports[0].host_ip, "127.0.0.1");
+
     client.stop(&name).await.unwrap();
-    assert_eq!(client.inspect(&name).await.unwrap().state, "exited");
+    let stopped = client.inspect(&name).await.unwrap();
+    assert_eq!(stopped.state, "exited");
+    // A stopped container reports no live binding, only the requested one.
+    assert!(stopped.ports.is_empty(), "{:?}", stopped.ports);
+    assert_eq!(stopped.requested_ports, node.requested_ports);
     client.start(&name).await.unwrap();
     assert_eq!(client.inspect(&name).await.unwrap().state, "running");
 

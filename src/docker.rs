@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::query_parameters::{
-    InspectContainerOptions, ListContainersOptionsBuilder, StartContainerOptions,
+    CreateContainerOptions, DownloadFromContainerOptionsBuilder, InspectContainerOptions,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StartContainerOptions,
     StopContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
@@ -239,6 +240,24 @@ pub struct PublishedPort {
     /// `tcp`, `udp` or `sctp` (empty when not reported).
     pub protocol: String,
 }
+
+/// What a node image says about its Kubernetes version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageVersion {
+    /// `/kind/version` holds it, e.g. `v1.20.2`.
+    Version(String),
+    /// The image is here but has no `/kind/version`: not a kind node image.
+    NoVersionFile,
+    /// The image is not on this engine (kind will pull it).
+    NotPresent,
+}
+
+/// Where a kind node image records its Kubernetes version, one line such as
+/// `v1.36.1` (kind reads it with `cat` in `pkg/cluster/nodeutils/util.go`,
+/// `KubeVersion`).
+const KIND_VERSION_FILE: &str = "/kind/version";
+/// A node image's version file is one short line; anything longer is not one.
+const MAX_VERSION_FILE: u64 = 4096;
 
 /// A connected Docker Engine client.
 #[derive(Debug, Clone)]
@@ -743,6 +762,101 @@ impl Docker {
         Ok(published)
     }
 
+    /// The Kubernetes version a local node image carries in `/kind/version`: a
+    /// container is created from the image (never started), the file is copied
+    /// out through the archive API, and the container is removed.
+    pub async fn image_kubernetes_version(&self, image: &str) -> Result<ImageVersion, DockerError> {
+        match self
+            .call(
+                "inspect image",
+                self.timeout,
+                self.client.inspect_image(image),
+                |e| classify("inspect image", image, e),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(DockerError::NotFound(_)) => return Ok(ImageVersion::NotPresent),
+            Err(e) => return Err(e),
+        }
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(image.to_string()),
+            // Never run; an image without a command still needs one to be created.
+            cmd: Some(vec!["/kind/version".to_string()]),
+            network_disabled: Some(true),
+            ..Default::default()
+        };
+        let created = self
+            .call(
+                "create container",
+                self.timeout,
+                self.client
+                    .create_container(None::<CreateContainerOptions>, body),
+                |e| failed("create container", e),
+            )
+            .await?;
+        let read = self.read_small_file(&created.id, KIND_VERSION_FILE).await;
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        let removed = self
+            .call(
+                "remove container",
+                self.timeout,
+                self.client.remove_container(&created.id, Some(options)),
+                |e| classify("remove container", &created.id, e),
+            )
+            .await;
+        let text = match read {
+            Ok(bytes) => bytes,
+            Err(DockerError::NotFound(_)) => {
+                removed?;
+                return Ok(ImageVersion::NoVersionFile);
+            }
+            Err(e) => return Err(e),
+        };
+        removed?;
+        let version = String::from_utf8_lossy(&text).trim().to_string();
+        Ok(if version.is_empty() {
+            ImageVersion::NoVersionFile
+        } else {
+            ImageVersion::Version(version)
+        })
+    }
+
+    /// The contents of the regular file `path` in `container` (running or not),
+    /// through the archive API; `NotFound` when there is no such file.
+    async fn read_small_file(&self, container: &str, path: &str) -> Result<Vec<u8>, DockerError> {
+        let options = DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        let download = async {
+            let mut stream = self
+                .client
+                .download_from_container(container, Some(options));
+            let mut archive = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                archive.extend_from_slice(&chunk?);
+                if archive.len() as u64 > MAX_VERSION_FILE + 4 * 512 {
+                    break;
+                }
+            }
+            Ok::<_, bollard::errors::Error>(archive)
+        };
+        let archive = self
+            .call("copy from container", self.timeout, download, |e| {
+                classify("copy from container", path, e)
+            })
+            .await?;
+        first_file_in_tar(&archive, MAX_VERSION_FILE).ok_or_else(|| {
+            failed(
+                "copy from container",
+                format!("{path} is not a small regular file"),
+            )
+        })
+    }
+
     pub async fn start(&self, container: &str) -> Result<(), DockerError> {
         self.call(
             "start",
@@ -764,6 +878,35 @@ impl Docker {
         )
         .await
     }
+}
+
+/// The contents of the first regular file of a tar archive (ustar: 512-byte
+/// headers, the size in octal at offset 124, the type at 156), skipping PAX and
+/// GNU long-name headers; `None` when there is none of at most `limit` bytes.
+fn first_file_in_tar(archive: &[u8], limit: u64) -> Option<Vec<u8>> {
+    let mut offset = 0;
+    while let Some(header) = archive.get(offset..offset + 512) {
+        if header.iter().all(|b| *b == 0) {
+            return None;
+        }
+        let size_field = std::str::from_utf8(&header[124..136]).ok()?;
+        let size = u64::from_str_radix(size_field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+            .ok()?;
+        let body = offset + 512;
+        let padded = usize::try_from(size.div_ceil(512) * 512).ok()?;
+        match header[156] {
+            b'0' | b'\0' => {
+                if size > limit {
+                    return None;
+                }
+                return archive.get(body..body + size as usize).map(<[u8]>::to_vec);
+            }
+            // PAX extended headers and GNU long names describe the next entry.
+            b'x' | b'g' | b'L' | b'K' => offset = body + padded,
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// Docker's port map (`"80/tcp": [{"HostIp": ..., "HostPort": ...}]`), sorted.

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::app::App;
 use crate::cli::{DoctorArgs, Output, print_json};
-use crate::docker::{Docker, EngineFlavor, EngineInfo, PublishedPort};
+use crate::docker::{Docker, EngineFlavor, EngineInfo, ImageVersion, PublishedPort};
 use crate::error::{ExitCode, Result};
 use crate::kind::{Kind, KindVersion, MINIMUM_VERSION};
 use crate::plan::{self, ClusterPlan, Protocol};
@@ -216,17 +216,29 @@ pub async fn checks(app: &App, plan: &ClusterPlan, existing_cluster: bool) -> Ve
             None
         }
     };
-    let kubernetes = plan.kubernetes_version.clone().or_else(|| {
-        kind_version
-            .and_then(|v| v.default_kubernetes_version())
-            .map(str::to_string)
-    });
-    checks.push(kubectl_check(kubectl, kubernetes.as_deref()));
+    let kubernetes = match &plan.image {
+        None => NodeKubernetes::Known(
+            kind_version
+                .and_then(|v| v.default_kubernetes_version())
+                .map(str::to_string),
+        ),
+        Some(image) => {
+            let (kubernetes, check) =
+                node_image_check(image, plan.kubernetes_version.as_deref(), docker.as_ref()).await;
+            checks.push(check);
+            kubernetes
+        }
+    };
+    let known = match &kubernetes {
+        NodeKubernetes::Known(version) => version.as_deref(),
+        NodeKubernetes::Unknown => None,
+    };
+    checks.push(kubectl_check(kubectl, known));
     // The checks below read the engine or the host; they run concurrently.
     let engine = async {
         match &info {
             Some(info) => {
-                let mut engine = vec![cgroup_check(info, kubernetes.as_deref())];
+                let mut engine = vec![cgroup_check(info, &kubernetes)];
                 engine.extend(resource_checks(app, info, plan).await);
                 engine
             }
@@ -392,7 +404,104 @@ fn kubectl_check(kubectl: Option<String>, kubernetes: Option<&str>) -> Check {
     }
 }
 
-fn cgroup_check(info: &EngineInfo, kubernetes: Option<&str>) -> Check {
+/// The Kubernetes version of the node image the cluster will run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum NodeKubernetes {
+    /// From the image's tag, its `/kind/version`, or kind's default image (`None`
+    /// when kind is not installed).
+    Known(Option<String>),
+    /// A pinned image whose version neither its tag nor a local copy tells.
+    Unknown,
+}
+
+/// The Kubernetes version of a pinned node image: from its tag, else from
+/// `/kind/version` in the local image, else unknown (never kind's default image,
+/// which the pinned image replaces).
+async fn node_image_check(
+    image: &str,
+    from_tag: Option<&str>,
+    docker: Option<&Docker>,
+) -> (NodeKubernetes, Check) {
+    const NAME: &str = "node image";
+    if let Some(version) = from_tag {
+        return (
+            NodeKubernetes::Known(Some(version.to_string())),
+            Check::ok(
+                NAME,
+                format!("{image}: Kubernetes {version} (from its tag)"),
+            ),
+        );
+    }
+    let unknown =
+        |why: String, hint: String| (NodeKubernetes::Unknown, Check::warn(NAME, why, hint));
+    let tag_it = format!(
+        "pull it first (`docker pull {image}`) so devcluster can read its /kind/version, or tag it with its version, e.g. `:v1.36.1`"
+    );
+    let Some(docker) = docker else {
+        return unknown(
+            format!(
+                "the Kubernetes version of {image} is unknown: its tag has none, and Docker is not reachable to read the image"
+            ),
+            tag_it,
+        );
+    };
+    match docker.image_kubernetes_version(image).await {
+        Ok(ImageVersion::Version(text)) => {
+            let version = text.trim_start_matches('v');
+            let version = version
+                .split(['-', '+'])
+                .next()
+                .unwrap_or(version)
+                .to_string();
+            if minor(&version).is_none() {
+                return unknown(
+                    format!("{image}'s /kind/version says `{text}`, which is not a Kubernetes version"),
+                    "check that this is a kind node image (`kind build node-image` writes /kind/version)".into(),
+                );
+            }
+            (
+                NodeKubernetes::Known(Some(version.clone())),
+                Check::ok(
+                    NAME,
+                    format!(
+                        "{image}: Kubernetes {version} (read from /kind/version in the local image)"
+                    ),
+                ),
+            )
+        }
+        Ok(ImageVersion::NoVersionFile) => unknown(
+            format!(
+                "{image} has no /kind/version, so its Kubernetes version is unknown; it may not be a kind node image"
+            ),
+            "use an image built by `kind build node-image`, or a kindest/node release".into(),
+        ),
+        Ok(ImageVersion::NotPresent) => unknown(
+            format!(
+                "the Kubernetes version of {image} is unknown: its tag has none and the image is not present locally; the checks that depend on it are skipped"
+            ),
+            tag_it,
+        ),
+        Err(e) => unknown(
+            format!(
+                "the Kubernetes version of {image} is unknown: reading its /kind/version failed: {e}"
+            ),
+            tag_it,
+        ),
+    }
+}
+
+fn cgroup_check(info: &EngineInfo, kubernetes: &NodeKubernetes) -> Check {
+    let kubernetes = match kubernetes {
+        NodeKubernetes::Known(version) => version.as_deref(),
+        NodeKubernetes::Unknown if info.cgroup_version == Some(1) => {
+            return Check::warn(
+                "cgroups",
+                "Docker runs on cgroup v1 and the node image's Kubernetes version is unknown; Kubernetes 1.35+ node images need cgroup v2",
+                "see the `node image` check; with an image before Kubernetes 1.35, cgroup v1 works",
+            );
+        }
+        NodeKubernetes::Unknown => None,
+    };
     let needs_v2 = kubernetes
         .and_then(minor)
         .is_some_and(|(major, minor)| major > 1 || minor >= 35);
@@ -925,8 +1034,13 @@ mod tests {
             memory_bytes: Some(8 << 30),
             rootless: false,
         };
-        assert_eq!(cgroup_check(&info, Some("1.36.1")).status, Status::Fail);
-        assert_eq!(cgroup_check(&info, Some("1.34.0")).status, Status::Ok);
+        let known = |v: &str| NodeKubernetes::Known(Some(v.to_string()));
+        assert_eq!(cgroup_check(&info, &known("1.36.1")).status, Status::Fail);
+        assert_eq!(cgroup_check(&info, &known("1.34.0")).status, Status::Ok);
+        assert_eq!(
+            cgroup_check(&info, &NodeKubernetes::Unknown).status,
+            Status::Warn
+        );
     }
 
     fn engine(rootless: bool) -> EngineInfo {

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use devcluster::docker::{CLUSTER_LABEL, Docker, DockerError, ROLE_LABEL};
+use devcluster::docker::{CLUSTER_LABEL, Docker, DockerError, ImageVersion, ROLE_LABEL};
 use devcluster::world::World;
 use support::{Cleanup, TEST_IMAGE, docker, docker_available, unique_name};
 
@@ -322,4 +322,48 @@ async fn an_exec_past_its_time_limit_times_out() {
     let error = client.exec(&node, &["sleep", "10"]).await.unwrap_err();
     assert!(matches!(error, DockerError::Timeout { .. }), "{error:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_local_node_images_kubernetes_version_is_read_from_kind_version() {
+    if !docker_available("a_local_node_images_kubernetes_version_is_read_from_kind_version") {
+        return;
+    }
+    // A mirrored image whose tag says nothing about its version.
+    let mirrored = support::images::ImportedImage::new(
+        &format!("{}/node:mirror", unique_name("registry")),
+        &[("/kind/version", "v1.20.2\n")],
+    );
+    let plain = support::images::ImportedImage::new(
+        &format!("{}/base:latest", unique_name("registry")),
+        &[("/etc/hostname", "x\n")],
+    );
+    let client = Docker::connect(&world(&[])).await.unwrap();
+    assert_eq!(
+        client.image_kubernetes_version(&mirrored.name).await.unwrap(),
+        ImageVersion::Version("v1.20.2".into())
+    );
+    assert_eq!(
+        client.image_kubernetes_version(&plain.name).await.unwrap(),
+        ImageVersion::NoVersionFile
+    );
+    assert_eq!(
+        client
+            .image_kubernetes_version(&format!("{}/absent:v9", unique_name("registry")))
+            .await
+            .unwrap(),
+        ImageVersion::NotPresent
+    );
+    // The helper containers are gone.
+    let left = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("ancestor={}", mirrored.name),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "left behind: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
 }

@@ -533,3 +533,63 @@ fn a_port_below_1024_published_by_a_container_is_taken() {
         "{detail}"
     );
 }
+
+#[test]
+fn a_pinned_image_without_a_version_tag_is_judged_by_its_kind_version_file() {
+    if !docker_available("a_pinned_image_without_a_version_tag_is_judged_by_its_kind_version_file")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // kind v0.32.0's default image is Kubernetes 1.36.1, which needs cgroup v2;
+    // the pinned image is 1.20.2, and must not be judged by that default.
+    let kind = fake_kind(dir.path(), "v0.32.0");
+    let image = support::images::ImportedImage::new(
+        &format!("{}/kindest-node:mirror", unique_name("registry")),
+        &[("/kind/version", "v1.20.2\n")],
+    );
+    let run = doctor(
+        dir.path(),
+        &format!("{HEADER}name: {}\nimage: {}\n", unique_name("img"), image.name),
+        &[("DEVCLUSTER_KIND", &kind.display().to_string())],
+    );
+    let check = run.check("node image");
+    assert_eq!(check["status"], "ok", "{check}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Kubernetes 1.20.2 (read from /kind/version"),
+        "{check}"
+    );
+    let cgroups = run.check("cgroups");
+    assert_eq!(cgroups["status"], "ok", "{cgroups}");
+
+    // Not present locally: the version is unknown, said so, and never taken
+    // from kind's default image.
+    let absent = format!("{}/kindest-node:mirror", unique_name("absent"));
+    let run = doctor(
+        dir.path(),
+        &format!("{HEADER}name: {}\nimage: {absent}\n", unique_name("img")),
+        &[("DEVCLUSTER_KIND", &kind.display().to_string())],
+    );
+    let check = run.check("node image");
+    assert_eq!(check["status"], "warn", "{check}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("is unknown: its tag has none and the image is not present locally"),
+        "{check}"
+    );
+    assert!(
+        check["hint"].as_str().unwrap().contains("docker pull"),
+        "{check}"
+    );
+    let cgroups = run.check("cgroups");
+    assert_ne!(cgroups["status"], "fail", "{cgroups}");
+    assert!(
+        !cgroups["detail"].as_str().unwrap().contains("1.36"),
+        "{cgroups}"
+    );
+}

@@ -340,7 +340,10 @@ async fn a_local_node_images_kubernetes_version_is_read_from_kind_version() {
     );
     let client = Docker::connect(&world(&[])).await.unwrap();
     assert_eq!(
-        client.image_kubernetes_version(&mirrored.name).await.unwrap(),
+        client
+            .image_kubernetes_version(&mirrored.name)
+            .await
+            .unwrap(),
         ImageVersion::Version("v1.20.2".into())
     );
     assert_eq!(

@@ -550,7 +550,11 @@ fn a_pinned_image_without_a_version_tag_is_judged_by_its_kind_version_file() {
     );
     let run = doctor(
         dir.path(),
-        &format!("{HEADER}name: {}\nimage: {}\n", unique_name("img"), image.name),
+        &format!(
+            "{HEADER}name: {}\nimage: {}\n",
+            unique_name("img"),
+            image.name
+        ),
         &[("DEVCLUSTER_KIND", &kind.display().to_string())],
     );
     let check = run.check("node image");

@@ -113,15 +113,17 @@ fn port() -> impl Strategy<Value = String> {
 
 /// A label key for every node: the user's own prefix, one the kubelet allows in
 /// its reserved namespaces, or one it refuses.
+/// Mostly accepted ones, so enough generated profiles stay valid.
 fn label_key() -> impl Strategy<Value = &'static str> {
-    prop::sample::select(vec![
-        "example.com/pool",
-        "topology.kubernetes.io/zone",
-        "node.kubernetes.io/instance-type",
-        "team.kubelet.kubernetes.io/x",
-        "node-role.kubernetes.io/worker",
-        "k8s.io/x",
-    ])
+    prop_oneof![
+        8 => prop::sample::select(vec![
+            "example.com/pool",
+            "topology.kubernetes.io/zone",
+            "node.kubernetes.io/instance-type",
+            "team.kubelet.kubernetes.io/x",
+        ]),
+        1 => prop::sample::select(vec!["node-role.kubernetes.io/worker", "k8s.io/x"]),
+    ]
 }
 
 fn profile() -> impl Strategy<Value = String> {
@@ -133,7 +135,7 @@ fn profile() -> impl Strategy<Value = String> {
         any::<bool>(),
         prop::sample::select(vec![0, 6443]),
         label_key(),
-        prop::sample::select(vec!["", "NoSchedule", "PreferNoSchedule", "NoExecute"]),
+        prop::sample::select(vec!["", "", "NoSchedule", "PreferNoSchedule", "NoExecute"]),
     )
         .prop_map(|(control_planes, workers, mounts, ports, ingress, api_port, label, taint)| {
             let mut text = format!(
@@ -289,10 +291,14 @@ fn check_profile(text: &str) -> Result<bool, TestCaseError> {
     }
 }
 
+/// Generated profiles per run; about one in nine is valid, so a run checks
+/// 20 to 40 valid plans.
+const CASES: u32 = 256;
+
 #[test]
 fn whatever_validates_renders_a_config_kind_accepts() {
     let config = ProptestConfig {
-        cases: 128,
+        cases: CASES,
         failure_persistence: None,
         ..ProptestConfig::default()
     };
@@ -311,6 +317,6 @@ fn whatever_validates_renders_a_config_kind_accepts() {
     let valid = valid.into_inner();
     assert!(
         valid >= 10,
-        "only {valid} of 128 generated profiles were valid"
+        "only {valid} of {CASES} generated profiles were valid"
     );
 }

@@ -1118,6 +1118,42 @@ mod tests {
         assert_eq!(empty.binding(&udp), Binding::Missing);
     }
 
+    /// A ustar header for `size` bytes of type `kind`.
+    fn tar_header(name: &str, size: usize, kind: u8) -> Vec<u8> {
+        let mut header = vec![0u8; 512];
+        header[..name.len()].copy_from_slice(name.as_bytes());
+        let size = format!("{size:011o}\0");
+        header[124..136].copy_from_slice(size.as_bytes());
+        header[156] = kind;
+        header
+    }
+
+    fn padded(data: &[u8]) -> Vec<u8> {
+        let mut out = data.to_vec();
+        out.resize(data.len().div_ceil(512) * 512, 0);
+        out
+    }
+
+    #[test]
+    fn the_first_regular_file_of_a_tar_is_read_past_pax_headers() {
+        let pax = b"30 mtime=1700000000.123456789\n";
+        let mut archive = tar_header("PaxHeaders/version", pax.len(), b'x');
+        archive.extend(padded(pax));
+        archive.extend(tar_header("version", 8, b'0'));
+        archive.extend(padded(b"v1.20.2\n"));
+        archive.extend(vec![0u8; 1024]);
+        assert_eq!(
+            first_file_in_tar(&archive, 4096),
+            Some(b"v1.20.2\n".to_vec())
+        );
+        // Too large, a directory, or no archive at all: nothing.
+        assert_eq!(first_file_in_tar(&archive, 4), None);
+        let mut directory = tar_header("kind/", 0, b'5');
+        directory.extend(vec![0u8; 1024]);
+        assert_eq!(first_file_in_tar(&directory, 4096), None);
+        assert_eq!(first_file_in_tar(b"not a tar", 4096), None);
+    }
+
     #[test]
     fn flavors() {
         assert_eq!(

@@ -849,33 +849,56 @@ async fn port_checks(
                 continue;
             };
             let protocol = port.protocol.as_str().to_ascii_lowercase();
-            let binding = observed.ports.iter().find(|p| {
-                p.container_port == port.container_port
-                    && p.protocol.eq_ignore_ascii_case(&protocol)
-                    && (port.host_port <= 0 || i32::from(p.host_port) == port.host_port)
-            });
-            let Some(binding) = binding else {
-                checks.push(
-                    Check::new(
-                        &name,
-                        Some(&node.name),
-                        Layer::Node,
-                        Status::Fail,
-                        format!(
-                            "{} does not publish {}:{}",
-                            node.name, port.listen_address, port.host_port
-                        ),
-                    )
-                    .hint("`devcluster up --recreate` rebuilds the node from the profile"),
-                );
-                continue;
+            let wanted = crate::docker::WantedPort {
+                container_port: port.container_port,
+                protocol: &protocol,
+                host_port: port.host_port,
+                listen_address: &port.listen_address,
+            };
+            let binding = match observed.binding(&wanted) {
+                crate::docker::Binding::Published(binding) => binding,
+                crate::docker::Binding::Unconfirmed(asked) => {
+                    checks.push(
+                        Check::new(
+                            &name,
+                            Some(&node.name),
+                            Layer::Node,
+                            Status::Warn,
+                            format!(
+                                "unconfirmed: {} was created with {}:{}, but Docker reports no host binding",
+                                node.name, port.listen_address, port.host_port
+                            ),
+                        )
+                        .hint("some Docker Desktop releases report bindings empty (docker/for-mac#7787); `docker port NODE` or a request to the port shows whether it works"),
+                    );
+                    if asked.host_port != 0 {
+                        reachable.push((port.clone(), asked.host_ip.clone(), asked.host_port));
+                    }
+                    continue;
+                }
+                crate::docker::Binding::Missing => {
+                    checks.push(
+                        Check::new(
+                            &name,
+                            Some(&node.name),
+                            Layer::Node,
+                            Status::Fail,
+                            format!(
+                                "{} does not publish {}:{}",
+                                node.name, port.listen_address, port.host_port
+                            ),
+                        )
+                        .hint("`devcluster up --recreate` rebuilds the node from the profile"),
+                    );
+                    continue;
+                }
             };
             let others: Vec<&str> = target
                 .nodes
                 .iter()
                 .filter(|o| {
                     o.name != node.name
-                        && o.ports.iter().any(|p| {
+                        && o.ports.iter().chain(&o.requested_ports).any(|p| {
                             p.host_port == binding.host_port
                                 && p.protocol.eq_ignore_ascii_case(&protocol)
                         })

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_kube;
+pub mod images;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -220,9 +220,8 @@ pub fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, St
         Ok(seconds) => Ok(std::time::Duration::from_secs(seconds)),
         Err(_) => humantime::parse_duration(text),
     };
-    let duration = parsed.map_err(|e| {
-        format!("`{text}` is not a duration such as 90s, 5m or 1h ({e})")
-    })?;
+    let duration =
+        parsed.map_err(|e| format!("`{text}` is not a duration such as 90s, 5m or 1h ({e})"))?;
     if duration > MAX_DURATION {
         return Err(format!(
             "`{text}` is longer than the longest allowed, {}",
@@ -392,10 +391,7 @@ mod tests {
             "5000000000000h",
             "30000y",
         ] {
-            let code = run(
-                ["devcluster", "up", "--timeout", timeout],
-                World::default(),
-            );
+            let code = run(["devcluster", "up", "--timeout", timeout], World::default());
             assert_eq!(code, 2, "--timeout {timeout}");
         }
     }

@@ -683,7 +683,9 @@ impl Docker {
             .path(path)
             .build();
         let read = async {
-            let mut stream = self.client.download_from_container(container, Some(options));
+            let mut stream = self
+                .client
+                .download_from_container(container, Some(options));
             let mut archive = Vec::new();
             while let Some(chunk) = stream.next().await {
                 match chunk {
@@ -723,8 +725,9 @@ pub fn first_file_in_tar(archive: &[u8]) -> Option<Vec<u8>> {
             return None;
         }
         let size_field = std::str::from_utf8(&header[124..136]).ok()?;
-        let size = usize::from_str_radix(size_field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
-            .ok()?;
+        let size =
+            usize::from_str_radix(size_field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+                .ok()?;
         let start = offset + 512;
         let end = start.checked_add(size)?;
         match header[156] {

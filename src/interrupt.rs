@@ -2,8 +2,8 @@
 //! process, all treated alike, counted so a second one can abort a cleanup.
 //! Long-running commands (`up`, `verify`) race their steps against [`Interrupt::wait`].
 
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::watch;

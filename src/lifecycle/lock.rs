@@ -102,9 +102,8 @@ fn private_dir(dir: &Path) -> Result<(), Error> {
             ))
     };
     if let Some(parent) = dir.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            Error::failed(format!("cannot create {}", parent.display())).cause(e)
-        })?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::failed(format!("cannot create {}", parent.display())).cause(e))?;
     }
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {}
@@ -130,8 +129,11 @@ fn private_dir(dir: &Path) -> Result<(), Error> {
         return Err(refuse(format!("it belongs to uid {}", metadata.uid())));
     }
     if metadata.mode() & 0o022 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| refuse(format!("others can write to it and it cannot be fixed: {e}")))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+            refuse(format!(
+                "others can write to it and it cannot be fixed: {e}"
+            ))
+        })?;
     }
     Ok(())
 }

@@ -385,8 +385,7 @@ pub async fn run_up(app: &App, args: &UpArgs, deps: &Deps) -> Result<UpResult> {
                 }
                 let manifest = fetch_artefacts(&mut runner, &plan).await?;
                 runner.deadline = deadline_after(args.timeout);
-                let established = match establish(&mut runner, &docker, &kind, &plan, args).await
-                {
+                let established = match establish(&mut runner, &docker, &kind, &plan, args).await {
                     Ok(Some(established)) => established,
                     Ok(None) => return Err(kept_interrupted(&plan, "converging")),
                     Err(error) => return Err(kept(error, &plan)),
@@ -474,13 +473,15 @@ fn kept(error: Error, plan: &ClusterPlan) -> Error {
 }
 
 fn kept_interrupted(plan: &ClusterPlan, while_doing: &str) -> Error {
-    Error::interrupted(format!("interrupted while {while_doing} cluster `{}`", plan.name)).hint(
-        format!(
-            "the cluster was kept; run `{}` to resume (`devcluster down --name {}` deletes it)",
-            resume_command(plan),
-            plan.name
-        ),
-    )
+    Error::interrupted(format!(
+        "interrupted while {while_doing} cluster `{}`",
+        plan.name
+    ))
+    .hint(format!(
+        "the cluster was kept; run `{}` to resume (`devcluster down --name {}` deletes it)",
+        resume_command(plan),
+        plan.name
+    ))
 }
 
 /// Downloads and checks every pinned artefact the plan needs before anything is
@@ -497,7 +498,13 @@ async fn fetch_artefacts(runner: &mut Runner<'_>, plan: &ClusterPlan) -> Result<
     let outcome = runner
         .step("fetch", async {
             let manifest = addons::fetch_manifest(&source, &cache).await?;
-            Ok((manifest, format!("ingress controller manifest, SHA-256 {}", &source.sha256[..source.sha256.len().min(12)])))
+            Ok((
+                manifest,
+                format!(
+                    "ingress controller manifest, SHA-256 {}",
+                    &source.sha256[..source.sha256.len().min(12)]
+                ),
+            ))
         })
         .await
         .map_err(|e| {
@@ -667,8 +674,9 @@ async fn write_kubeconfig(kind: &Kind, name: &str, path: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::failed(format!("cannot create {}", dir.display())).cause(e))?;
     }
-    let cannot =
-        |e: std::io::Error| Error::failed(format!("cannot write the kubeconfig {}", path.display())).cause(e);
+    let cannot = |e: std::io::Error| {
+        Error::failed(format!("cannot write the kubeconfig {}", path.display())).cause(e)
+    };
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -875,13 +883,23 @@ async fn establish(
             }
         };
     }
-    let existing = read_record(docker, &docker.list_nodes(Some(&plan.name)).await.unwrap_or_default()).await;
+    let existing = read_record(
+        docker,
+        &docker
+            .list_nodes(Some(&plan.name))
+            .await
+            .unwrap_or_default(),
+    )
+    .await;
     // A record from an earlier run keeps its phase until the steps run again.
     if existing.is_none() {
         let record = Record::new(plan, Phase::Created);
         step!("record", async {
             write_node_record(docker, &holder, &record).await?;
-            Ok(((), format!("phase created, {holder}:{}", record::RECORD_PATH)))
+            Ok((
+                (),
+                format!("phase created, {holder}:{}", record::RECORD_PATH),
+            ))
         });
     }
     let kubeconfig = step!("kubeconfig", async {
@@ -923,7 +941,10 @@ async fn establish(
             .await?;
             let detail = match &blocked {
                 None => format!("{} node(s) Ready, CoreDNS available", expected.len()),
-                Some(_) => format!("{} node(s) registered; not Ready without a CNI", expected.len()),
+                Some(_) => format!(
+                    "{} node(s) registered; not Ready without a CNI",
+                    expected.len()
+                ),
             };
             Ok((blocked, detail))
         }),
@@ -1087,9 +1108,11 @@ async fn converge_steps(
             Ok(((), detail.to_string()))
         });
     }
-    if let (Some(source), Some(node), Some(manifest)) =
-        (addons::controller_source(plan), plan.ingress_node(), manifest)
-    {
+    if let (Some(source), Some(node), Some(manifest)) = (
+        addons::controller_source(plan),
+        plan.ingress_node(),
+        manifest,
+    ) {
         step!("ingress", async {
             let documents = addons::pin_controller(&manifest, &source, &node.taints)?;
             api.apply(&documents).await?;
@@ -1101,13 +1124,15 @@ async fn converge_steps(
     let record_step = |phase: Phase| {
         let record = Record::new(plan, phase);
         async move {
-            write_node_record(docker, holder, &record).await?;
+            // The node's copy decides what the next `up` does: written last, so it
+            // never claims a phase the ConfigMap did not get.
             api.write_record(
                 record::RECORD_NAMESPACE,
                 record::RECORD_CONFIGMAP,
                 &record.to_json(),
             )
             .await?;
+            write_node_record(docker, holder, &record).await?;
             Ok((
                 (),
                 format!(

@@ -206,7 +206,10 @@ pub enum Decision {
     /// Complete, same plan, same devcluster: nothing to do.
     UpToDate,
     /// The nodes are right; the steps after create run again in place.
-    Converge { reason: String, changes: Vec<Change> },
+    Converge {
+        reason: String,
+        changes: Vec<Change>,
+    },
     /// The kind config differs: only a new cluster can have it.
     Recreate { changes: Vec<Change> },
 }
@@ -390,5 +393,80 @@ mod tests {
         assert!(diff(&new, &new).is_empty());
         assert!(Record::new(&new, Phase::Complete).matches(&new));
         assert!(!Record::new(&old, Phase::Complete).matches(&new));
+    }
+
+    /// Today's record format as devcluster 0.1.0 wrote it (version 1: no phase, no
+    /// kind config) for `--profile ingress --name dev`.
+    const VERSION_1: &str = include_str!("../../tests/fixtures/records/v1-ingress.json");
+
+    #[test]
+    fn a_version_1_record_stays_readable_and_owned_and_is_converged() {
+        let record = Record::from_json(VERSION_1).unwrap_or_else(|| panic!("unreadable"));
+        assert_eq!(record.version, 1);
+        assert_eq!(record.profile_source, "builtin:ingress");
+        assert_eq!(
+            record.phase,
+            Phase::Created,
+            "version 1 proves nothing after create"
+        );
+        let plan = record
+            .plan
+            .clone()
+            .unwrap_or_else(|| panic!("the plan must decode"));
+        assert!(record.matches(&plan));
+        assert_eq!(record.kind_config, crate::kindconfig::render(&plan));
+        assert!(matches!(record.decide(&plan), Decision::Converge { .. }));
+    }
+
+    #[test]
+    fn a_record_from_another_release_stays_owned_even_if_its_plan_is_unknown() {
+        let plan = planned("");
+        let mut value: serde_json::Value =
+            serde_json::from_str(&Record::new(&plan, Phase::Complete).to_json())
+                .unwrap_or_else(|e| panic!("{e}"));
+        value["plan"]["aFieldFromTheFuture"] = serde_json::json!(1);
+        value["somethingElse"] = serde_json::json!({"x": 1});
+        let record = Record::from_json(&value.to_string()).unwrap_or_else(|| panic!("unreadable"));
+        assert!(record.plan.is_none());
+        assert_eq!(record.phase, Phase::Complete);
+        // The kind config still decides: same nodes, so no recreate.
+        assert_eq!(record.decide(&plan), Decision::UpToDate);
+        assert!(Record::from_json("{\"hello\": 1}").is_none());
+        assert!(Record::from_json("not json").is_none());
+    }
+
+    #[test]
+    fn only_a_kind_config_change_forces_a_recreate() {
+        let plan = planned("");
+        let complete = Record::new(&plan, Phase::Complete);
+        assert_eq!(complete.decide(&plan), Decision::UpToDate);
+        for phase in [Phase::Created, Phase::Converged] {
+            assert!(matches!(
+                Record::new(&plan, phase).decide(&plan),
+                Decision::Converge { .. }
+            ));
+        }
+        // An add-on setting converges in place.
+        let storage = planned("storage:\n  tolerateTaintedNodes: false\n");
+        match complete.decide(&storage) {
+            Decision::Converge { changes, .. } => {
+                assert!(!changes.is_empty() && changes.iter().all(|c| !c.forces_recreate));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A mount is in the kind config: recreate, and the diff says why.
+        let mounted = planned("mounts:\n  - hostPath: /a\n    containerPath: /a\n");
+        match complete.decide(&mounted) {
+            Decision::Recreate { changes } => {
+                let lines: Vec<String> = changes.iter().map(Change::line).collect();
+                assert!(
+                    lines
+                        .iter()
+                        .any(|l| l.contains("mount /a -> /a (needs a new cluster)")),
+                    "{lines:?}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

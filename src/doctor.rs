@@ -197,7 +197,7 @@ pub async fn checks(app: &App, plan: &ClusterPlan, existing_cluster: bool) -> Ve
             checks.push(Check::fail(
                 "kind",
                 format!(
-                    "kind {version} at {found} is older than {MINIMUM_VERSION}, the oldest devcluster supports"
+                    "kind {version} is older than {MINIMUM_VERSION}, the oldest devcluster supports; at {found}"
                 ),
                 "upgrade kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)",
             ));

@@ -172,9 +172,15 @@ pub async fn plan_for_cluster(
         read_record(docker, &nodes).await
     };
     if profile.profile.is_none() {
-        if let Some(name) = &profile.name
-            && let Some(record) = recorded(name.clone()).await
-        {
+        // The name from `--name`, else from the profile `up` would use.
+        let (name, fallback) = match &profile.name {
+            Some(name) => (name.clone(), None),
+            None => {
+                let (_, plan) = app.plan(None, None)?;
+                (plan.name.clone(), Some(plan))
+            }
+        };
+        if let Some(record) = recorded(name.clone()).await {
             if let Some(plan) = record.plan {
                 app.ui.line(&format!(
                     "using the plan recorded in cluster `{name}` (profile {}, {} node(s))",
@@ -188,8 +194,10 @@ pub async fn plan_for_cluster(
                 record.devcluster_version
             ));
         }
-        let (_, plan) = app.plan(None, profile.name.as_deref())?;
-        return Ok(plan);
+        return match fallback {
+            Some(plan) => Ok(plan),
+            None => Ok(app.plan(None, Some(&name))?.1),
+        };
     }
     let (_, plan) = app.plan(profile.profile.as_deref(), profile.name.as_deref())?;
     if let Some(record) = recorded(plan.name.clone()).await {
@@ -402,8 +410,8 @@ pub async fn run_up(app: &App, args: &UpArgs, deps: &Deps) -> Result<UpResult> {
                 .await;
             }
             Decision::Recreate { changes } => {
-                // Fetch first: a network failure must not cost the existing cluster.
                 confirm_recreate(app, args, &plan, recorded.as_ref(), &changes)?;
+                // Fetch before deleting: a network failure must not cost the cluster.
                 let manifest = fetch_artefacts(&mut runner, &plan).await?;
                 let step = app.ui.step(&format!("delete cluster {}", plan.name));
                 kind.delete(&plan.name, args.kubeconfig.as_deref()).await?;

@@ -1,9 +1,11 @@
-//! What every command shares: the world, the printer, and turning `--profile` and
-//! `--name` into a validated plan.
+//! What every command shares: the world, the printer, kind as located once, and
+//! turning `--profile` and `--name` into a validated plan.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
+use crate::kind::Kind;
 use crate::plan::{self, ClusterPlan, HostPaths, PlanInput};
 use crate::profile::source::{self, LoadedProfile};
 use crate::ui::Ui;
@@ -13,12 +15,37 @@ use crate::world::World;
 pub struct App {
     pub world: World,
     pub ui: Ui,
+    /// kind, located on first use and then the same for the whole command.
+    kind: Mutex<Option<Result<Kind>>>,
 }
 
 impl App {
     pub fn new(world: World) -> App {
         let ui = Ui::new(&world);
-        App { world, ui }
+        App {
+            world,
+            ui,
+            kind: Mutex::new(None),
+        }
+    }
+
+    /// The kind binary this command uses ([`Kind::locate`], resolved once), so
+    /// preflight, `doctor`, `down` and `verify` can never disagree about it.
+    pub fn kind(&self) -> Result<Kind> {
+        let mut slot = self
+            .kind
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.get_or_insert_with(|| Kind::locate(&self.world))
+            .clone()
+    }
+
+    /// Uses `kind` from now on (after `--install-kind` installed it).
+    pub fn set_kind(&self, kind: Kind) {
+        *self
+            .kind
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Ok(kind));
     }
 
     /// Loads the profile (`--profile`, else `devcluster.yaml` upwards, else

@@ -949,6 +949,74 @@ pub fn flavor(operating_system: &str, name: &str, components: &[String]) -> Engi
     }
 }
 
+/// Reading a file from a container through Docker's archive API
+/// (`GET /containers/{id}/archive`), which works on stopped containers too.
+impl Docker {
+    /// The file at `path` in `container`, running or not; `None` when either is missing.
+    pub async fn read_file(
+        &self,
+        container: &str,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, DockerError> {
+        let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::new()
+            .path(path)
+            .build();
+        let read = async {
+            let mut stream = self
+                .client
+                .download_from_container(container, Some(options));
+            let mut archive = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(bytes) => archive.extend_from_slice(&bytes),
+                    Err(bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404,
+                        ..
+                    }) => return Ok(None),
+                    Err(e) => return Err(failed("archive", e)),
+                }
+                if archive.len() > MAX_ARCHIVE {
+                    return Err(failed("archive", format!("{path} is larger than expected")));
+                }
+            }
+            Ok(first_file_in_tar(&archive))
+        };
+        match tokio::time::timeout(self.timeout, read).await {
+            Ok(result) => result,
+            Err(_) => Err(DockerError::Timeout {
+                operation: format!("archive {path}"),
+                seconds: self.timeout.as_secs(),
+            }),
+        }
+    }
+}
+
+/// Largest archive [`Docker::read_file`] reads.
+const MAX_ARCHIVE: usize = 8 * 1024 * 1024;
+
+/// The contents of the first regular file in a tar archive (POSIX ustar, as Docker
+/// writes it with Go's `archive/tar`), skipping PAX extended headers.
+pub fn first_file_in_tar(archive: &[u8]) -> Option<Vec<u8>> {
+    let mut offset = 0;
+    while offset + 512 <= archive.len() {
+        let header = &archive[offset..offset + 512];
+        if header.iter().all(|b| *b == 0) {
+            return None;
+        }
+        let size_field = std::str::from_utf8(&header[124..136]).ok()?;
+        let size =
+            usize::from_str_radix(size_field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+                .ok()?;
+        let start = offset + 512;
+        let end = start.checked_add(size)?;
+        match header[156] {
+            b'0' | 0 => return archive.get(start..end).map(<[u8]>::to_vec),
+            _ => offset = start + size.div_ceil(512) * 512,
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use crate::app::App;
 use crate::cli::{DoctorArgs, Output, print_json};
 use crate::docker::{Docker, EngineFlavor, EngineInfo, ImageVersion, PublishedPort};
 use crate::error::{ExitCode, Result};
-use crate::kind::{Kind, KindVersion, MINIMUM_VERSION};
+use crate::kind::{KindVersion, MINIMUM_VERSION};
 use crate::plan::{self, ClusterPlan, Protocol};
 use crate::profile::MountPathType;
 
@@ -193,18 +193,20 @@ pub async fn checks(app: &App, plan: &ClusterPlan, existing_cluster: bool) -> Ve
         }
     };
     let kind_version = match kind {
-        Ok(version) if version < MINIMUM_VERSION => {
+        Ok((version, found)) if version < MINIMUM_VERSION => {
             checks.push(Check::fail(
                 "kind",
                 format!(
-                    "kind {version} is older than {MINIMUM_VERSION}, the oldest devcluster supports"
+                    "kind {version} is older than {MINIMUM_VERSION}, the oldest devcluster supports; at {found}"
                 ),
                 "upgrade kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)",
             ));
             Some(version)
         }
-        Ok(version) => {
-            checks.push(kind_features(version));
+        Ok((version, found)) => {
+            let mut check = kind_features(version);
+            check.detail = format!("{}; at {found}", check.detail);
+            checks.push(check);
             Some(version)
         }
         Err(e) => {
@@ -335,9 +337,12 @@ fn flavor_name(flavor: EngineFlavor) -> &'static str {
     }
 }
 
-async fn kind_version(app: &App) -> std::result::Result<KindVersion, crate::error::Error> {
-    let kind = Kind::discover(&app.world)?;
-    kind.version().await
+/// kind's version and where the one locator found it.
+async fn kind_version(
+    app: &App,
+) -> std::result::Result<(KindVersion, String), crate::error::Error> {
+    let kind = app.kind()?;
+    Ok((kind.version().await?, kind.describe()))
 }
 
 fn kind_features(version: KindVersion) -> Check {

@@ -35,6 +35,9 @@ struct StatusReport {
     devcluster_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     plan_hash: Option<String>,
+    /// How far `up` got: `created`, `converged` or `complete`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phase: Option<&'static str>,
     nodes: Vec<ObservedNode>,
     drift: Vec<Drift>,
 }
@@ -190,8 +193,12 @@ pub async fn run(app: &App, args: &StatusArgs) -> Result<ExitCode> {
     let docker = Docker::connect(&app.world).await.map_err(docker_error)?;
     let nodes = docker.list_nodes(Some(&name)).await.map_err(docker_error)?;
     let record = read_record(&docker, &nodes).await;
-    let drift = match &record {
-        Some(record) => drift(&record.plan, &nodes),
+    if let (Some(record), Some(_)) = (&record, &args.profile.profile) {
+        let (_, plan) = app.plan(args.profile.profile.as_deref(), Some(&name))?;
+        crate::lifecycle::note_disagreement(app, &plan, record);
+    }
+    let drift = match record.as_ref().and_then(|r| r.plan.as_ref()) {
+        Some(plan) => drift(plan, &nodes),
         None => Vec::new(),
     };
     let report = StatusReport {
@@ -201,6 +208,7 @@ pub async fn run(app: &App, args: &StatusArgs) -> Result<ExitCode> {
         profile_source: record.as_ref().map(|r| r.profile_source.clone()),
         devcluster_version: record.as_ref().map(|r| r.devcluster_version.clone()),
         plan_hash: record.as_ref().map(|r| r.plan_hash.clone()),
+        phase: record.as_ref().map(|r| r.phase.as_str()),
         nodes,
         drift,
     };
@@ -281,9 +289,10 @@ fn print_human(app: &App, report: &StatusReport) {
     }
     app.ui.table(&rows);
     match (&report.profile_source, &report.devcluster_version) {
-        (Some(source), Some(version)) => app
-            .ui
-            .line(&format!("recorded: profile {source}, devcluster {version}")),
+        (Some(source), Some(version)) => app.ui.line(&format!(
+            "recorded: profile {source}, devcluster {version}, phase {}",
+            report.phase.unwrap_or("unknown")
+        )),
         _ => app
             .ui
             .line("no devcluster record: this cluster was not created by devcluster"),

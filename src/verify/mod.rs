@@ -18,7 +18,6 @@ use crate::app::App;
 use crate::cli::{Output, PullPolicy, VerifyArgs, print_json};
 use crate::docker::{Docker, ObservedNode};
 use crate::error::{Error, ExitCode, Result};
-use crate::kind::Kind;
 use crate::kube::cluster::{ClusterApi, Connector};
 use crate::kube::probe::{ProbeApi, ProbeNode, ProbeVolume, VolumeSource, server_url};
 use crate::plan::{ClusterPlan, ControllerPlan, PortPurpose};
@@ -98,10 +97,8 @@ pub async fn run(app: &App, args: &VerifyArgs) -> Result<ExitCode> {
         })?;
         (None, text, args.context.clone())
     } else {
-        let (_, plan) = app.plan(
-            args.profile.profile.as_deref(),
-            args.profile.name.as_deref(),
-        )?;
+        let plan =
+            crate::lifecycle::plan_for_cluster(app, &args.profile, docker.as_ref().ok()).await?;
         let text = kind_kubeconfig(app, &plan).await?;
         let context = plan.context_name();
         (Some(plan), text, Some(context))
@@ -175,7 +172,7 @@ pub async fn verify_cluster(
 
 /// The kubeconfig kind prints for the plan's cluster.
 async fn kind_kubeconfig(app: &App, plan: &ClusterPlan) -> Result<String> {
-    let kind = Kind::discover(&app.world)?;
+    let kind = app.kind()?;
     kind.kubeconfig(&plan.name).await.map_err(|e| {
         e.context(format!(
             "cannot get the kubeconfig of cluster `{}`",

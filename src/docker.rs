@@ -257,7 +257,7 @@ pub enum ImageVersion {
 /// `KubeVersion`).
 const KIND_VERSION_FILE: &str = "/kind/version";
 /// A node image's version file is one short line; anything longer is not one.
-const MAX_VERSION_FILE: u64 = 4096;
+const MAX_VERSION_FILE: usize = 4096;
 
 /// A connected Docker Engine client.
 #[derive(Debug, Clone)]
@@ -795,7 +795,9 @@ impl Docker {
                 |e| failed("create container", e),
             )
             .await?;
-        let read = self.read_small_file(&created.id, KIND_VERSION_FILE).await;
+        let read = self
+            .read_file(&created.id, KIND_VERSION_FILE, MAX_VERSION_FILE)
+            .await;
         let options = RemoveContainerOptionsBuilder::default()
             .force(true)
             .v(true)
@@ -809,8 +811,8 @@ impl Docker {
             )
             .await;
         let text = match read {
-            Ok(bytes) => bytes,
-            Err(DockerError::NotFound(_)) => {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
                 removed?;
                 return Ok(ImageVersion::NoVersionFile);
             }
@@ -825,9 +827,15 @@ impl Docker {
         })
     }
 
-    /// The contents of the regular file `path` in `container` (running or not),
-    /// through the archive API; `NotFound` when there is no such file.
-    async fn read_small_file(&self, container: &str, path: &str) -> Result<Vec<u8>, DockerError> {
+    /// The regular file `path` in `container`, running or stopped, through Docker's
+    /// archive API (`GET /containers/{id}/archive`); `None` when the container or the
+    /// file does not exist. A file larger than `limit` bytes is an error.
+    pub async fn read_file(
+        &self,
+        container: &str,
+        path: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, DockerError> {
         let options = DownloadFromContainerOptionsBuilder::default()
             .path(path)
             .build();
@@ -838,21 +846,27 @@ impl Docker {
             let mut archive = Vec::new();
             while let Some(chunk) = stream.next().await {
                 archive.extend_from_slice(&chunk?);
-                if archive.len() as u64 > MAX_VERSION_FILE + 4 * 512 {
+                // A few 512-byte headers and the padding around the file.
+                if archive.len() > limit + 8 * 512 {
                     break;
                 }
             }
             Ok::<_, bollard::errors::Error>(archive)
         };
-        let archive = self
+        let archive = match self
             .call("copy from container", self.timeout, download, |e| {
                 classify("copy from container", path, e)
             })
-            .await?;
-        first_file_in_tar(&archive, MAX_VERSION_FILE).ok_or_else(|| {
+            .await
+        {
+            Ok(archive) => archive,
+            Err(DockerError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        first_file_in_tar(&archive, limit).map(Some).ok_or_else(|| {
             failed(
                 "copy from container",
-                format!("{path} is not a small regular file"),
+                format!("{path} is not a regular file of at most {limit} bytes"),
             )
         })
     }
@@ -880,31 +894,22 @@ impl Docker {
     }
 }
 
-/// The contents of the first regular file of a tar archive (ustar: 512-byte
-/// headers, the size in octal at offset 124, the type at 156), skipping PAX and
-/// GNU long-name headers; `None` when there is none of at most `limit` bytes.
-fn first_file_in_tar(archive: &[u8], limit: u64) -> Option<Vec<u8>> {
-    let mut offset = 0;
-    while let Some(header) = archive.get(offset..offset + 512) {
-        if header.iter().all(|b| *b == 0) {
+/// The contents of the first regular file of a tar archive (PAX and GNU long-name
+/// headers are read as such); `None` when there is none of at most `limit` bytes.
+fn first_file_in_tar(archive: &[u8], limit: usize) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(archive);
+    for entry in archive.entries().ok()? {
+        let entry = entry.ok()?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        if entry.size() > limit as u64 {
             return None;
         }
-        let size_field = std::str::from_utf8(&header[124..136]).ok()?;
-        let size = u64::from_str_radix(size_field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
-            .ok()?;
-        let body = offset + 512;
-        let padded = usize::try_from(size.div_ceil(512) * 512).ok()?;
-        match header[156] {
-            b'0' | b'\0' => {
-                if size > limit {
-                    return None;
-                }
-                return archive.get(body..body + size as usize).map(<[u8]>::to_vec);
-            }
-            // PAX extended headers and GNU long names describe the next entry.
-            b'x' | b'g' | b'L' | b'K' => offset = body + padded,
-            _ => return None,
-        }
+        let mut bytes = Vec::new();
+        entry.take(limit as u64).read_to_end(&mut bytes).ok()?;
+        return Some(bytes);
     }
     None
 }
@@ -947,74 +952,6 @@ pub fn flavor(operating_system: &str, name: &str, components: &[String]) -> Engi
     } else {
         EngineFlavor::Native
     }
-}
-
-/// Reading a file from a container through Docker's archive API
-/// (`GET /containers/{id}/archive`), which works on stopped containers too.
-impl Docker {
-    /// The file at `path` in `container`, running or not; `None` when either is missing.
-    pub async fn read_file(
-        &self,
-        container: &str,
-        path: &str,
-    ) -> Result<Option<Vec<u8>>, DockerError> {
-        let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::new()
-            .path(path)
-            .build();
-        let read = async {
-            let mut stream = self
-                .client
-                .download_from_container(container, Some(options));
-            let mut archive = Vec::new();
-            while let Some(chunk) = stream.next().await {
-                match chunk {
-                    Ok(bytes) => archive.extend_from_slice(&bytes),
-                    Err(bollard::errors::Error::DockerResponseServerError {
-                        status_code: 404,
-                        ..
-                    }) => return Ok(None),
-                    Err(e) => return Err(failed("archive", e)),
-                }
-                if archive.len() > MAX_ARCHIVE {
-                    return Err(failed("archive", format!("{path} is larger than expected")));
-                }
-            }
-            Ok(first_file_in_tar(&archive))
-        };
-        match tokio::time::timeout(self.timeout, read).await {
-            Ok(result) => result,
-            Err(_) => Err(DockerError::Timeout {
-                operation: format!("archive {path}"),
-                seconds: self.timeout.as_secs(),
-            }),
-        }
-    }
-}
-
-/// Largest archive [`Docker::read_file`] reads.
-const MAX_ARCHIVE: usize = 8 * 1024 * 1024;
-
-/// The contents of the first regular file in a tar archive (POSIX ustar, as Docker
-/// writes it with Go's `archive/tar`), skipping PAX extended headers.
-pub fn first_file_in_tar(archive: &[u8]) -> Option<Vec<u8>> {
-    let mut offset = 0;
-    while offset + 512 <= archive.len() {
-        let header = &archive[offset..offset + 512];
-        if header.iter().all(|b| *b == 0) {
-            return None;
-        }
-        let size_field = std::str::from_utf8(&header[124..136]).ok()?;
-        let size =
-            usize::from_str_radix(size_field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
-                .ok()?;
-        let start = offset + 512;
-        let end = start.checked_add(size)?;
-        match header[156] {
-            b'0' | 0 => return archive.get(start..end).map(<[u8]>::to_vec),
-            _ => offset = start + size.div_ceil(512) * 512,
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -1187,37 +1124,38 @@ mod tests {
     }
 
     /// A ustar header for `size` bytes of type `kind`.
-    fn tar_header(name: &str, size: usize, kind: u8) -> Vec<u8> {
-        let mut header = vec![0u8; 512];
-        header[..name.len()].copy_from_slice(name.as_bytes());
-        let size = format!("{size:011o}\0");
-        header[124..136].copy_from_slice(size.as_bytes());
-        header[156] = kind;
-        header
+    fn archive(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        build(&mut builder);
+        builder.into_inner().unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn padded(data: &[u8]) -> Vec<u8> {
-        let mut out = data.to_vec();
-        out.resize(data.len().div_ceil(512) * 512, 0);
-        out
+    fn append(builder: &mut tar::Builder<Vec<u8>>, path: &str, kind: tar::EntryType, data: &[u8]) {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(kind);
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, path, data)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     #[test]
     fn the_first_regular_file_of_a_tar_is_read_past_pax_headers() {
-        let pax = b"30 mtime=1700000000.123456789\n";
-        let mut archive = tar_header("PaxHeaders/version", pax.len(), b'x');
-        archive.extend(padded(pax));
-        archive.extend(tar_header("version", 8, b'0'));
-        archive.extend(padded(b"v1.20.2\n"));
-        archive.extend(vec![0u8; 1024]);
+        // What Docker's archive API sends (Go's archive/tar): PAX records first.
+        let with_pax = archive(|b| {
+            b.append_pax_extensions([("mtime", b"1700000000.123456789".as_slice())])
+                .unwrap_or_else(|e| panic!("{e}"));
+            append(b, "version", tar::EntryType::Regular, b"v1.20.2\n");
+        });
         assert_eq!(
-            first_file_in_tar(&archive, 4096),
+            first_file_in_tar(&with_pax, 4096),
             Some(b"v1.20.2\n".to_vec())
         );
         // Too large, a directory, or no archive at all: nothing.
-        assert_eq!(first_file_in_tar(&archive, 4), None);
-        let mut directory = tar_header("kind/", 0, b'5');
-        directory.extend(vec![0u8; 1024]);
+        assert_eq!(first_file_in_tar(&with_pax, 4), None);
+        let directory = archive(|b| append(b, "kind/", tar::EntryType::Directory, b""));
         assert_eq!(first_file_in_tar(&directory, 4096), None);
         assert_eq!(first_file_in_tar(b"not a tar", 4096), None);
     }

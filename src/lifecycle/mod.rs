@@ -129,7 +129,7 @@ fn record_holder(nodes: &[ObservedNode]) -> Option<&ObservedNode> {
 pub async fn read_record(docker: &Docker, nodes: &[ObservedNode]) -> Option<Record> {
     let holder = record_holder(nodes)?;
     let bytes = docker
-        .read_file(&holder.name, record::RECORD_PATH)
+        .read_file(&holder.name, record::RECORD_PATH, record::MAX_RECORD_BYTES)
         .await
         .ok()??;
     Record::from_json(&String::from_utf8_lossy(&bytes))

@@ -11,6 +11,8 @@ use crate::plan::{ClusterPlan, NodePlan};
 /// is kind's own directory in node images, outside the tmpfs mounts.
 pub const RECORD_DIR: &str = "/kind/devcluster";
 pub const RECORD_PATH: &str = "/kind/devcluster/record.json";
+/// The largest record read back (a ConfigMap holds at most 1 MiB too).
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 /// The ConfigMap that repeats the record for anyone with API access.
 pub const RECORD_CONFIGMAP: &str = "devcluster-record";
 pub const RECORD_NAMESPACE: &str = "kube-public";

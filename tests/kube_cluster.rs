@@ -106,7 +106,7 @@ async fn local_path_helper_gets_tolerations_and_the_provisioner_restarts() {
     let fake = FakeApi::new();
     let api = api(&fake).await;
     assert_eq!(
-        api.fix_local_path_tolerations().await.unwrap(),
+        api.fix_local_path_tolerations(Instant::now() + Duration::from_secs(5)).await.unwrap(),
         StorageFix::NotInstalled
     );
     fake.put(
@@ -122,7 +122,7 @@ async fn local_path_helper_gets_tolerations_and_the_provisioner_restarts() {
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "local-path-provisioner", "namespace": "local-path-storage"}, "spec": {"template": {"metadata": {}}}}),
     );
     assert_eq!(
-        api.fix_local_path_tolerations().await.unwrap(),
+        api.fix_local_path_tolerations(Instant::now() + Duration::from_secs(5)).await.unwrap(),
         StorageFix::Applied
     );
     let helper = fake
@@ -141,7 +141,7 @@ async fn local_path_helper_gets_tolerations_and_the_provisioner_restarts() {
     );
     // Idempotent.
     assert_eq!(
-        api.fix_local_path_tolerations().await.unwrap(),
+        api.fix_local_path_tolerations(Instant::now() + Duration::from_secs(5)).await.unwrap(),
         StorageFix::NotNeeded
     );
 }

@@ -112,6 +112,9 @@ impl Fixture {
             kubeconfig: None,
             yes: false,
             install_kind: false,
+            probe_image: None,
+            image_pull_policy: None,
+            echo_image: None,
             output: Output::Text,
         }
     }

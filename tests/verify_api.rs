@@ -28,6 +28,7 @@ fn options(seconds: u64) -> Options {
         pull_policy: Some("Never".into()),
         storage_class: None,
         host_paths: Vec::new(),
+        ..Options::new(Instant::now())
     }
 }
 

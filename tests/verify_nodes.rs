@@ -161,6 +161,7 @@ async fn run_verify_bundle(
         pull_policy: None,
         storage_class: None,
         host_paths,
+        ..Options::new(Instant::now())
     };
     verify::verify(&App::new(World::default()), &target, &options, bundle)
         .await
@@ -463,6 +464,7 @@ async fn host_path_mode_on_kind_like_nodes_finds_the_node_without_the_path() {
         pull_policy: None,
         storage_class: None,
         host_paths: vec![shared.clone()],
+        ..Options::new(Instant::now())
     };
     let report = verify::verify(&App::new(World::default()), &target, &options, None)
         .await

@@ -17,8 +17,10 @@ pub struct PodContext {
     pub token: String,
     pub deadline: Instant,
     /// The echo backend needs an HTTP server, which kind's preloaded helper image
-    /// lacks: busybox's `httpd` (`--probe-image` overrides it).
+    /// lacks: busybox's `httpd` (`--echo-image` overrides it).
     pub echo_image: String,
+    /// What the run must remove again (sentinel files), registered as it goes.
+    pub leftovers: std::sync::Arc<crate::verify::Leftovers>,
 }
 
 impl PodContext {

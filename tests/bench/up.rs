@@ -92,6 +92,9 @@ fn main() {
         kubeconfig: None,
         yes: false,
         install_kind: false,
+        probe_image: None,
+        image_pull_policy: None,
+        echo_image: None,
         output: Output::Text,
     };
     let down = DownArgs {

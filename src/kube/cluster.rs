@@ -349,7 +349,11 @@ impl ClusterApi {
                 return Ok(());
             };
             let generation = deployment.metadata.generation.unwrap_or(0);
-            let wanted = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let wanted = deployment
+                .spec
+                .as_ref()
+                .and_then(|s| s.replicas)
+                .unwrap_or(1);
             let status = deployment.status.unwrap_or_default();
             let waiting = if status.observed_generation.unwrap_or(0) < generation {
                 Some("the new template is not observed yet".to_string())

@@ -175,9 +175,12 @@ fn api_error(
                 Refusal::ServiceAccountMissing => "the ServiceAccount controller (kube-controller-manager) creates it moments after the namespace; if it never does, look at `kubectl -n kube-system get pods`".to_string(),
                 Refusal::Other => "an admission plugin or policy of the cluster refuses it; the message above names it".to_string(),
             };
-            Error::failed(format!("cannot {verb} {resource}{scope}: {}", refusal.why()))
-                .cause(status.message.clone())
-                .hint(hint)
+            Error::failed(format!(
+                "cannot {verb} {resource}{scope}: {}",
+                refusal.why()
+            ))
+            .cause(status.message.clone())
+            .hint(hint)
         }
         kube::Error::HyperError(_) | kube::Error::Service(_) => Error::failed(format!(
             "cannot reach the API server at {} (to {verb} {resource}{scope})",
@@ -325,7 +328,10 @@ impl ProbeApi {
                 ))
                 .hint("the ServiceAccount controller (kube-controller-manager) creates it; look at `kubectl -n kube-system get pods`"));
             }
-            tokio::time::sleep(Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now()))).await;
+            tokio::time::sleep(
+                Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now())),
+            )
+            .await;
         }
     }
 
@@ -543,10 +549,13 @@ impl ProbeApi {
                 // A hostPath of the wrong type is reported only as an event; the
                 // kubelet retries the mount forever (`volume/hostpath/host_path.go`,
                 // `checkType`: "hostPath type check failed").
-                let events = self.events(namespace, "Pod", name).await.unwrap_or_default();
-                outcome.stuck = events
-                    .into_iter()
-                    .find(|e| e.starts_with("FailedMount:") && e.contains("hostPath type check failed"));
+                let events = self
+                    .events(namespace, "Pod", name)
+                    .await
+                    .unwrap_or_default();
+                outcome.stuck = events.into_iter().find(|e| {
+                    e.starts_with("FailedMount:") && e.contains("hostPath type check failed")
+                });
             }
             if outcome.stuck.is_some() {
                 break;
@@ -598,6 +607,31 @@ impl ProbeApi {
                     "{}: {}",
                     e.reason.unwrap_or_default(),
                     e.message.unwrap_or_default()
+                )
+            })
+            .collect())
+    }
+
+    /// Events in `namespace` with `reason`, as `(object name, message)`, oldest first.
+    pub async fn namespace_events(
+        &self,
+        namespace: &str,
+        reason: &str,
+    ) -> Result<Vec<(String, String)>, Error> {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        let list = match api.list(&ListParams::default()).await {
+            Ok(list) => list,
+            Err(e) if is_status(&e, 403) || is_status(&e, 404) => return Ok(Vec::new()),
+            Err(e) => return Err(self.error_in(namespace, "list", "events", e)),
+        };
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .map(|e| {
+                (
+                    e.involved_object.name.unwrap_or_default(),
+                    e.message.unwrap_or_default(),
                 )
             })
             .collect())
@@ -671,7 +705,9 @@ struct PullWatch {
 impl PullWatch {
     fn hopeless(&mut self, reason: &str, now: Instant) -> bool {
         match reason {
-            "ErrImageNeverPull" | "InvalidImageName" | "CreateContainerError"
+            "ErrImageNeverPull"
+            | "InvalidImageName"
+            | "CreateContainerError"
             | "CreateContainerConfigError" => true,
             "ImagePullBackOff" => {
                 let since = *self.backed_off_since.get_or_insert(now);

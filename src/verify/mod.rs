@@ -82,7 +82,9 @@ pub struct Images {
 /// user interrupts. Swappable, so a caller with its own signal handling (or a
 /// test) decides what counts.
 #[derive(Clone)]
-pub struct Interrupt(std::sync::Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>);
+pub struct Interrupt(
+    std::sync::Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>,
+);
 
 impl Interrupt {
     pub fn new<F, Fut>(source: F) -> Interrupt
@@ -625,15 +627,12 @@ impl Cleanup {
             .leftovers
             .lock_sentinels()
             .iter()
-            .map(|(path, probe)| {
-                format!(
-                    "sentinel {}",
-                    path.join(probe.sentinel_name()).display()
-                )
-            })
+            .map(|(path, probe)| format!("sentinel {}", path.join(probe.sentinel_name()).display()))
             .collect();
         if let Some(namespace) = self.leftovers.lock_namespace().as_ref() {
-            lines.push(format!("namespace {namespace} (`kubectl delete namespace {namespace}`)"));
+            lines.push(format!(
+                "namespace {namespace} (`kubectl delete namespace {namespace}`)"
+            ));
         }
         lines.join("\n")
     }
@@ -643,9 +642,7 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         self.leftovers.remove_sentinels();
         let namespace = self.leftovers.lock_namespace().take();
-        if let (Some(namespace), Ok(runtime)) =
-            (namespace, tokio::runtime::Handle::try_current())
-        {
+        if let (Some(namespace), Ok(runtime)) = (namespace, tokio::runtime::Handle::try_current()) {
             let api = self.api.clone();
             runtime.spawn(async move {
                 let _ = api.delete_namespace(&namespace).await;

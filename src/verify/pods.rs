@@ -170,14 +170,14 @@ pub async fn storage(
         match run_probe(api, context, &pod).await {
             Ok(outcome) if outcome.succeeded() => check(Status::Ok, format!("claim on `{class}` bound and writable")),
             Ok(outcome) => {
-                let stuck = stuck_helpers(api).await;
+                let stuck = if node.taints.is_empty() { None } else { stuck_helpers(api, &context.namespace, &claim).await };
                 match stuck {
-                    Some(message) if !node.taints.is_empty() => check(
+                    Some(message) => check(
                         Status::Fail,
                         format!("the provisioner's helper pod cannot run on this tainted node: {message}"),
                     )
-                    .hint("the provisioner's helper pods lack tolerations (local-path-provisioner v0.0.32+ in kind v0.31/v0.32 node images); `devcluster up` patches `local-path-config`, or upgrade kind"),
-                    _ => check(Status::Fail, describe(&outcome)),
+                    .hint("the provisioner's helper pods lack tolerations for this node's taints (local-path-provisioner v0.0.32+ in kind v0.31/v0.32 node images binds them with nodeName, so the kubelet rejects them on NoExecute taints); `devcluster up` adds Exists tolerations to `local-path-config`'s helperPod.yaml, or upgrade kind"),
+                    None => check(Status::Fail, describe(&outcome)),
                 }
             }
             Err(e) => check(Status::Fail, e),
@@ -186,8 +186,41 @@ pub async fn storage(
     futures_util::future::join_all(probes).await
 }
 
-/// A Pending helper pod in a provisioner namespace, with the scheduler's message.
-async fn stuck_helpers(api: &ProbeApi) -> Option<String> {
+/// Why a provisioner's helper pod could not serve the claim, quoting the cluster.
+/// Two faces: local-path-provisioner binds helpers with `nodeName`
+/// (`provisioner.go`, `createHelperPod`), so the kubelet rejects one on an
+/// untolerated NoExecute taint (event `TaintToleration`, then the taint manager
+/// deletes it) and the claim gets `ProvisioningFailed`; a provisioner that places
+/// helpers through the scheduler (MicroK8s' hostpath provisioner) leaves them
+/// Pending with the scheduler's untolerated-taint message.
+async fn stuck_helpers(api: &ProbeApi, namespace: &str, claim: &str) -> Option<String> {
+    let claim_events = api
+        .events(namespace, "PersistentVolumeClaim", claim)
+        .await
+        .unwrap_or_default();
+    let provisioning = claim_events
+        .into_iter()
+        .rev()
+        .find(|e| e.starts_with("ProvisioningFailed:"));
+    for helpers in ["local-path-storage", "kube-system"] {
+        let rejected = api
+            .namespace_events(helpers, "TaintToleration")
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .find(|(object, _)| object.contains("helper"));
+        if let Some((object, message)) = rejected {
+            let mut text =
+                format!("the kubelet rejected {helpers}/{object} (TaintToleration: {message})");
+            if let Some(event) = &provisioning {
+                text.push_str(&format!("; the claim says {event}"));
+            }
+            return Some(text);
+        }
+    }
+    if let Some(event) = provisioning {
+        return Some(format!("the claim says {event}"));
+    }
     for namespace in ["local-path-storage", "kube-system"] {
         if let Ok(pending) = api.pending_pods(namespace).await
             && let Some((name, message)) = pending.into_iter().find(|(name, message)| {

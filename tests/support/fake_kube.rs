@@ -543,7 +543,11 @@ fn admit_pod(state: &State, namespace: &str, name: &str, pod: &Value) -> Option<
     let level = state
         .objects
         .get(&format!("/api/v1/namespaces/{namespace}"))
-        .and_then(|n| n["metadata"]["labels"]["pod-security.kubernetes.io/enforce"].as_str().map(str::to_string))
+        .and_then(|n| {
+            n["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
+                .as_str()
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| state.pod_security_default.clone());
     let host_paths: Vec<String> = pod["spec"]["volumes"]
         .as_array()
@@ -555,7 +559,11 @@ fn admit_pod(state: &State, namespace: &str, name: &str, pod: &Value) -> Option<
     if level != "privileged" && !host_paths.is_empty() {
         return Some(format!(
             "pods \"{name}\" is forbidden: violates PodSecurity \"{level}:latest\": hostPath volumes ({} {})",
-            if host_paths.len() == 1 { "volume" } else { "volumes" },
+            if host_paths.len() == 1 {
+                "volume"
+            } else {
+                "volumes"
+            },
             host_paths.join(", ")
         ));
     }
@@ -566,7 +574,9 @@ fn admit_pod(state: &State, namespace: &str, name: &str, pod: &Value) -> Option<
 /// `ToleratesTaint`).
 fn tolerates(tolerations: &Value, taint: &Value) -> bool {
     tolerations.as_array().into_iter().flatten().any(|t| {
-        let effect_ok = t["effect"].as_str().is_none_or(|e| e.is_empty() || Some(e) == taint["effect"].as_str());
+        let effect_ok = t["effect"]
+            .as_str()
+            .is_none_or(|e| e.is_empty() || Some(e) == taint["effect"].as_str());
         let key = t["key"].as_str().unwrap_or("");
         let key_ok = key.is_empty() || Some(key) == taint["key"].as_str();
         let value_ok = match t["operator"].as_str().unwrap_or("Equal") {
@@ -602,12 +612,17 @@ fn place_pod(state: &mut State, namespace: &str, pod: &Value) -> Option<PodRun> 
     if let Some(node) = pod["spec"]["nodeName"].as_str() {
         if !untolerated(state, node, pod, &["NoExecute"]).is_empty() {
             let mut run = PodRun::new("Failed", None, "");
-            run.events.push(("TaintToleration".into(), "Predicate TaintToleration failed".into()));
+            run.events.push((
+                "TaintToleration".into(),
+                "Predicate TaintToleration failed".into(),
+            ));
             return Some(run);
         }
         return None;
     }
-    let node = pod["spec"]["nodeSelector"]["kubernetes.io/hostname"].as_str()?.to_string();
+    let node = pod["spec"]["nodeSelector"]["kubernetes.io/hostname"]
+        .as_str()?
+        .to_string();
     let blocking = untolerated(state, &node, pod, &["NoSchedule", "NoExecute"]);
     if let Some(taint) = blocking.first() {
         let mut run = PodRun::new("Pending", None, "");
@@ -675,8 +690,14 @@ fn provision(state: &mut State, namespace: &str, claim: &str, node: &str) -> Res
         "spec": {"nodeName": node, "tolerations": tolerations, "restartPolicy": "Never"}});
     if !untolerated(state, node, &helper, &["NoExecute"]).is_empty() {
         for (index, (reason, message)) in [
-            ("TaintToleration", "Predicate TaintToleration failed".to_string()),
-            ("TaintManagerEviction", format!("Marking for deletion Pod local-path-storage/{helper_name}")),
+            (
+                "TaintToleration",
+                "Predicate TaintToleration failed".to_string(),
+            ),
+            (
+                "TaintManagerEviction",
+                format!("Marking for deletion Pod local-path-storage/{helper_name}"),
+            ),
         ]
         .into_iter()
         .enumerate()
@@ -716,10 +737,14 @@ fn allocate_node_ports(state: &State, service: &Value) -> Option<String> {
             continue;
         };
         if !(30000..=32767).contains(&node_port) {
-            return Some(format!("Service \"{name}\" is invalid: spec.ports[0].nodePort: Invalid value: {node_port}: provided port is not in the valid range. The range of valid ports is 30000-32767"));
+            return Some(format!(
+                "Service \"{name}\" is invalid: spec.ports[0].nodePort: Invalid value: {node_port}: provided port is not in the valid range. The range of valid ports is 30000-32767"
+            ));
         }
         if held.contains(&node_port) {
-            return Some(format!("Service \"{name}\" is invalid: spec.ports[0].nodePort: Invalid value: {node_port}: provided port is already allocated"));
+            return Some(format!(
+                "Service \"{name}\" is invalid: spec.ports[0].nodePort: Invalid value: {node_port}: provided port is already allocated"
+            ));
         }
     }
     None

@@ -855,3 +855,206 @@ fn up_and_verify_take_the_probe_and_echo_image_flags() {
     }
     assert!(help("verify").contains("--echo-image"));
 }
+
+/// Plans `body` (after a one-node profile header) with the real binary.
+fn plan_of(body: &str) -> devcluster::plan::ClusterPlan {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    std::fs::write(
+        &file,
+        format!("apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nnodes:\n  controlPlanes: 1\n  workers: 0\n{body}"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_devcluster"))
+        .args([
+            "plan",
+            "-p",
+            file.to_str().unwrap(),
+            "--name",
+            "np",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The host port Docker publishes for the node, answered as kube-proxy would on
+/// the node port behind it: a Service of type NodePort holding that node port must
+/// select a running echo pod, whose token is served. Without one, nothing listens
+/// on the node port and the connection is reset.
+fn kube_proxy(fake: &FakeApi, node_port: u16) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host_port = listener.local_addr().unwrap().port();
+    let fake = fake.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            use std::io::{Read, Write};
+            let mut stream = stream;
+            let mut buffer = [0u8; 1024];
+            let _ = stream.read(&mut buffer);
+            let served = fake
+                .objects_under("/api/v1/namespaces/")
+                .into_iter()
+                .filter(|p| p.contains("/services/"))
+                .filter_map(|p| fake.object(&p))
+                .find(|s| {
+                    s["spec"]["type"] == "NodePort"
+                        && s["spec"]["ports"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|p| p["nodePort"] == node_port)
+                })
+                .and_then(|service| {
+                    let selector = service["spec"]["selector"]["devcluster.dev/probe"]
+                        .as_str()?
+                        .to_string();
+                    fake.objects_under("/api/v1/namespaces/")
+                        .into_iter()
+                        .filter(|p| p.contains("/pods/"))
+                        .filter_map(|p| fake.object(&p))
+                        .find(|pod| {
+                            pod["metadata"]["labels"]["devcluster.dev/probe"] == selector.as_str()
+                        })
+                })
+                .map(|pod| {
+                    pod["spec"]["containers"][0]["command"][2]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string()
+                });
+            match served {
+                // The echo script writes the token into its index page.
+                Some(script) => {
+                    let token = script.split('\'').nth(1).unwrap_or("").to_string();
+                    let _ = write!(stream, "HTTP/1.0 200 OK\r\n\r\n{token}\n");
+                }
+                None => drop(stream),
+            }
+        }
+    });
+    host_port
+}
+
+fn observed_node(
+    name: &str,
+    container_port: u16,
+    host_port: u16,
+) -> devcluster::docker::ObservedNode {
+    devcluster::docker::ObservedNode {
+        name: name.into(),
+        cluster: "np".into(),
+        role: "control-plane".into(),
+        state: "running".into(),
+        image: String::new(),
+        labels: Default::default(),
+        mounts: Vec::new(),
+        ports: vec![devcluster::docker::ObservedPort {
+            container_port,
+            protocol: "tcp".into(),
+            host_ip: "127.0.0.1".into(),
+            host_port,
+        }],
+    }
+}
+
+#[tokio::test]
+async fn a_node_port_mapping_is_served_by_a_node_port_service_of_the_echo_backend() {
+    let fake = FakeApi::new();
+    let probe_fake = fake.clone();
+    let host_port = kube_proxy(&probe_fake, 31000);
+    let plan = plan_of(&format!(
+        "ports:\n  - containerPort: 31000\n    hostPort: {host_port}\n  - containerPort: 5432\n    hostPort: {}\n",
+        host_port + 1
+    ));
+    fake.add_ready_node("np-control-plane", json!([]));
+    fake.on_pod_create(|pod| match pod["metadata"]["name"].as_str().unwrap_or("") {
+        "echo" | "rwop-holder" => Some(PodRun::new("Running", None, "")),
+        "rwop-second" => None,
+        _ => Some(PodRun::new("Succeeded", Some(0), "devcluster: ok\n")),
+    });
+    let mut node = observed_node("np-control-plane", 31000, host_port);
+    node.ports.push(devcluster::docker::ObservedPort {
+        container_port: 5432,
+        protocol: "tcp".into(),
+        host_ip: "127.0.0.1".into(),
+        host_port: host_port + 1,
+    });
+    let target = Target {
+        plan: Some(&plan),
+        docker: None,
+        nodes: vec![node],
+        node_layer_skipped: None,
+        api: Some(ProbeApi::new(fake.client())),
+        api_error: None,
+    };
+    let report = verify::verify(&app(), &target, &options(6), None)
+        .await
+        .unwrap();
+    let row = report
+        .checks
+        .iter()
+        .find(|c| c.name == "nodeport 31000")
+        .unwrap_or_else(|| panic!("{:#?}", report.checks));
+    assert_eq!(row.status, Status::Ok, "{row:?}");
+    assert_eq!(row.node.as_deref(), Some("np-control-plane"));
+    let other = report
+        .checks
+        .iter()
+        .find(|c| c.name == "port 5432/TCP")
+        .unwrap();
+    assert_eq!(other.status, Status::Ok);
+    assert!(
+        other.detail.contains("published; not probed over HTTP"),
+        "{}",
+        other.detail
+    );
+    assert!(
+        !report
+            .checks
+            .iter()
+            .any(|c| c.hint.as_deref().unwrap_or("").contains("ingress"))
+    );
+}
+
+#[tokio::test]
+async fn a_node_port_another_service_holds_is_skipped_with_the_reason() {
+    let fake = FakeApi::new();
+    let plan = plan_of("ports:\n  - containerPort: 31000\n    hostPort: 39001\n");
+    fake.add_ready_node("np-control-plane", json!([]));
+    fake.put(
+        "/api/v1/namespaces/shop/services/web",
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"},
+               "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 31000}]}}),
+    );
+    healthy_pods(&fake);
+    let target = Target {
+        plan: Some(&plan),
+        docker: None,
+        nodes: vec![observed_node("np-control-plane", 31000, 39001)],
+        node_layer_skipped: None,
+        api: Some(ProbeApi::new(fake.client())),
+        api_error: None,
+    };
+    let report = verify::verify(&app(), &target, &options(4), None)
+        .await
+        .unwrap();
+    let row = report
+        .checks
+        .iter()
+        .find(|c| c.name == "nodeport 31000")
+        .unwrap();
+    assert_eq!(row.status, Status::Skip);
+    assert!(
+        row.detail.contains("taken by Service shop/web"),
+        "{}",
+        row.detail
+    );
+}

@@ -971,6 +971,11 @@ async fn node_layer_exec(
     }
 }
 
+/// A TCP mapping whose container port is in the default NodePort range.
+fn is_node_port(port: &crate::plan::PortPlan) -> bool {
+    port.protocol == crate::plan::Protocol::Tcp && (30000..=32767).contains(&port.container_port)
+}
+
 /// Whether a node is this machine: one of its addresses is local here, or its name
 /// is this machine's hostname.
 fn runs_here(node: &ProbeNode) -> bool {
@@ -1064,7 +1069,8 @@ async fn port_checks(
         return Vec::new();
     };
     let mut checks = Vec::new();
-    let node_layer = target.docker.is_some() && target.node_layer_skipped.is_none();
+    // Only what Docker showed of the node containers is read here.
+    let node_layer = !target.nodes.is_empty() && target.node_layer_skipped.is_none();
     let mut reachable = Vec::new();
     for node in &plan.nodes {
         for port in &node.ports {
@@ -1110,17 +1116,31 @@ async fn port_checks(
                 .map(|o| o.name.as_str())
                 .collect();
             if others.is_empty() {
+                // A profile mapping outside the NodePort range has nothing devcluster
+                // could answer behind it: the node layer is its whole proof.
+                let probed = port.purpose != PortPurpose::Profile || is_node_port(port);
                 checks.push(Check::new(
                     &name,
                     Some(&node.name),
                     Layer::Node,
                     Status::Ok,
                     format!(
-                        "published on {}:{} by this node only",
-                        binding.host_ip, binding.host_port
+                        "published on {}:{} by this node only{}",
+                        binding.host_ip,
+                        binding.host_port,
+                        if probed {
+                            ""
+                        } else {
+                            "; published; not probed over HTTP"
+                        }
                     ),
                 ));
-                reachable.push((port.clone(), binding.host_ip.clone(), binding.host_port));
+                reachable.push((
+                    port.clone(),
+                    binding.host_ip.clone(),
+                    binding.host_port,
+                    node.name.clone(),
+                ));
             } else {
                 checks.push(Check::new(
                     &name,
@@ -1142,15 +1162,33 @@ async fn port_checks(
         .filter(|i| i.controller != ControllerPlan::None);
     let http = reachable
         .iter()
-        .find(|(p, _, _)| p.purpose == PortPurpose::IngressHttp);
-    let node_ports: Vec<_> = reachable
+        .find(|(p, _, _, _)| p.purpose == PortPurpose::IngressHttp);
+    let mut node_ports: Vec<_> = reachable
         .iter()
-        .filter(|(p, _, _)| {
-            p.purpose == PortPurpose::Profile
-                && p.protocol == crate::plan::Protocol::Tcp
-                && (30000..=32767).contains(&p.container_port)
-        })
+        .filter(|(p, _, _, _)| p.purpose == PortPurpose::Profile && is_node_port(p))
         .collect();
+    // A node port another Service holds cannot be the echo backend's.
+    if !node_ports.is_empty() {
+        let held = api.node_ports_in_use().await.unwrap_or_default();
+        node_ports.retain(|(port, _, _, node)| {
+            match held.iter().find(|(p, _)| *p == port.container_port) {
+                Some((_, service)) => {
+                    checks.push(Check::new(
+                        &format!("nodeport {}", port.container_port),
+                        Some(node),
+                        Layer::Pod,
+                        Status::Skip,
+                        format!(
+                            "skipped: node port {} is taken by Service {service}; published; not probed over HTTP",
+                            port.container_port
+                        ),
+                    ));
+                    false
+                }
+                None => true,
+            }
+        });
+    }
     if (ingress.is_none() || http.is_none()) && node_ports.is_empty() {
         return checks;
     }
@@ -1182,7 +1220,15 @@ async fn port_checks(
     };
     if let Some(routes_error) = match (
         &ready,
-        pods::echo_routes(&context.namespace, &context.token, ingress.is_some()),
+        pods::echo_routes(
+            &context.namespace,
+            &context.token,
+            ingress.is_some() && http.is_some(),
+            &node_ports
+                .iter()
+                .map(|(p, _, _, _)| p.container_port)
+                .collect::<Vec<_>>(),
+        ),
     ) {
         (Ok(()), Ok(routes)) => api
             .create_echo_routes(&context.namespace, &routes)
@@ -1192,8 +1238,12 @@ async fn port_checks(
         (Err(e), _) => Some(format!("the echo backend did not start: {e}")),
         (_, Err(e)) => Some(e),
     } {
+        let name = match (ingress.is_some() && http.is_some(), node_ports.first()) {
+            (true, _) | (false, None) => "ingress".to_string(),
+            (false, Some((port, _, _, _))) => format!("nodeport {}", port.container_port),
+        };
         checks.push(Check::new(
-            "ingress",
+            &name,
             None,
             Layer::Pod,
             Status::Fail,
@@ -1201,18 +1251,25 @@ async fn port_checks(
         ));
         return checks;
     }
-    let mut probes: Vec<(String, String, u16)> = Vec::new();
-    if let (Some(_), Some((_, ip, port))) = (ingress, http) {
-        probes.push(("ingress".to_string(), ip.clone(), *port));
+    // (row name, node, host address, host port, hint when it fails)
+    let mut probes: Vec<(String, String, String, u16, String)> = Vec::new();
+    if let (Some(_), Some((_, ip, port, node))) = (ingress, http) {
+        probes.push(("ingress".to_string(), node.clone(), ip.clone(), *port,
+            "the controller must run on the node that publishes the port (nodeSelector ingress-ready=true); see `kubectl -n ingress-nginx get pods -o wide`".to_string()));
     }
-    for (port, ip, host_port) in node_ports {
+    for (port, ip, host_port, node) in node_ports {
         probes.push((
             format!("nodeport {}", port.container_port),
+            node.clone(),
             ip.clone(),
             *host_port,
+            format!(
+                "the NodePort Service on {} must reach the echo pod: kube-proxy serves node ports on every node (`kubectl -n kube-system get pods -l k8s-app=kube-proxy -o wide`)",
+                port.container_port
+            ),
         ));
     }
-    for (name, ip, port) in probes {
+    for (name, node, ip, port, hint) in probes {
         let host = if ip.is_empty() || ip == "0.0.0.0" {
             "127.0.0.1".to_string()
         } else {
@@ -1232,10 +1289,22 @@ async fn port_checks(
             tokio::time::sleep(Duration::from_secs(1)).await;
         };
         checks.push(if ok {
-            Check::new(&name, Some(&plan.ingress.as_ref().map(|i| i.node.clone()).unwrap_or_default()), Layer::Pod, Status::Ok, format!("http://{host}:{port}{path}/ returned this run's token"))
+            Check::new(
+                &name,
+                Some(&node),
+                Layer::Pod,
+                Status::Ok,
+                format!("http://{host}:{port}{path}/ returned this run's token"),
+            )
         } else {
-            Check::new(&name, None, Layer::Pod, Status::Fail, format!("http://{host}:{port}{path}/ did not return the token: {last}"))
-                .hint("the controller must run on the node that publishes the port (nodeSelector ingress-ready=true); see `kubectl -n ingress-nginx get pods -o wide`")
+            Check::new(
+                &name,
+                Some(&node),
+                Layer::Pod,
+                Status::Fail,
+                format!("http://{host}:{port}{path}/ did not return the token: {last}"),
+            )
+            .hint(hint)
         });
     }
     checks

@@ -349,20 +349,36 @@ pub async fn read_write_once_pod(
     }
 }
 
-/// The echo backend's routes, rendered from `templates/echo-routes.yaml`.
+/// The echo backend's routes, rendered from `templates/echo-routes.yaml`: the
+/// NodePort Service gets one port per entry of `node_ports` (and is left out
+/// without any), the Ingress is left out without an ingress.
 pub fn echo_routes(
     namespace: &str,
     token: &str,
     with_ingress: bool,
+    node_ports: &[u16],
 ) -> Result<Vec<serde_json::Value>, String> {
     let text = include_str!("../../templates/echo-routes.yaml")
         .replace("{{NAMESPACE}}", namespace)
         .replace("{{TOKEN}}", token)
         .replace("{{PATH}}", &echo_path(token));
     let documents = crate::yaml::documents(&text).map_err(|e| e.to_string())?;
+    let ports: Vec<serde_json::Value> = node_ports
+        .iter()
+        .map(|port| serde_json::json!({"name": format!("np-{port}"), "port": port, "targetPort": 8080, "nodePort": port}))
+        .collect();
     Ok(documents
         .into_iter()
         .filter(|d| with_ingress || d.get("kind").and_then(|k| k.as_str()) != Some("Ingress"))
+        .filter_map(|mut d| {
+            if d.pointer("/spec/type").and_then(|t| t.as_str()) == Some("NodePort") {
+                if ports.is_empty() {
+                    return None;
+                }
+                d["spec"]["ports"] = serde_json::Value::Array(ports.clone());
+            }
+            Some(d)
+        })
         .collect())
 }
 
@@ -419,7 +435,7 @@ mod tests {
 
     #[test]
     fn templates_render_with_the_token() {
-        let routes = echo_routes("ns1", "tok", true).unwrap_or_default();
+        let routes = echo_routes("ns1", "tok", true, &[]).unwrap_or_default();
         assert_eq!(routes.len(), 2);
         assert_eq!(
             routes[0]["spec"]["selector"]["devcluster.dev/probe"],
@@ -430,8 +446,18 @@ mod tests {
             "/devcluster-tok"
         );
         assert_eq!(
-            echo_routes("ns1", "tok", false).unwrap_or_default().len(),
+            echo_routes("ns1", "tok", false, &[])
+                .unwrap_or_default()
+                .len(),
             1
+        );
+        let routes = echo_routes("ns1", "tok", false, &[31000]).unwrap_or_default();
+        assert_eq!(routes.len(), 2);
+        assert_eq!(routes[1]["spec"]["type"], "NodePort");
+        assert_eq!(routes[1]["spec"]["ports"][0]["nodePort"], 31000);
+        assert_eq!(
+            routes[1]["spec"]["selector"]["devcluster.dev/probe"],
+            "echo-tok"
         );
         let script = echo_script("tok");
         assert!(

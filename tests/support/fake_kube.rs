@@ -306,10 +306,20 @@ impl FakeApi {
             ("GET", true) => {
                 let selector = label_selector(&query);
                 let prefix = format!("{path}/");
+                // `/api/v1/services` lists the Services of every namespace.
+                let (base, resource) = path.rsplit_once('/').unwrap_or(("", ""));
+                let across = format!("{base}/namespaces/");
                 let items: Vec<Value> = state
                     .objects
                     .iter()
-                    .filter(|(p, _)| p.starts_with(&prefix) && !p[prefix.len()..].contains('/'))
+                    .filter(|(p, _)| {
+                        (p.starts_with(&prefix) && !p[prefix.len()..].contains('/'))
+                            || (resource != "namespaces"
+                                && p.strip_prefix(&across).is_some_and(|rest| {
+                                    let parts: Vec<&str> = rest.split('/').collect();
+                                    parts.len() == 3 && parts[1] == resource
+                                }))
+                    })
                     .map(|(_, v)| v.clone())
                     .filter(|v| matches_labels(v, &selector))
                     .collect();

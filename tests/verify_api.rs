@@ -975,10 +975,20 @@ async fn a_node_port_mapping_is_served_by_a_node_port_service_of_the_echo_backen
         host_port + 1
     ));
     fake.add_ready_node("np-control-plane", json!([]));
-    fake.on_pod_create(|pod| match pod["metadata"]["name"].as_str().unwrap_or("") {
-        "echo" | "rwop-holder" => Some(PodRun::new("Running", None, "")),
-        "rwop-second" => None,
-        _ => Some(PodRun::new("Succeeded", Some(0), "devcluster: ok\n")),
+    let images: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>> = Default::default();
+    let seen = images.clone();
+    fake.on_pod_create(move |pod| {
+        let name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let image = pod["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        seen.lock().unwrap().push((name.clone(), image));
+        match name.as_str() {
+            "echo" | "rwop-holder" => Some(PodRun::new("Running", None, "")),
+            "rwop-second" => None,
+            _ => Some(PodRun::new("Succeeded", Some(0), "devcluster: ok\n")),
+        }
     });
     let mut node = observed_node("np-control-plane", 31000, host_port);
     node.ports.push(devcluster::docker::ObservedPort {
@@ -995,7 +1005,9 @@ async fn a_node_port_mapping_is_served_by_a_node_port_service_of_the_echo_backen
         api: Some(ProbeApi::new(fake.client())),
         api_error: None,
     };
-    let report = verify::verify(&app(), &target, &options(6), None)
+    let mut options = options(6);
+    options.echo_image = Some("mirror.example/echo:2".into());
+    let report = verify::verify(&app(), &target, &options, None)
         .await
         .unwrap();
     let row = report
@@ -1004,6 +1016,17 @@ async fn a_node_port_mapping_is_served_by_a_node_port_service_of_the_echo_backen
         .find(|c| c.name == "nodeport 31000")
         .unwrap_or_else(|| panic!("{:#?}", report.checks));
     assert_eq!(row.status, Status::Ok, "{row:?}");
+    // The echo backend runs the image chosen for it; every probe the probe image.
+    let images = images.lock().unwrap().clone();
+    assert!(images.iter().any(|(name, _)| name == "echo"), "{images:?}");
+    for (name, image) in &images {
+        let expected = if name == "echo" {
+            "mirror.example/echo:2"
+        } else {
+            "registry.example/busybox:1"
+        };
+        assert_eq!(image, expected, "{name}");
+    }
     assert_eq!(row.node.as_deref(), Some("np-control-plane"));
     let other = report
         .checks
@@ -1056,5 +1079,44 @@ async fn a_node_port_another_service_holds_is_skipped_with_the_reason() {
         row.detail.contains("taken by Service shop/web"),
         "{}",
         row.detail
+    );
+}
+
+#[tokio::test]
+async fn an_echo_image_that_cannot_be_pulled_fails_the_node_port_row_at_once_naming_the_flag() {
+    let fake = FakeApi::new();
+    let plan = plan_of("ports:\n  - containerPort: 31000\n    hostPort: 39002\n");
+    fake.add_ready_node("np-control-plane", json!([]));
+    unpullable(&fake, "echo");
+    let target = Target {
+        plan: Some(&plan),
+        docker: None,
+        nodes: vec![observed_node("np-control-plane", 31000, 39002)],
+        node_layer_skipped: None,
+        api: Some(ProbeApi::new(fake.client())),
+        api_error: None,
+    };
+    let (app, options) = (app(), options(60));
+    let run = verify::verify(&app, &target, &options, None);
+    let report = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("the echo backend was awaited until the deadline")
+        .unwrap();
+    let row = report
+        .checks
+        .iter()
+        .find(|c| c.name == "nodeport 31000")
+        .unwrap();
+    assert_eq!(row.status, Status::Fail);
+    assert!(
+        row.detail.contains("the echo backend did not start")
+            && row.detail.contains("ErrImagePull"),
+        "{}",
+        row.detail
+    );
+    assert!(
+        row.hint.as_deref().unwrap_or("").contains("--echo-image"),
+        "{:?}",
+        row.hint
     );
 }

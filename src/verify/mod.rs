@@ -837,7 +837,11 @@ async fn pod_layer(
             Status::Fail,
             pods::describe(&outcome),
         )
-        .hint("the probe pod did not finish; its last events are above"),
+        .hint(
+            pods::stuck_hint(&outcome, "--probe-image").unwrap_or_else(|| {
+                "the probe pod did not finish; its last events are above".to_string()
+            }),
+        ),
         Ok(outcome) => mounts::judge(
             probe,
             Layer::Pod,
@@ -1213,9 +1217,13 @@ async fn port_checks(
             .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
+    let mut echo_hint = None;
     let ready = match ready {
         Ok(outcome) if outcome.phase == "Running" => Ok(()),
-        Ok(outcome) => Err(pods::describe(&outcome)),
+        Ok(outcome) => {
+            echo_hint = pods::stuck_hint(&outcome, "--echo-image");
+            Err(pods::describe(&outcome))
+        }
         Err(e) => Err(e),
     };
     if let Some(routes_error) = match (
@@ -1242,13 +1250,11 @@ async fn port_checks(
             (true, _) | (false, None) => "ingress".to_string(),
             (false, Some((port, _, _, _))) => format!("nodeport {}", port.container_port),
         };
-        checks.push(Check::new(
-            &name,
-            None,
-            Layer::Pod,
-            Status::Fail,
-            routes_error,
-        ));
+        let mut check = Check::new(&name, None, Layer::Pod, Status::Fail, routes_error);
+        if let Some(hint) = echo_hint {
+            check = check.hint(hint);
+        }
+        checks.push(check);
         return checks;
     }
     // (row name, node, host address, host port, hint when it fails)

@@ -73,6 +73,41 @@ pub fn describe(outcome: &PodOutcome) -> String {
     }
 }
 
+/// What to do about a pod that can never get further (see [`PodOutcome::stuck`]);
+/// `image_flag` is the flag that chooses its image.
+pub fn stuck_hint(outcome: &PodOutcome, image_flag: &str) -> Option<String> {
+    let stuck = outcome.stuck.as_deref()?;
+    let image = [
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "ErrImageNeverPull",
+        "InvalidImageName",
+    ];
+    Some(if image.iter().any(|r| stuck.starts_with(r)) {
+        format!(
+            "the kubelet cannot pull the image: pass `{image_flag} IMAGE` with an image this cluster can pull (or load it into the nodes with `kind load docker-image`), or change `--image-pull-policy`"
+        )
+    } else if stuck.contains("hostPath type check failed") {
+        "the path in the node is not what the mount says (a directory or a file): compare the node's path with the mount's `type`".to_string()
+    } else {
+        "the container runtime cannot create the container; its message is above".to_string()
+    })
+}
+
+/// Whether the pod is stuck on its image, not on what it mounts.
+fn stuck_on_image(outcome: &PodOutcome) -> bool {
+    outcome.stuck.as_deref().is_some_and(|s| {
+        [
+            "ErrImagePull",
+            "ImagePullBackOff",
+            "ErrImageNeverPull",
+            "InvalidImageName",
+        ]
+        .iter()
+        .any(|r| s.starts_with(r))
+    })
+}
+
 /// Runs one probe pod to its end.
 pub async fn run_probe(
     api: &ProbeApi,
@@ -117,6 +152,8 @@ pub async fn subpath(api: &ProbeApi, context: &PodContext, nodes: &[ProbeNode]) 
         let check = |status, detail: String| Check::new("subPath", Some(&node.name), Layer::Pod, status, detail);
         match outcome {
             Ok(outcome) if outcome.succeeded() => check(Status::Ok, "ConfigMap key mounted as a single file".into()),
+            Ok(outcome) if stuck_on_image(&outcome) => check(Status::Fail, describe(&outcome))
+                .hint(stuck_hint(&outcome, "--probe-image").unwrap_or_default()),
             Ok(outcome) => {
                 let runtime = outcome
                     .events
@@ -169,6 +206,8 @@ pub async fn storage(
         pod.run_as_root = true;
         match run_probe(api, context, &pod).await {
             Ok(outcome) if outcome.succeeded() => check(Status::Ok, format!("claim on `{class}` bound and writable")),
+            Ok(outcome) if stuck_on_image(&outcome) => check(Status::Fail, describe(&outcome))
+                .hint(stuck_hint(&outcome, "--probe-image").unwrap_or_default()),
             Ok(outcome) => {
                 let stuck = if node.taints.is_empty() { None } else { stuck_helpers(api, &context.namespace, &claim).await };
                 match stuck {

@@ -517,9 +517,16 @@ async fn a_helper_pod_the_kubelet_rejects_on_a_no_execute_node_is_quoted() {
     );
     fake.install_local_path(KIND_HELPER_TEMPLATE);
     healthy_pods(&fake);
-    let report = verify::verify(&app(), &target(&fake), &options(4), None)
-        .await
-        .unwrap();
+    // The claim on n2 never binds: the probe ends when the kubelet's rejection
+    // shows, long before the deadline (the RWOP pair waits for it, so it is bounded).
+    let (app, target, options) = (app(), target(&fake), options(30));
+    let started = Instant::now();
+    let report = verify::verify(&app, &target, &options, None).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the storage probe waited for the deadline: {:?}",
+        started.elapsed()
+    );
     let storage = |node: &str| {
         report
             .checks
@@ -1118,5 +1125,36 @@ async fn an_echo_image_that_cannot_be_pulled_fails_the_node_port_row_at_once_nam
         row.hint.as_deref().unwrap_or("").contains("--echo-image"),
         "{:?}",
         row.hint
+    );
+}
+
+#[tokio::test]
+async fn a_second_interruption_during_the_cleanup_names_what_is_left() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    fake.on_pod_create(|_| None);
+    // Deleting the namespace hangs, so the cleanup is still running when the
+    // second interruption comes.
+    fake.stall("DELETE", "/api/v1/namespaces/devcluster-verify-");
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut options = options(60);
+    options.interrupt = verify::Interrupt::new(move || {
+        let call = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            let wait = if call == 0 { 1000 } else { 300 };
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+    });
+    let (app, target) = (app(), target(&fake));
+    let run = verify::verify(&app, &target, &options, None);
+    let error = tokio::time::timeout(Duration::from_secs(15), run)
+        .await
+        .expect("the second interruption did not abort the cleanup")
+        .unwrap_err();
+    let text = error.render();
+    assert!(text.contains("interrupted during its cleanup"), "{text}");
+    assert!(
+        text.contains("namespace devcluster-verify-") && text.contains("kubectl delete namespace"),
+        "{text}"
     );
 }

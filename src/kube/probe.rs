@@ -612,6 +612,12 @@ impl ProbeApi {
             .collect())
     }
 
+    /// The UID of a claim (the volume provisioned for it is `pvc-<UID>`).
+    pub async fn claim_uid(&self, namespace: &str, name: &str) -> Option<String> {
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), namespace);
+        api.get_opt(name).await.ok().flatten()?.metadata.uid
+    }
+
     /// Events in `namespace` with `reason`, as `(object name, message)`, oldest first.
     pub async fn namespace_events(
         &self,

@@ -204,7 +204,19 @@ pub async fn storage(
         let mut pod = context.pod(pod_name("storage", index), node, script, vec![volume]);
         pod.via_scheduler = true;
         pod.run_as_root = true;
-        match run_probe(api, context, &pod).await {
+        // A helper the kubelet rejected for this claim will not come back: the
+        // probe ends there instead of at the deadline.
+        let outcome = tokio::select! {
+            outcome = run_probe(api, context, &pod) => outcome,
+            message = rejected_helper_watch(api, &context.namespace, &claim, context.deadline), if !node.taints.is_empty() => {
+                return check(
+                    Status::Fail,
+                    format!("the provisioner's helper pod cannot run on this tainted node: {message}"),
+                )
+                .hint(HELPER_HINT);
+            }
+        };
+        match outcome {
             Ok(outcome) if outcome.succeeded() => check(Status::Ok, format!("claim on `{class}` bound and writable")),
             Ok(outcome) if stuck_on_image(&outcome) => check(Status::Fail, describe(&outcome))
                 .hint(stuck_hint(&outcome, "--probe-image").unwrap_or_default()),
@@ -215,7 +227,7 @@ pub async fn storage(
                         Status::Fail,
                         format!("the provisioner's helper pod cannot run on this tainted node: {message}"),
                     )
-                    .hint("the provisioner's helper pods lack tolerations for this node's taints (local-path-provisioner v0.0.32+ in kind v0.31/v0.32 node images binds them with nodeName, so the kubelet rejects them on NoExecute taints); `devcluster up` adds Exists tolerations to `local-path-config`'s helperPod.yaml, or upgrade kind"),
+                    .hint(HELPER_HINT),
                     None => check(Status::Fail, describe(&outcome)),
                 }
             }
@@ -223,6 +235,58 @@ pub async fn storage(
         }
     });
     futures_util::future::join_all(probes).await
+}
+
+const HELPER_HINT: &str = "the provisioner's helper pods lack tolerations for this node's taints (local-path-provisioner v0.0.32+ in kind v0.31/v0.32 node images binds them with nodeName, so the kubelet rejects them on NoExecute taints); `devcluster up` adds Exists tolerations to `local-path-config`'s helperPod.yaml, or upgrade kind";
+
+/// Completes, quoting the cluster, once the kubelet has rejected the helper pod
+/// of `claim`; never before the deadline otherwise.
+async fn rejected_helper_watch(
+    api: &ProbeApi,
+    namespace: &str,
+    claim: &str,
+    deadline: Instant,
+) -> String {
+    loop {
+        if let Some(message) = rejected_helper(api, namespace, claim).await {
+            return message;
+        }
+        if Instant::now() >= deadline {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The kubelet's rejection of the helper pod local-path-provisioner made for
+/// `claim` (named after its volume, `pvc-<claim UID>`), with the claim's
+/// `ProvisioningFailed` event when there is one.
+async fn rejected_helper(api: &ProbeApi, namespace: &str, claim: &str) -> Option<String> {
+    let uid = api.claim_uid(namespace, claim).await?;
+    for helpers in ["local-path-storage", "kube-system"] {
+        let rejected = api
+            .namespace_events(helpers, "TaintToleration")
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .find(|(object, _)| object.contains(&uid));
+        if let Some((object, message)) = rejected {
+            let mut text =
+                format!("the kubelet rejected {helpers}/{object} (TaintToleration: {message})");
+            let provisioning = api
+                .events(namespace, "PersistentVolumeClaim", claim)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .rev()
+                .find(|e| e.starts_with("ProvisioningFailed:"));
+            if let Some(event) = provisioning {
+                text.push_str(&format!("; the claim says {event}"));
+            }
+            return Some(text);
+        }
+    }
+    None
 }
 
 /// Why a provisioner's helper pod could not serve the claim, quoting the cluster.
@@ -233,6 +297,9 @@ pub async fn storage(
 /// helpers through the scheduler (MicroK8s' hostpath provisioner) leaves them
 /// Pending with the scheduler's untolerated-taint message.
 async fn stuck_helpers(api: &ProbeApi, namespace: &str, claim: &str) -> Option<String> {
+    if let Some(message) = rejected_helper(api, namespace, claim).await {
+        return Some(message);
+    }
     let claim_events = api
         .events(namespace, "PersistentVolumeClaim", claim)
         .await
@@ -241,22 +308,6 @@ async fn stuck_helpers(api: &ProbeApi, namespace: &str, claim: &str) -> Option<S
         .into_iter()
         .rev()
         .find(|e| e.starts_with("ProvisioningFailed:"));
-    for helpers in ["local-path-storage", "kube-system"] {
-        let rejected = api
-            .namespace_events(helpers, "TaintToleration")
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .find(|(object, _)| object.contains("helper"));
-        if let Some((object, message)) = rejected {
-            let mut text =
-                format!("the kubelet rejected {helpers}/{object} (TaintToleration: {message})");
-            if let Some(event) = &provisioning {
-                text.push_str(&format!("; the claim says {event}"));
-            }
-            return Some(text);
-        }
-    }
     if let Some(event) = provisioning {
         return Some(format!("the claim says {event}"));
     }

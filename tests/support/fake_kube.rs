@@ -688,8 +688,13 @@ fn provision(state: &mut State, namespace: &str, claim: &str, node: &str) -> Res
         (Some(template), "rancher.io/local-path") => template.clone(),
         _ => return Ok(()),
     };
-    state.counter += 1;
-    let volume = format!("pvc-{:08}", state.counter);
+    // The external-provisioner library names the volume `pvc-<claim UID>`.
+    let uid = state
+        .objects
+        .get(&claim_path)
+        .and_then(|c| c["metadata"]["uid"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let volume = format!("pvc-{uid}");
     let helper_name = format!("helper-pod-create-{volume}");
     let mut tolerations = template["spec"]["tolerations"].clone();
     if tolerations.is_null() {
@@ -797,10 +802,12 @@ fn apply_run(state: &mut State, key: &str, object: &mut Value, run: PodRun) {
 }
 
 fn stamp(object: &mut Value) {
+    static UIDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.entry("resourceVersion").or_insert(json!("1"));
+        let n = UIDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         meta.entry("uid")
-            .or_insert(json!("00000000-0000-0000-0000-000000000001"));
+            .or_insert(json!(format!("00000000-0000-0000-0000-{n:012}")));
     }
 }
 

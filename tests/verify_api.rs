@@ -1158,3 +1158,29 @@ async fn a_second_interruption_during_the_cleanup_names_what_is_left() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_webhook_denial_is_named_as_such_not_as_rbac() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    // A policy engine's webhook refusing the probe pods, with the default code.
+    fake.deny_by_webhook(
+        "POST",
+        "/api/v1/namespaces/devcluster-verify-",
+        400,
+        "validate.kyverno.svc-fail",
+        "policy disallow-latest-tag: image tag required",
+    );
+    let report = verify::verify(&app(), &target(&fake), &options(5), None)
+        .await
+        .unwrap();
+    let subpath = report.checks.iter().find(|c| c.name == "subPath").unwrap();
+    assert_eq!(subpath.status, Status::Fail);
+    assert!(
+        subpath.detail.contains("an admission webhook rejects it")
+            && subpath.detail.contains("validate.kyverno.svc-fail"),
+        "{}",
+        subpath.detail
+    );
+    assert!(!subpath.detail.contains("RBAC"), "{}", subpath.detail);
+}

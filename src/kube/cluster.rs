@@ -105,7 +105,10 @@ pub struct ClusterApi {
 
 fn api_error(action: &str, error: kube::Error) -> Error {
     match &error {
-        kube::Error::Api(status) if status.code == 403 => match Refusal::of(&status.message) {
+        kube::Error::Api(status)
+            if status.code == 403 || Refusal::of(&status.message) == Refusal::Webhook =>
+        {
+            match Refusal::of(&status.message) {
             Refusal::Rbac => {
                 Error::failed(format!("cannot {action}: the API server forbids it (RBAC)"))
                     .cause(status.message.clone())
@@ -114,7 +117,8 @@ fn api_error(action: &str, error: kube::Error) -> Error {
             refusal => Error::failed(format!("cannot {action}: {}", refusal.why()))
                 .cause(status.message.clone())
                 .hint("the message above names the admission plugin, webhook or policy that refuses it"),
-        },
+            }
+        }
         _ => Error::failed(format!("cannot {action}")).cause(error),
     }
 }

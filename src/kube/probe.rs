@@ -164,7 +164,11 @@ fn api_error(
         None => (String::new(), String::new()),
     };
     match &error {
-        kube::Error::Api(status) if status.code == 403 => {
+        // Webhook denials come as 400 unless the webhook sets a code
+        // (apiserver `admission/plugin/webhook/errors/statuserror.go`).
+        kube::Error::Api(status)
+            if status.code == 403 || Refusal::of(&status.message) == Refusal::Webhook =>
+        {
             let refusal = Refusal::of(&status.message);
             let hint = match refusal {
                 Refusal::Rbac => format!(

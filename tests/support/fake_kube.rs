@@ -57,6 +57,8 @@ struct State {
     logs: BTreeMap<String, String>,
     requests: Vec<String>,
     forbidden: Vec<(String, String)>,
+    /// Requests (method, path prefix) an admission webhook denies: (code, webhook, reason).
+    denied: Vec<(String, String, u16, String, String)>,
     pod_hook: Option<PodHook>,
     /// Requests (method, path prefix) that never get an answer.
     stalled: Vec<(String, String)>,
@@ -80,6 +82,7 @@ impl Default for State {
             logs: BTreeMap::new(),
             requests: Vec::new(),
             forbidden: Vec::new(),
+            denied: Vec::new(),
             pod_hook: None,
             stalled: Vec::new(),
             service_accounts_due: BTreeMap::new(),
@@ -128,6 +131,26 @@ impl FakeApi {
         self.lock()
             .forbidden
             .push((method.to_string(), prefix.to_string()));
+    }
+
+    /// An admission webhook named `webhook` denies `method` on paths starting with
+    /// `prefix` for `reason`, answering `code` (the apiserver turns a denial into a
+    /// status of at least 400: `admission/plugin/webhook/errors/statuserror.go`).
+    pub fn deny_by_webhook(
+        &self,
+        method: &str,
+        prefix: &str,
+        code: u16,
+        webhook: &str,
+        reason: &str,
+    ) {
+        self.lock().denied.push((
+            method.to_string(),
+            prefix.to_string(),
+            code,
+            webhook.to_string(),
+            reason.to_string(),
+        ));
     }
 
     /// Requests `method` on paths starting with `prefix` never get an answer, as
@@ -282,6 +305,22 @@ impl FakeApi {
             .any(|(m, prefix)| *m == method && path.starts_with(prefix.as_str()))
         {
             return status(403, "Forbidden", &rbac_denial(&method, &path));
+        }
+        if let Some((_, _, code, webhook, reason)) = state
+            .denied
+            .iter()
+            .find(|(m, prefix, ..)| *m == method && path.starts_with(prefix.as_str()))
+        {
+            let message = format!("admission webhook \"{webhook}\" denied the request: {reason}");
+            return status(
+                *code,
+                if *code == 403 {
+                    "Forbidden"
+                } else {
+                    "BadRequest"
+                },
+                &message,
+            );
         }
         if path == "/version" {
             return match state.objects.get("/version") {

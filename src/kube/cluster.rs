@@ -577,7 +577,27 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
             .unwrap_or_else(|| panic!("expected a patch"));
         assert!(patched.contains("operator: Exists"), "{patched}");
+        assert!(patched.contains("effect: NoSchedule"), "{patched}");
+        assert!(patched.contains("effect: NoExecute"), "{patched}");
         assert!(patched.contains("local-path-helper"), "{patched}");
+        // A template that already tolerates everything is left alone; one that
+        // tolerates only NoSchedule taints gets the NoExecute one.
+        let everything = format!("{helper}  tolerations:\n  - operator: Exists\n");
+        assert_eq!(
+            helper_with_toleration(&everything).unwrap_or_else(|e| panic!("{e}")),
+            None
+        );
+        let no_schedule =
+            format!("{helper}  tolerations:\n  - operator: Exists\n    effect: NoSchedule\n");
+        let patched = helper_with_toleration(&no_schedule)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("expected a patch"));
+        assert_eq!(
+            patched.matches("effect: NoSchedule").count(),
+            1,
+            "{patched}"
+        );
+        assert!(patched.contains("effect: NoExecute"), "{patched}");
         assert_eq!(
             helper_with_toleration(&patched).unwrap_or_else(|e| panic!("{e}")),
             None

@@ -39,6 +39,10 @@ pub const DEFAULT_ECHO_IMAGE: &str = DEFAULT_PROBE_IMAGE;
 /// ends at the deadline, so only a request that never returns needs this.
 const DEADLINE_GRACE: Duration = Duration::from_secs(2);
 
+/// How long the cleanup may wait for the API server to accept the namespace's
+/// deletion (the deletion itself runs on in the cluster).
+const CLEANUP_LIMIT: Duration = Duration::from_secs(30);
+
 /// What a run may use and change.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -531,7 +535,12 @@ pub async fn verify(
         }
     }
     let cleaned = tokio::select! {
-        result = cleanup.run() => result,
+        result = tokio::time::timeout(CLEANUP_LIMIT, cleanup.run()) => match result {
+            Ok(result) => result,
+            Err(_) => Err(Error::failed("the cleanup did not finish in time")
+                .details(cleanup.describe_left())
+                .hint("the API server did not answer the deletion; remove what is listed above by hand")),
+        },
         () = options.interrupt.wait() => {
             return Err(Error::interrupted("verification interrupted during its cleanup")
                 .details(cleanup.describe_left())

@@ -266,3 +266,27 @@ async fn after_the_storage_fix_a_claim_binds_on_a_no_execute_node() {
         "{storage:?}"
     );
 }
+
+#[tokio::test]
+async fn an_apply_a_webhook_denies_is_not_called_rbac() {
+    let fake = FakeApi::new();
+    fake.deny_by_webhook(
+        "PATCH",
+        "/apis/apps/v1/namespaces/ingress-nginx/deployments/",
+        403,
+        "gatekeeper.sh",
+        "[denied by require-labels] you must provide labels: {\"owner\"}",
+    );
+    let api = api(&fake).await;
+    let documents = vec![json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "ctl", "namespace": "ingress-nginx"}, "spec": {}})];
+    let text = api.apply(&documents).await.unwrap_err().render();
+    assert!(
+        text.contains("cannot apply Deployment ctl: an admission webhook rejects it"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gatekeeper.sh") && !text.contains("RBAC"),
+        "{text}"
+    );
+}

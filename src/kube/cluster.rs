@@ -301,6 +301,9 @@ impl ClusterApi {
             return Ok(StorageFix::NotInstalled);
         };
         let Some(patched) = helper_with_toleration(helper)? else {
+            // A fix applied by an earlier run may still be rolling out.
+            self.wait_rollout(namespace, "local-path-provisioner", deadline)
+                .await?;
             return Ok(StorageFix::NotNeeded);
         };
         let patch = json!({"data": {"helperPod.yaml": patched}});

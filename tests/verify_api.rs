@@ -83,6 +83,9 @@ fn probe_pods_are_pinned_tolerant_unprivileged_and_small() {
     let spec = &manifest["spec"];
     assert_eq!(spec["nodeName"], "n2");
     assert_eq!(spec["restartPolicy"], "Never");
+    // A shell as PID 1 ignores SIGTERM: without this, deleting the namespace waits
+    // out a 30 s grace period per pod.
+    assert_eq!(spec["terminationGracePeriodSeconds"], 0);
     assert_eq!(
         spec["tolerations"],
         json!([

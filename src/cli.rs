@@ -127,6 +127,16 @@ pub struct UpArgs {
     /// Download the pinned kind release into the cache when kind is missing.
     #[arg(long)]
     pub install_kind: bool,
+    /// Image for verify's probe pods. Default on kind: the image preloaded on the nodes.
+    #[arg(long, value_name = "IMAGE")]
+    pub probe_image: Option<String>,
+    /// Pull policy for verify's probe and echo images.
+    #[arg(long, value_enum)]
+    pub image_pull_policy: Option<PullPolicy>,
+    /// Image for verify's echo backend (needs busybox's `httpd`). Default:
+    /// `--probe-image`, else a pinned busybox.
+    #[arg(long, value_name = "IMAGE")]
+    pub echo_image: Option<String>,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Output,
 }
@@ -186,6 +196,10 @@ pub struct VerifyArgs {
     /// Pull policy for the probe image.
     #[arg(long, value_enum)]
     pub image_pull_policy: Option<PullPolicy>,
+    /// Image for the echo backend behind the ingress and NodePort checks (needs
+    /// busybox's `httpd`). Default: `--probe-image`, else a pinned busybox.
+    #[arg(long, value_name = "IMAGE")]
+    pub echo_image: Option<String>,
     /// One deadline for every probe.
     #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = parse_duration)]
     pub timeout: std::time::Duration,

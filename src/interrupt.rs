@@ -134,6 +134,17 @@ impl Interrupt {
         }
     }
 
+    /// A future that resolves at the next interruption after this call, not at one
+    /// already counted: for a caller that asks again after handling the first.
+    pub fn next(&self) -> impl std::future::Future<Output = &'static str> + Send + 'static {
+        let this = self.clone();
+        let seen = match self {
+            Interrupt::Signals => listener().map_or(0, |d| *d.count.borrow()),
+            _ => 0,
+        };
+        async move { this.wait_for(seen + 1).await }
+    }
+
     /// Whether an interruption has already come.
     pub fn happened(&self) -> bool {
         match self {

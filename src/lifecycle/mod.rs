@@ -1108,7 +1108,7 @@ async fn converge_steps(
     });
     if plan.storage.tolerate_tainted_nodes && tainted {
         step!("storage", async {
-            let detail = match api.fix_local_path_tolerations().await? {
+            let detail = match api.fix_local_path_tolerations(deadline).await? {
                 StorageFix::Applied => "local-path helper pods now tolerate tainted nodes",
                 StorageFix::NotNeeded => "local-path helper pods already tolerate tainted nodes",
                 StorageFix::NotInstalled => "no local-path-provisioner found; nothing to fix",
@@ -1159,7 +1159,13 @@ async fn converge_steps(
     }
     step!("record", record_step(Phase::Converged));
     step!("verify", async {
-        let detail = crate::verify::verify_after_up(app, docker, plan, deadline, api).await?;
+        let images = crate::verify::Images {
+            probe_image: args.probe_image.clone(),
+            echo_image: args.echo_image.clone(),
+            pull_policy: args.image_pull_policy,
+        };
+        let detail =
+            crate::verify::verify_after_up(app, docker, plan, deadline, api, &images).await?;
         Ok(((), detail))
     });
     step!("record", record_step(Phase::Complete));

@@ -93,7 +93,7 @@ pub struct DoctorArgs {
     pub output: Output,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct UpArgs {
     #[command(flatten)]
     pub profile: ProfileArgs,
@@ -108,8 +108,16 @@ pub struct UpArgs {
     #[arg(long)]
     pub no_verify: bool,
     /// One deadline for waiting on nodes, add-ons and verification, e.g. `5m`, `90s`.
+    /// It starts when `kind create cluster` returns.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
+    /// How long `kind create cluster` may take (a cold first run pulls a large node
+    /// image).
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    pub create_timeout: std::time::Duration,
+    /// How long to wait for another devcluster run on the same cluster to finish.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
     /// Write the cluster's kubeconfig here only; the user's kubeconfig is left alone.
     #[arg(long, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
@@ -119,8 +127,29 @@ pub struct UpArgs {
     /// Download the pinned kind release into the cache when kind is missing.
     #[arg(long)]
     pub install_kind: bool,
+    /// Image for verify's probe pods. Default on kind: the image preloaded on the nodes.
+    #[arg(long, value_name = "IMAGE")]
+    pub probe_image: Option<String>,
+    /// Pull policy for verify's probe and echo images.
+    #[arg(long, value_enum)]
+    pub image_pull_policy: Option<PullPolicy>,
+    /// Image for verify's echo backend (needs busybox's `httpd`). Default:
+    /// `--probe-image`, else a pinned busybox.
+    #[arg(long, value_name = "IMAGE")]
+    pub echo_image: Option<String>,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Output,
+}
+
+impl Default for UpArgs {
+    /// The flags' defaults, for library callers and tests.
+    fn default() -> UpArgs {
+        let defaults = Cli::parse_from(["devcluster", "up"]);
+        match defaults.command {
+            Command::Up(args) => args,
+            _ => unreachable!("`devcluster up` parses as the up command"),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +196,10 @@ pub struct VerifyArgs {
     /// Pull policy for the probe image.
     #[arg(long, value_enum)]
     pub image_pull_policy: Option<PullPolicy>,
+    /// Image for the echo backend behind the ingress and NodePort checks (needs
+    /// busybox's `httpd`). Default: `--probe-image`, else a pinned busybox.
+    #[arg(long, value_name = "IMAGE")]
+    pub echo_image: Option<String>,
     /// One deadline for every probe.
     #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
@@ -188,34 +221,28 @@ pub enum PullPolicy {
     Never,
 }
 
-/// Parses `90s`, `5m`, `1h`, `1m30s` or a bare number of seconds.
+/// The longest duration any flag takes: a week. Anything longer is a typo, and a
+/// deadline that far out could not be represented on some clocks.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Parses a duration as `humantime` does (`90s`, `5m`, `1h`, `1m30s`, `2h 15m`), or a
+/// bare number of seconds. More than [`MAX_DURATION`] is refused (clap turns the
+/// message into a usage error, exit 2).
 pub fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
     let text = text.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(std::time::Duration::from_secs(seconds));
+    let parsed = match text.parse::<u64>() {
+        Ok(seconds) => Ok(std::time::Duration::from_secs(seconds)),
+        Err(_) => humantime::parse_duration(text),
+    };
+    let duration =
+        parsed.map_err(|e| format!("`{text}` is not a duration such as 90s, 5m or 1h ({e})"))?;
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "`{text}` is longer than the longest allowed, {}",
+            humantime::format_duration(MAX_DURATION)
+        ));
     }
-    let mut total = 0u64;
-    let mut number = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let value: u64 = number
-            .parse()
-            .map_err(|_| format!("`{text}` is not a duration such as 90s, 5m or 1h"))?;
-        number.clear();
-        total = total.saturating_add(match c {
-            's' => value,
-            'm' => value.saturating_mul(60),
-            'h' => value.saturating_mul(3600),
-            _ => return Err(format!("`{text}` is not a duration such as 90s, 5m or 1h")),
-        });
-    }
-    if !number.is_empty() || total == 0 {
-        return Err(format!("`{text}` is not a duration such as 90s, 5m or 1h"));
-    }
-    Ok(std::time::Duration::from_secs(total))
+    Ok(duration)
 }
 
 /// Runs devcluster with these arguments in this world; returns the exit code.
@@ -360,8 +387,34 @@ mod tests {
             Ok(std::time::Duration::from_secs(90))
         );
         assert_eq!(parse_duration("42"), Ok(std::time::Duration::from_secs(42)));
+        assert_eq!(
+            parse_duration("2h 15m"),
+            Ok(std::time::Duration::from_secs(8100))
+        );
         assert!(parse_duration("5x").is_err());
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("").is_err());
+        assert!(parse_duration("8d").is_err());
+    }
+
+    #[test]
+    fn an_absurd_timeout_is_a_usage_error_not_a_panic() {
+        for timeout in [
+            "18446744073709551615",
+            "99999999999999999999s",
+            "5000000000000h",
+            "30000y",
+        ] {
+            let code = run(["devcluster", "up", "--timeout", timeout], World::default());
+            assert_eq!(code, 2, "--timeout {timeout}");
+        }
+    }
+
+    #[test]
+    fn up_args_default_to_the_flags_defaults() {
+        let args = UpArgs::default();
+        assert_eq!(args.timeout, std::time::Duration::from_secs(300));
+        assert_eq!(args.create_timeout, std::time::Duration::from_secs(1800));
+        assert!(!args.no_verify && !args.retain);
     }
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::query_parameters::{
-    InspectContainerOptions, ListContainersOptionsBuilder, StartContainerOptions,
+    CreateContainerOptions, DownloadFromContainerOptionsBuilder, InspectContainerOptions,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StartContainerOptions,
     StopContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
@@ -118,7 +119,95 @@ pub struct ObservedNode {
     pub image: String,
     pub labels: BTreeMap<String, String>,
     pub mounts: Vec<ObservedMount>,
+    /// The host bindings the engine reports now (`NetworkSettings.Ports`); empty
+    /// for a stopped container, and on Docker Desktop releases that report them
+    /// empty (docker/for-mac#7787).
     pub ports: Vec<ObservedPort>,
+    /// The bindings the container was created with (`HostConfig.PortBindings`):
+    /// what kind asked for. A host port of 0 means "Docker picks".
+    pub requested_ports: Vec<ObservedPort>,
+}
+
+/// How one wanted host binding shows in what the engine reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Binding {
+    /// The engine reports it. When the engine reports another address for the
+    /// right host port while the container was created with the wanted one (Docker
+    /// Desktop 4.42+ rewrites `HostIp`: docker/for-mac#7737, #7742), the binding
+    /// carries the requested address.
+    Published(ObservedPort),
+    /// The engine reports no host binding at all for the container port, while the
+    /// container was created with the wanted one, or with a blank one (Docker
+    /// Desktop 4.42 to 4.48: docker/for-mac#7787). Nothing contradicts it, nothing
+    /// confirms it.
+    Unconfirmed(ObservedPort),
+    /// The container was not created with it, or the engine reports another one.
+    Missing,
+}
+
+/// What devcluster wants published: kind's `extraPortMappings` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WantedPort<'a> {
+    pub container_port: u16,
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: &'a str,
+    /// 1-65535, or 0/-1 when kind or Docker picks the port.
+    pub host_port: i32,
+    pub listen_address: &'a str,
+}
+
+/// Whether a reported host address is the wanted listen address; Docker writes a
+/// wildcard as `0.0.0.0`, `::` or nothing.
+fn same_address(reported: &str, wanted: &str) -> bool {
+    let wildcard = |a: &str| a.is_empty() || a == "0.0.0.0" || a == "::";
+    reported == wanted || (wildcard(reported) && wildcard(wanted))
+}
+
+impl ObservedNode {
+    /// How `wanted` shows on this container, from both of Docker's views.
+    pub fn binding(&self, wanted: &WantedPort<'_>) -> Binding {
+        let same_port = |p: &&ObservedPort| {
+            p.container_port == wanted.container_port
+                && p.protocol.eq_ignore_ascii_case(wanted.protocol)
+        };
+        let host_port_ok =
+            |p: &ObservedPort| wanted.host_port <= 0 || i32::from(p.host_port) == wanted.host_port;
+        let live: Vec<&ObservedPort> = self
+            .ports
+            .iter()
+            .filter(same_port)
+            .filter(|p| p.host_port != 0)
+            .collect();
+        let requested: Vec<&ObservedPort> = self.requested_ports.iter().filter(same_port).collect();
+        let asked = requested.iter().find(|p| {
+            (p.host_port == 0 && wanted.host_port <= 0 || host_port_ok(p))
+                && same_address(&p.host_ip, wanted.listen_address)
+        });
+        if let Some(found) = live
+            .iter()
+            .find(|p| host_port_ok(p) && same_address(&p.host_ip, wanted.listen_address))
+        {
+            return Binding::Published((*found).clone());
+        }
+        if let (Some(asked), Some(found)) = (asked, live.iter().find(|p| host_port_ok(p))) {
+            return Binding::Published(ObservedPort {
+                host_ip: asked.host_ip.clone(),
+                ..(*found).clone()
+            });
+        }
+        if live.is_empty() {
+            if let Some(asked) = asked {
+                return Binding::Unconfirmed((*asked).clone());
+            }
+            if let Some(blank) = requested
+                .iter()
+                .find(|p| p.host_ip.is_empty() && p.host_port == 0)
+            {
+                return Binding::Unconfirmed((*blank).clone());
+            }
+        }
+        Binding::Missing
+    }
 }
 
 /// Output of a command run in a container.
@@ -137,6 +226,38 @@ pub struct PortHolder {
     /// The kind cluster the container belongs to, if it is a kind node.
     pub cluster: Option<String>,
 }
+
+/// A host port a running container publishes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedPort {
+    pub container: String,
+    /// The kind cluster the container belongs to, if it is a kind node.
+    pub cluster: Option<String>,
+    /// The host address (`0.0.0.0`, `::`, `127.0.0.1`; empty when not reported).
+    pub host_ip: String,
+    pub host_port: u16,
+    /// `tcp`, `udp` or `sctp` (empty when not reported).
+    pub protocol: String,
+}
+
+/// What a node image says about its Kubernetes version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageVersion {
+    /// `/kind/version` holds it, e.g. `v1.20.2`.
+    Version(String),
+    /// The image is here but has no `/kind/version`: not a kind node image.
+    NoVersionFile,
+    /// The image is not on this engine (kind will pull it).
+    NotPresent,
+}
+
+/// Where a kind node image records its Kubernetes version, one line such as
+/// `v1.36.1` (kind reads it with `cat` in `pkg/cluster/nodeutils/util.go`,
+/// `KubeVersion`).
+const KIND_VERSION_FILE: &str = "/kind/version";
+/// A node image's version file is one short line; anything longer is not one.
+const MAX_VERSION_FILE: usize = 4096;
 
 /// A connected Docker Engine client.
 #[derive(Debug, Clone)]
@@ -423,38 +544,24 @@ impl Docker {
             .and_then(|s| s.status)
             .map(|s| s.to_string())
             .unwrap_or_default();
-        let live_ports = response
-            .network_settings
-            .as_ref()
-            .and_then(|n| n.ports.clone())
-            .filter(|p| p.values().any(Option::is_some));
-        let ports = live_ports
-            .or_else(|| {
-                response
-                    .host_config
-                    .as_ref()
-                    .and_then(|h| h.port_bindings.clone())
-            })
-            .unwrap_or_default();
-        let mut observed_ports: Vec<ObservedPort> = ports
-            .into_iter()
-            .flat_map(|(key, bindings)| {
-                let (port, protocol) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
-                let container_port = port.parse::<u16>().unwrap_or(0);
-                let protocol = protocol.to_string();
-                bindings
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(move |b| ObservedPort {
-                        container_port,
-                        protocol: protocol.clone(),
-                        host_ip: b.host_ip.unwrap_or_default(),
-                        host_port: b.host_port.and_then(|p| p.parse().ok()).unwrap_or(0),
-                    })
-            })
-            .collect();
-        observed_ports.sort();
-        observed_ports.dedup();
+        let live_ports = observed_ports(
+            response
+                .network_settings
+                .as_ref()
+                .and_then(|n| n.ports.clone())
+                .unwrap_or_default(),
+        )
+        .into_iter()
+        // `{"HostIp": "", "HostPort": ""}` reports no binding.
+        .filter(|p| p.host_port != 0)
+        .collect();
+        let requested_ports = observed_ports(
+            response
+                .host_config
+                .as_ref()
+                .and_then(|h| h.port_bindings.clone())
+                .unwrap_or_default(),
+        );
         let mounts = response
             .mounts
             .unwrap_or_default()
@@ -484,7 +591,8 @@ impl Docker {
                 .unwrap_or_default(),
             labels,
             mounts,
-            ports: observed_ports,
+            ports: live_ports,
+            requested_ports,
         })
     }
 
@@ -595,6 +703,23 @@ impl Docker {
         host_port: u16,
         protocol: &str,
     ) -> Result<Option<PortHolder>, DockerError> {
+        Ok(self
+            .published_ports()
+            .await?
+            .into_iter()
+            .find(|p| {
+                p.host_port == host_port
+                    && (p.protocol.is_empty() || p.protocol.eq_ignore_ascii_case(protocol))
+            })
+            .map(|p| PortHolder {
+                container: p.container,
+                cluster: p.cluster,
+            }))
+    }
+
+    /// Every host port the running containers publish. The daemon holds these
+    /// whether or not a proxy process listens on them (`userland-proxy: false`).
+    pub async fn published_ports(&self) -> Result<Vec<PublishedPort>, DockerError> {
         let options = ListContainersOptionsBuilder::default().all(false).build();
         let summaries = self
             .call(
@@ -604,33 +729,146 @@ impl Docker {
                 |e| failed("list containers", e),
             )
             .await?;
+        let mut published = Vec::new();
         for summary in summaries {
-            let publishes = summary.ports.iter().flatten().any(|p| {
-                p.public_port == Some(host_port)
-                    && p.typ
-                        .map(|t| t.to_string())
-                        .is_none_or(|t| t.is_empty() || t.eq_ignore_ascii_case(protocol))
-            });
-            if publishes {
-                let name = summary
-                    .names
-                    .iter()
-                    .flatten()
-                    .next()
-                    .map(|n| n.trim_start_matches('/').to_string())
-                    .or(summary.id.clone())
-                    .unwrap_or_default();
-                let cluster = summary
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(CLUSTER_LABEL).cloned());
-                return Ok(Some(PortHolder {
-                    container: name,
-                    cluster,
-                }));
+            let name = summary
+                .names
+                .iter()
+                .flatten()
+                .next()
+                .map(|n| n.trim_start_matches('/').to_string())
+                .or(summary.id.clone())
+                .unwrap_or_default();
+            let cluster = summary
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(CLUSTER_LABEL).cloned());
+            for port in summary.ports.iter().flatten() {
+                let Some(host_port) = port.public_port.filter(|p| *p != 0) else {
+                    continue;
+                };
+                published.push(PublishedPort {
+                    container: name.clone(),
+                    cluster: cluster.clone(),
+                    host_ip: port.ip.clone().unwrap_or_default(),
+                    host_port,
+                    protocol: port
+                        .typ
+                        .map(|t| t.to_string().to_ascii_lowercase())
+                        .unwrap_or_default(),
+                });
             }
         }
-        Ok(None)
+        Ok(published)
+    }
+
+    /// The Kubernetes version a local node image carries in `/kind/version`: a
+    /// container is created from the image (never started), the file is copied
+    /// out through the archive API, and the container is removed.
+    pub async fn image_kubernetes_version(&self, image: &str) -> Result<ImageVersion, DockerError> {
+        match self
+            .call(
+                "inspect image",
+                self.timeout,
+                self.client.inspect_image(image),
+                |e| classify("inspect image", image, e),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(DockerError::NotFound(_)) => return Ok(ImageVersion::NotPresent),
+            Err(e) => return Err(e),
+        }
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(image.to_string()),
+            // Never run; an image without a command still needs one to be created.
+            cmd: Some(vec!["/kind/version".to_string()]),
+            network_disabled: Some(true),
+            ..Default::default()
+        };
+        let created = self
+            .call(
+                "create container",
+                self.timeout,
+                self.client
+                    .create_container(None::<CreateContainerOptions>, body),
+                |e| failed("create container", e),
+            )
+            .await?;
+        let read = self
+            .read_file(&created.id, KIND_VERSION_FILE, MAX_VERSION_FILE)
+            .await;
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        let removed = self
+            .call(
+                "remove container",
+                self.timeout,
+                self.client.remove_container(&created.id, Some(options)),
+                |e| classify("remove container", &created.id, e),
+            )
+            .await;
+        let text = match read {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                removed?;
+                return Ok(ImageVersion::NoVersionFile);
+            }
+            Err(e) => return Err(e),
+        };
+        removed?;
+        let version = String::from_utf8_lossy(&text).trim().to_string();
+        Ok(if version.is_empty() {
+            ImageVersion::NoVersionFile
+        } else {
+            ImageVersion::Version(version)
+        })
+    }
+
+    /// The regular file `path` in `container`, running or stopped, through Docker's
+    /// archive API (`GET /containers/{id}/archive`); `None` when the container or the
+    /// file does not exist. A file larger than `limit` bytes is an error.
+    pub async fn read_file(
+        &self,
+        container: &str,
+        path: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, DockerError> {
+        let options = DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        let download = async {
+            let mut stream = self
+                .client
+                .download_from_container(container, Some(options));
+            let mut archive = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                archive.extend_from_slice(&chunk?);
+                // A few 512-byte headers and the padding around the file.
+                if archive.len() > limit + 8 * 512 {
+                    break;
+                }
+            }
+            Ok::<_, bollard::errors::Error>(archive)
+        };
+        let archive = match self
+            .call("copy from container", self.timeout, download, |e| {
+                classify("copy from container", path, e)
+            })
+            .await
+        {
+            Ok(archive) => archive,
+            Err(DockerError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        first_file_in_tar(&archive, limit).map(Some).ok_or_else(|| {
+            failed(
+                "copy from container",
+                format!("{path} is not a regular file of at most {limit} bytes"),
+            )
+        })
     }
 
     pub async fn start(&self, container: &str) -> Result<(), DockerError> {
@@ -654,6 +892,52 @@ impl Docker {
         )
         .await
     }
+}
+
+/// The contents of the first regular file of a tar archive (PAX and GNU long-name
+/// headers are read as such); `None` when there is none of at most `limit` bytes.
+fn first_file_in_tar(archive: &[u8], limit: usize) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(archive);
+    for entry in archive.entries().ok()? {
+        let entry = entry.ok()?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        if entry.size() > limit as u64 {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        entry.take(limit as u64).read_to_end(&mut bytes).ok()?;
+        return Some(bytes);
+    }
+    None
+}
+
+/// Docker's port map (`"80/tcp": [{"HostIp": ..., "HostPort": ...}]`), sorted.
+fn observed_ports(
+    map: std::collections::HashMap<String, Option<Vec<bollard::models::PortBinding>>>,
+) -> Vec<ObservedPort> {
+    let mut ports: Vec<ObservedPort> = map
+        .into_iter()
+        .flat_map(|(key, bindings)| {
+            let (port, protocol) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+            let container_port = port.parse::<u16>().unwrap_or(0);
+            let protocol = protocol.to_string();
+            bindings
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |b| ObservedPort {
+                    container_port,
+                    protocol: protocol.clone(),
+                    host_ip: b.host_ip.unwrap_or_default(),
+                    host_port: b.host_port.and_then(|p| p.parse().ok()).unwrap_or(0),
+                })
+        })
+        .collect();
+    ports.sort();
+    ports.dedup();
+    ports
 }
 
 /// Which product runs the engine, from what `docker info` and `docker version` say.
@@ -719,6 +1003,161 @@ mod tests {
         // DOCKER_CONTEXT=default overrides the file and means the default socket.
         let (endpoint, _) = resolve_endpoint(&world(&[("DOCKER_CONTEXT", "default")], home.path()));
         assert_eq!(endpoint, DEFAULT_HOST);
+    }
+
+    fn port(container_port: u16, host_ip: &str, host_port: u16) -> ObservedPort {
+        ObservedPort {
+            container_port,
+            protocol: "tcp".into(),
+            host_ip: host_ip.into(),
+            host_port,
+        }
+    }
+
+    fn node(live: Vec<ObservedPort>, requested: Vec<ObservedPort>) -> ObservedNode {
+        ObservedNode {
+            name: "dev-worker".into(),
+            cluster: "dev".into(),
+            role: "worker".into(),
+            state: "running".into(),
+            image: "kindest/node:v1.36.1".into(),
+            labels: BTreeMap::new(),
+            mounts: Vec::new(),
+            ports: live,
+            requested_ports: requested,
+        }
+    }
+
+    const HTTP: WantedPort<'static> = WantedPort {
+        container_port: 80,
+        protocol: "tcp",
+        host_port: 8080,
+        listen_address: "127.0.0.1",
+    };
+
+    #[test]
+    fn a_binding_the_engine_reports_is_published() {
+        let linux = node(
+            vec![port(80, "127.0.0.1", 8080)],
+            vec![port(80, "127.0.0.1", 8080)],
+        );
+        assert_eq!(
+            linux.binding(&HTTP),
+            Binding::Published(port(80, "127.0.0.1", 8080))
+        );
+        // A wildcard reported as `0.0.0.0` and `::` (Docker Desktop 4.42+ adds the
+        // IPv6 one) matches a `0.0.0.0` listen address.
+        let any = WantedPort {
+            listen_address: "0.0.0.0",
+            ..HTTP
+        };
+        let dual = node(
+            vec![port(80, "0.0.0.0", 8080), port(80, "::", 8080)],
+            vec![port(80, "", 8080)],
+        );
+        assert!(matches!(dual.binding(&any), Binding::Published(_)));
+        // `hostPort: -1`: Docker picks; any reported host port will do.
+        let picked = WantedPort {
+            host_port: -1,
+            ..HTTP
+        };
+        let chosen = node(
+            vec![port(80, "127.0.0.1", 49153)],
+            vec![port(80, "127.0.0.1", 0)],
+        );
+        assert_eq!(
+            chosen.binding(&picked),
+            Binding::Published(port(80, "127.0.0.1", 49153))
+        );
+    }
+
+    #[test]
+    fn a_changed_host_ip_is_checked_against_what_the_container_was_created_with() {
+        // docker/for-mac#7737, #7742: the engine reports another address for the
+        // right host port; kind asked for the planned one.
+        let changed = node(
+            vec![port(80, "0.0.0.0", 8080)],
+            vec![port(80, "127.0.0.1", 8080)],
+        );
+        assert_eq!(
+            changed.binding(&HTTP),
+            Binding::Published(port(80, "127.0.0.1", 8080))
+        );
+        // Created with another address: real drift.
+        let other = node(
+            vec![port(80, "0.0.0.0", 8080)],
+            vec![port(80, "0.0.0.0", 8080)],
+        );
+        assert_eq!(other.binding(&HTTP), Binding::Missing);
+    }
+
+    #[test]
+    fn no_reported_binding_at_all_is_unconfirmed_not_missing() {
+        // docker/for-mac#7787: `NetworkSettings.Ports` has the port with empty
+        // HostIp/HostPort (dropped at inspect) or not at all.
+        let empty = node(Vec::new(), vec![port(80, "127.0.0.1", 8080)]);
+        assert_eq!(
+            empty.binding(&HTTP),
+            Binding::Unconfirmed(port(80, "127.0.0.1", 8080))
+        );
+        // Both views blank.
+        let blank = node(Vec::new(), vec![port(80, "", 0)]);
+        assert_eq!(blank.binding(&HTTP), Binding::Unconfirmed(port(80, "", 0)));
+        // The container was never created with the port: missing.
+        let never = node(Vec::new(), vec![port(443, "127.0.0.1", 8443)]);
+        assert_eq!(never.binding(&HTTP), Binding::Missing);
+        // Created with another host port: missing, whatever the engine reports.
+        let moved = node(Vec::new(), vec![port(80, "127.0.0.1", 9090)]);
+        assert_eq!(moved.binding(&HTTP), Binding::Missing);
+        // The engine reports another host port: missing.
+        let elsewhere = node(
+            vec![port(80, "127.0.0.1", 9090)],
+            vec![port(80, "127.0.0.1", 8080)],
+        );
+        assert_eq!(elsewhere.binding(&HTTP), Binding::Missing);
+        // Another protocol is another binding.
+        let udp = WantedPort {
+            protocol: "udp",
+            ..HTTP
+        };
+        assert_eq!(empty.binding(&udp), Binding::Missing);
+    }
+
+    /// A ustar header for `size` bytes of type `kind`.
+    fn archive(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        build(&mut builder);
+        builder.into_inner().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn append(builder: &mut tar::Builder<Vec<u8>>, path: &str, kind: tar::EntryType, data: &[u8]) {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(kind);
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, path, data)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn the_first_regular_file_of_a_tar_is_read_past_pax_headers() {
+        // What Docker's archive API sends (Go's archive/tar): PAX records first.
+        let with_pax = archive(|b| {
+            b.append_pax_extensions([("mtime", b"1700000000.123456789".as_slice())])
+                .unwrap_or_else(|e| panic!("{e}"));
+            append(b, "version", tar::EntryType::Regular, b"v1.20.2\n");
+        });
+        assert_eq!(
+            first_file_in_tar(&with_pax, 4096),
+            Some(b"v1.20.2\n".to_vec())
+        );
+        // Too large, a directory, or no archive at all: nothing.
+        assert_eq!(first_file_in_tar(&with_pax, 4), None);
+        let directory = archive(|b| append(b, "kind/", tar::EntryType::Directory, b""));
+        assert_eq!(first_file_in_tar(&directory, 4096), None);
+        assert_eq!(first_file_in_tar(b"not a tar", 4096), None);
     }
 
     #[test]

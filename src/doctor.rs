@@ -10,9 +10,9 @@ use serde::Serialize;
 
 use crate::app::App;
 use crate::cli::{DoctorArgs, Output, print_json};
-use crate::docker::{Docker, EngineFlavor, EngineInfo};
+use crate::docker::{Docker, EngineFlavor, EngineInfo, ImageVersion, PublishedPort};
 use crate::error::{ExitCode, Result};
-use crate::kind::{Kind, KindVersion, MINIMUM_VERSION};
+use crate::kind::{KindVersion, MINIMUM_VERSION};
 use crate::plan::{self, ClusterPlan, Protocol};
 use crate::profile::MountPathType;
 
@@ -193,18 +193,20 @@ pub async fn checks(app: &App, plan: &ClusterPlan, existing_cluster: bool) -> Ve
         }
     };
     let kind_version = match kind {
-        Ok(version) if version < MINIMUM_VERSION => {
+        Ok((version, found)) if version < MINIMUM_VERSION => {
             checks.push(Check::fail(
                 "kind",
                 format!(
-                    "kind {version} is older than {MINIMUM_VERSION}, the oldest devcluster supports"
+                    "kind {version} is older than {MINIMUM_VERSION}, the oldest devcluster supports; at {found}"
                 ),
                 "upgrade kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)",
             ));
             Some(version)
         }
-        Ok(version) => {
-            checks.push(kind_features(version));
+        Ok((version, found)) => {
+            let mut check = kind_features(version);
+            check.detail = format!("{}; at {found}", check.detail);
+            checks.push(check);
             Some(version)
         }
         Err(e) => {
@@ -216,17 +218,29 @@ pub async fn checks(app: &App, plan: &ClusterPlan, existing_cluster: bool) -> Ve
             None
         }
     };
-    let kubernetes = plan.kubernetes_version.clone().or_else(|| {
-        kind_version
-            .and_then(|v| v.default_kubernetes_version())
-            .map(str::to_string)
-    });
-    checks.push(kubectl_check(kubectl, kubernetes.as_deref()));
+    let kubernetes = match &plan.image {
+        None => NodeKubernetes::Known(
+            kind_version
+                .and_then(|v| v.default_kubernetes_version())
+                .map(str::to_string),
+        ),
+        Some(image) => {
+            let (kubernetes, check) =
+                node_image_check(image, plan.kubernetes_version.as_deref(), docker.as_ref()).await;
+            checks.push(check);
+            kubernetes
+        }
+    };
+    let known = match &kubernetes {
+        NodeKubernetes::Known(version) => version.as_deref(),
+        NodeKubernetes::Unknown => None,
+    };
+    checks.push(kubectl_check(kubectl, known));
     // The checks below read the engine or the host; they run concurrently.
     let engine = async {
         match &info {
             Some(info) => {
-                let mut engine = vec![cgroup_check(info, kubernetes.as_deref())];
+                let mut engine = vec![cgroup_check(info, &kubernetes)];
                 engine.extend(resource_checks(app, info, plan).await);
                 engine
             }
@@ -323,9 +337,12 @@ fn flavor_name(flavor: EngineFlavor) -> &'static str {
     }
 }
 
-async fn kind_version(app: &App) -> std::result::Result<KindVersion, crate::error::Error> {
-    let kind = Kind::discover(&app.world)?;
-    kind.version().await
+/// kind's version and where the one locator found it.
+async fn kind_version(
+    app: &App,
+) -> std::result::Result<(KindVersion, String), crate::error::Error> {
+    let kind = app.kind()?;
+    Ok((kind.version().await?, kind.describe()))
 }
 
 fn kind_features(version: KindVersion) -> Check {
@@ -392,7 +409,104 @@ fn kubectl_check(kubectl: Option<String>, kubernetes: Option<&str>) -> Check {
     }
 }
 
-fn cgroup_check(info: &EngineInfo, kubernetes: Option<&str>) -> Check {
+/// The Kubernetes version of the node image the cluster will run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum NodeKubernetes {
+    /// From the image's tag, its `/kind/version`, or kind's default image (`None`
+    /// when kind is not installed).
+    Known(Option<String>),
+    /// A pinned image whose version neither its tag nor a local copy tells.
+    Unknown,
+}
+
+/// The Kubernetes version of a pinned node image: from its tag, else from
+/// `/kind/version` in the local image, else unknown (never kind's default image,
+/// which the pinned image replaces).
+async fn node_image_check(
+    image: &str,
+    from_tag: Option<&str>,
+    docker: Option<&Docker>,
+) -> (NodeKubernetes, Check) {
+    const NAME: &str = "node image";
+    if let Some(version) = from_tag {
+        return (
+            NodeKubernetes::Known(Some(version.to_string())),
+            Check::ok(
+                NAME,
+                format!("{image}: Kubernetes {version} (from its tag)"),
+            ),
+        );
+    }
+    let unknown =
+        |why: String, hint: String| (NodeKubernetes::Unknown, Check::warn(NAME, why, hint));
+    let tag_it = format!(
+        "pull it first (`docker pull {image}`) so devcluster can read its /kind/version, or tag it with its version, e.g. `:v1.36.1`"
+    );
+    let Some(docker) = docker else {
+        return unknown(
+            format!(
+                "the Kubernetes version of {image} is unknown: its tag has none, and Docker is not reachable to read the image"
+            ),
+            tag_it,
+        );
+    };
+    match docker.image_kubernetes_version(image).await {
+        Ok(ImageVersion::Version(text)) => {
+            let version = text.trim_start_matches('v');
+            let version = version
+                .split(['-', '+'])
+                .next()
+                .unwrap_or(version)
+                .to_string();
+            if minor(&version).is_none() {
+                return unknown(
+                    format!("{image}'s /kind/version says `{text}`, which is not a Kubernetes version"),
+                    "check that this is a kind node image (`kind build node-image` writes /kind/version)".into(),
+                );
+            }
+            (
+                NodeKubernetes::Known(Some(version.clone())),
+                Check::ok(
+                    NAME,
+                    format!(
+                        "{image}: Kubernetes {version} (read from /kind/version in the local image)"
+                    ),
+                ),
+            )
+        }
+        Ok(ImageVersion::NoVersionFile) => unknown(
+            format!(
+                "{image} has no /kind/version, so its Kubernetes version is unknown; it may not be a kind node image"
+            ),
+            "use an image built by `kind build node-image`, or a kindest/node release".into(),
+        ),
+        Ok(ImageVersion::NotPresent) => unknown(
+            format!(
+                "the Kubernetes version of {image} is unknown: its tag has none and the image is not present locally; the checks that depend on it are skipped"
+            ),
+            tag_it,
+        ),
+        Err(e) => unknown(
+            format!(
+                "the Kubernetes version of {image} is unknown: reading its /kind/version failed: {e}"
+            ),
+            tag_it,
+        ),
+    }
+}
+
+fn cgroup_check(info: &EngineInfo, kubernetes: &NodeKubernetes) -> Check {
+    let kubernetes = match kubernetes {
+        NodeKubernetes::Known(version) => version.as_deref(),
+        NodeKubernetes::Unknown if info.cgroup_version == Some(1) => {
+            return Check::warn(
+                "cgroups",
+                "Docker runs on cgroup v1 and the node image's Kubernetes version is unknown; Kubernetes 1.35+ node images need cgroup v2",
+                "see the `node image` check; with an image before Kubernetes 1.35, cgroup v1 works",
+            );
+        }
+        NodeKubernetes::Unknown => None,
+    };
     let needs_v2 = kubernetes
         .and_then(minor)
         .is_some_and(|(major, minor)| major > 1 || minor >= 35);
@@ -549,7 +663,10 @@ fn mount_checks(
                     format!(
                         "{} {}; allowed by the profile",
                         mount.host_path,
-                        plan::dangerous_host_path(path, home).unwrap_or("is sensitive")
+                        plan::dangerous_host_path(path, home)
+                            .or_else(|| crate::app::resolve_symlinks(path)
+                                .and_then(|real| plan::dangerous_host_path(&real, home)))
+                            .unwrap_or("is sensitive")
                     ),
                     "every pod on these nodes can reach it through hostPath",
                 ),
@@ -593,6 +710,10 @@ async fn port_checks(
     info: Option<&EngineInfo>,
 ) -> Vec<Check> {
     let rootless = info.is_some_and(|i| i.rootless);
+    let published = match docker {
+        Some(docker) => docker.published_ports().await.unwrap_or_default(),
+        None => Vec::new(),
+    };
     let mut checks = Vec::new();
     for node in &plan.nodes {
         for port in &node.ports {
@@ -616,90 +737,230 @@ async fn port_checks(
                 ));
                 continue;
             }
-            if port_is_free(&port.listen_address, host_port, protocol) {
-                checks.push(Check::ok(name, format!("free (for {})", node.name)));
+            let Ok(listen) = port.listen_address.parse::<IpAddr>() else {
                 continue;
-            }
-            let proto = protocol.as_str().to_ascii_lowercase();
-            let holder = match docker {
-                Some(docker) => docker.port_holder(host_port, &proto).await.ok().flatten(),
-                None => None,
             };
-            let check = match holder {
-                Some(holder) if holder.cluster.as_deref() == Some(plan.name.as_str()) => Check::ok(
-                    name,
-                    format!("published by {} of this cluster", holder.container),
-                ),
-                Some(holder) => match holder.cluster {
-                    Some(cluster) => Check::fail(
-                        name,
-                        format!(
-                            "taken by container {} of kind cluster `{cluster}`",
-                            holder.container
-                        ),
-                        format!(
-                            "delete that cluster (`devcluster down --name {cluster}` or `kind delete cluster --name {cluster}`), or choose another port"
-                        ),
-                    ),
-                    None => Check::fail(
-                        name,
-                        format!("taken by container {}", holder.container),
-                        format!(
-                            "stop it (`docker stop {}`) or choose another port",
-                            holder.container
-                        ),
-                    ),
-                },
-                None => match process_holding(host_port, protocol) {
-                    Some((pid, command)) => Check::fail(
-                        name,
-                        format!("taken by process {command} (pid {pid})"),
-                        "stop that process or choose another port",
-                    ),
-                    None => Check::fail(
-                        name,
-                        "already in use (the holder is not visible to this user)",
-                        format!(
-                            "find it with `sudo ss -ltnp 'sport = :{host_port}'`, or choose another port"
-                        ),
-                    ),
-                },
+            let bind = try_bind(SocketAddr::new(listen, host_port), protocol);
+            let listeners = match bind {
+                BindOutcome::Bound => Vec::new(),
+                _ => listeners(protocol)
+                    .into_iter()
+                    .filter(|l| l.port == host_port && addresses_clash(l.address, listen))
+                    .map(|l| (l.inode, socket_owner(l.inode)))
+                    .collect(),
             };
-            checks.push(check);
+            let observed = ObservedPort {
+                listen,
+                port: host_port,
+                protocol,
+                bind,
+                published: &published,
+                listeners: &listeners,
+            };
+            checks.push(port_check(name, &node.name, &plan.name, &observed));
         }
     }
     checks
 }
 
-/// Whether this process could bind the address now.
-fn port_is_free(listen: &str, port: u16, protocol: Protocol) -> bool {
-    let Ok(ip) = listen.parse::<IpAddr>() else {
-        return true;
+/// What trying to bind a host port from this process showed. Only `InUse`
+/// means another socket holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BindOutcome {
+    Bound,
+    InUse,
+    /// This user may not bind it (below `net.ipv4.ip_unprivileged_port_start`,
+    /// 1024 on most distributions); the Docker daemon, not this user, publishes it.
+    Denied,
+    /// The address is not one of this machine's.
+    NotAvailable,
+    Other(String),
+}
+
+fn try_bind(address: SocketAddr, protocol: Protocol) -> BindOutcome {
+    let result = match protocol {
+        Protocol::Udp => UdpSocket::bind(address).map(drop),
+        _ => TcpListener::bind(address).map(drop),
     };
-    let address = SocketAddr::new(ip, port);
-    match protocol {
-        Protocol::Udp => UdpSocket::bind(address).is_ok(),
-        _ => TcpListener::bind(address).is_ok(),
+    match result {
+        Ok(()) => BindOutcome::Bound,
+        Err(e) => match e.kind() {
+            std::io::ErrorKind::AddrInUse => BindOutcome::InUse,
+            std::io::ErrorKind::PermissionDenied => BindOutcome::Denied,
+            std::io::ErrorKind::AddrNotAvailable => BindOutcome::NotAvailable,
+            _ => BindOutcome::Other(e.to_string()),
+        },
     }
 }
 
-/// The process listening on `port`, from `/proc/net/{tcp,tcp6,udp,udp6}` and the
-/// socket links under `/proc/<pid>/fd` (Linux, best effort).
-fn process_holding(port: u16, protocol: Protocol) -> Option<(u32, String)> {
-    let (tables, listening) = match protocol {
-        Protocol::Udp => (["/proc/net/udp", "/proc/net/udp6"], "07"),
-        _ => (["/proc/net/tcp", "/proc/net/tcp6"], "0A"),
+/// Everything known about one planned host port.
+struct ObservedPort<'a> {
+    listen: IpAddr,
+    port: u16,
+    protocol: Protocol,
+    bind: BindOutcome,
+    /// Every port the running containers publish.
+    published: &'a [PublishedPort],
+    /// Sockets listening on this port on a clashing address: (inode, owner when
+    /// this user can see it).
+    listeners: &'a [(u64, Option<(u32, String)>)],
+}
+
+/// The check for one planned host port of `node`, decided from what was observed.
+fn port_check(name: String, node: &str, cluster: &str, observed: &ObservedPort<'_>) -> Check {
+    let proto = observed.protocol.as_str().to_ascii_lowercase();
+    let holder = observed.published.iter().find(|p| {
+        p.host_port == observed.port
+            && (p.protocol.is_empty() || p.protocol == proto)
+            && p.host_ip
+                .parse::<IpAddr>()
+                .map_or(true, |ip| addresses_clash(ip, observed.listen))
+    });
+    if let Some(holder) = holder {
+        return match holder.cluster.as_deref() {
+            Some(owner) if owner == cluster => Check::ok(
+                name,
+                format!("published by {} of this cluster", holder.container),
+            ),
+            Some(owner) => Check::fail(
+                name,
+                format!(
+                    "taken by container {} of kind cluster `{owner}`",
+                    holder.container
+                ),
+                format!(
+                    "delete that cluster (`devcluster down --name {owner}` or `kind delete cluster --name {owner}`), or choose another port"
+                ),
+            ),
+            None => Check::fail(
+                name,
+                format!("taken by container {}", holder.container),
+                format!(
+                    "stop it (`docker stop {}`) or choose another port",
+                    holder.container
+                ),
+            ),
+        };
+    }
+    let find_holder = format!(
+        "find it with `sudo ss -lnp 'sport = :{}'`, or choose another port",
+        observed.port
+    );
+    let taken = |what: &str| match observed
+        .listeners
+        .iter()
+        .find_map(|(_, owner)| owner.as_ref())
+    {
+        Some((pid, command)) => Check::fail(
+            name.clone(),
+            format!("taken by process {command} (pid {pid})"),
+            "stop that process or choose another port",
+        ),
+        None => Check::fail(name.clone(), what.to_string(), find_holder.clone()),
     };
-    let wanted = format!("{port:04X}");
-    let inode = tables.iter().find_map(|table| {
-        let text = std::fs::read_to_string(table).ok()?;
-        text.lines().skip(1).find_map(|line| {
+    match &observed.bind {
+        BindOutcome::Bound => Check::ok(name, format!("free (for {node})")),
+        BindOutcome::InUse => taken("already in use (the holder is not visible to this user)"),
+        BindOutcome::Denied if !observed.listeners.is_empty() => {
+            taken("a socket listens on it (its process is not visible to this user)")
+        }
+        BindOutcome::Denied => Check::ok(
+            name,
+            format!(
+                "free (for {node}): no socket listens on it; this user may not bind it, but the Docker daemon publishes it, not this user"
+            ),
+        ),
+        BindOutcome::NotAvailable => Check::fail(
+            name,
+            format!("{} is not an address of this machine", observed.listen),
+            "use 127.0.0.1, 0.0.0.0 or an address `ip addr` lists",
+        ),
+        BindOutcome::Other(error) => Check::warn(
+            name,
+            format!("could not test the port: {error}"),
+            find_holder.clone(),
+        ),
+    }
+}
+
+/// Whether sockets on `a` and `b` (same port) exclude each other: the same
+/// address, or a wildcard of either. An IPv6 wildcard may be dual-stack (it is
+/// unless `IPV6_V6ONLY`, which `/proc/net` does not show), so it clashes with
+/// IPv4 too.
+fn addresses_clash(a: IpAddr, b: IpAddr) -> bool {
+    let canonical = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    let (a, b) = (canonical(a), canonical(b));
+    let v6_any = |ip: IpAddr| ip.is_ipv6() && ip.is_unspecified();
+    a == b
+        || (a.is_ipv4() == b.is_ipv4() && (a.is_unspecified() || b.is_unspecified()))
+        || v6_any(a)
+        || v6_any(b)
+}
+
+/// A listening socket from `/proc/net/{tcp,tcp6,udp,udp6}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Listener {
+    address: IpAddr,
+    port: u16,
+    inode: u64,
+}
+
+/// The listening sockets of this network namespace (Linux; empty elsewhere).
+fn listeners(protocol: Protocol) -> Vec<Listener> {
+    let (tables, state) = match protocol {
+        Protocol::Udp => (["/proc/net/udp", "/proc/net/udp6"], "07"),
+        Protocol::Tcp => (["/proc/net/tcp", "/proc/net/tcp6"], "0A"),
+        Protocol::Sctp => return Vec::new(),
+    };
+    tables
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|text| parse_listeners(&text, state))
+        .collect()
+}
+
+/// The rows of a `/proc/net/tcp`-style table in `state` (`0A` TCP LISTEN, `07`
+/// an unconnected UDP socket). Addresses are hexadecimal 32-bit words in host
+/// byte order (kernel `net/ipv4/tcp_ipv4.c` `get_tcp4_sock`, `net/ipv6/tcp_ipv6.c`).
+fn parse_listeners(text: &str, state: &str) -> Vec<Listener> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let local_port = fields.get(1)?.rsplit(':').next()?;
-            (local_port == wanted && *fields.get(3)? == listening)
-                .then(|| fields.get(9).map(|s| s.to_string()))?
+            if *fields.get(3)? != state {
+                return None;
+            }
+            let (address, port) = fields.get(1)?.split_once(':')?;
+            Some(Listener {
+                address: parse_proc_address(address)?,
+                port: u16::from_str_radix(port, 16).ok()?,
+                inode: fields.get(9)?.parse().ok()?,
+            })
         })
-    })?;
+        .collect()
+}
+
+fn parse_proc_address(hex: &str) -> Option<IpAddr> {
+    let words: Option<Vec<[u8; 4]>> = (0..hex.len() / 8)
+        .map(|i| {
+            let word = u32::from_str_radix(hex.get(i * 8..i * 8 + 8)?, 16).ok()?;
+            Some(word.to_ne_bytes())
+        })
+        .collect();
+    let bytes: Vec<u8> = words?.concat();
+    match (hex.len(), bytes.len()) {
+        (8, 4) => <[u8; 4]>::try_from(bytes).ok().map(IpAddr::from),
+        (32, 16) => <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from),
+        _ => None,
+    }
+}
+
+/// The process holding socket `inode`, from the links under `/proc/<pid>/fd`;
+/// `None` when no process this user may inspect holds it.
+fn socket_owner(inode: u64) -> Option<(u32, String)> {
     let target = format!("socket:[{inode}]");
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let Some(pid) = entry
@@ -778,8 +1039,13 @@ mod tests {
             memory_bytes: Some(8 << 30),
             rootless: false,
         };
-        assert_eq!(cgroup_check(&info, Some("1.36.1")).status, Status::Fail);
-        assert_eq!(cgroup_check(&info, Some("1.34.0")).status, Status::Ok);
+        let known = |v: &str| NodeKubernetes::Known(Some(v.to_string()));
+        assert_eq!(cgroup_check(&info, &known("1.36.1")).status, Status::Fail);
+        assert_eq!(cgroup_check(&info, &known("1.34.0")).status, Status::Ok);
+        assert_eq!(
+            cgroup_check(&info, &NodeKubernetes::Unknown).status,
+            Status::Warn
+        );
     }
 
     fn engine(rootless: bool) -> EngineInfo {
@@ -825,15 +1091,151 @@ mod tests {
     #[test]
     fn a_listening_process_is_named() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        let port = listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(!port_is_free("127.0.0.1", port, Protocol::Tcp));
+        let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(try_bind(address, Protocol::Tcp), BindOutcome::InUse);
         if cfg!(target_os = "linux") {
-            let (pid, _) =
-                process_holding(port, Protocol::Tcp).unwrap_or_else(|| panic!("holder not found"));
+            let found = listeners(Protocol::Tcp)
+                .into_iter()
+                .find(|l| l.port == address.port())
+                .unwrap_or_else(|| panic!("listener not in /proc/net/tcp"));
+            assert_eq!(found.address, address.ip());
+            let (pid, _) = socket_owner(found.inode).unwrap_or_else(|| panic!("holder not found"));
             assert_eq!(pid, std::process::id());
         }
+    }
+
+    #[test]
+    fn proc_net_tables_parse_in_host_byte_order() {
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0\n   1: 0100007F:0051 0100007F:9C40 01 00000000:00000000 00:00000000 00000000  1000        0 4343 1\n";
+        let tcp6 = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 00000000000000000000000000000000:01BB 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5151 1\n   1: 0000000000000000FFFF00000100007F:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 6161 1\n";
+        let v4 = parse_listeners(tcp, "0A");
+        if cfg!(target_endian = "little") {
+            assert_eq!(
+                v4,
+                vec![Listener {
+                    address: "127.0.0.1".parse().unwrap_or_else(|e| panic!("{e}")),
+                    port: 80,
+                    inode: 4242
+                }]
+            );
+            let v6 = parse_listeners(tcp6, "0A");
+            assert_eq!(v6.len(), 2);
+            assert_eq!(
+                v6[0].address,
+                "::".parse::<IpAddr>().unwrap_or_else(|e| panic!("{e}"))
+            );
+            assert_eq!((v6[0].port, v6[0].inode), (443, 5151));
+            assert_eq!(
+                v6[1].address,
+                "::ffff:127.0.0.1"
+                    .parse::<IpAddr>()
+                    .unwrap_or_else(|e| panic!("{e}"))
+            );
+        }
+        assert!(parse_listeners(tcp, "07").is_empty());
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn decide(
+        bind: BindOutcome,
+        published: &[PublishedPort],
+        listeners: &[(u64, Option<(u32, String)>)],
+    ) -> Check {
+        let observed = ObservedPort {
+            listen: ip("127.0.0.1"),
+            port: 80,
+            protocol: Protocol::Tcp,
+            bind,
+            published,
+            listeners,
+        };
+        port_check(
+            "port 127.0.0.1:80/TCP".into(),
+            "dev-worker",
+            "dev",
+            &observed,
+        )
+    }
+
+    fn published(cluster: Option<&str>, host_ip: &str) -> PublishedPort {
+        PublishedPort {
+            container: "holder".into(),
+            cluster: cluster.map(str::to_string),
+            host_ip: host_ip.into(),
+            host_port: 80,
+            protocol: "tcp".into(),
+        }
+    }
+
+    #[test]
+    fn a_port_this_user_may_not_bind_is_decided_from_listeners_and_docker() {
+        // Nothing listens and Docker publishes nothing: free, because the daemon
+        // (root) publishes the port, not this user.
+        let free = decide(BindOutcome::Denied, &[], &[]);
+        assert_eq!(free.status, Status::Ok, "{free:?}");
+        assert!(free.detail.contains("no socket listens on it"), "{free:?}");
+        // A visible process listens.
+        let process = decide(
+            BindOutcome::Denied,
+            &[],
+            &[(7, Some((4321, "nginx".into())))],
+        );
+        assert_eq!(process.status, Status::Fail);
+        assert_eq!(process.detail, "taken by process nginx (pid 4321)");
+        // A root process this user cannot inspect listens.
+        let hidden = decide(BindOutcome::Denied, &[], &[(7, None)]);
+        assert_eq!(hidden.status, Status::Fail);
+        assert!(
+            hidden.detail.contains("not visible to this user"),
+            "{hidden:?}"
+        );
+        assert!(
+            hidden
+                .hint
+                .as_deref()
+                .is_some_and(|h| h.contains("sudo ss"))
+        );
+        // Docker publishes it (with or without a proxy process listening).
+        let other = decide(
+            BindOutcome::Denied,
+            &[published(Some("old"), "0.0.0.0")],
+            &[],
+        );
+        assert_eq!(other.status, Status::Fail);
+        assert!(other.detail.contains("kind cluster `old`"), "{other:?}");
+        let ours = decide(
+            BindOutcome::Denied,
+            &[published(Some("dev"), "127.0.0.1")],
+            &[],
+        );
+        assert_eq!(ours.status, Status::Ok, "{ours:?}");
+        // Published on another address: no clash.
+        let elsewhere = decide(BindOutcome::Denied, &[published(None, "127.0.0.2")], &[]);
+        assert_eq!(elsewhere.status, Status::Ok, "{elsewhere:?}");
+    }
+
+    #[test]
+    fn only_address_in_use_means_taken() {
+        assert_eq!(decide(BindOutcome::Bound, &[], &[]).status, Status::Ok);
+        let in_use = decide(BindOutcome::InUse, &[], &[]);
+        assert_eq!(in_use.status, Status::Fail);
+        assert!(in_use.detail.contains("already in use"));
+        let elsewhere = decide(BindOutcome::NotAvailable, &[], &[]);
+        assert_eq!(elsewhere.status, Status::Fail);
+        assert!(elsewhere.detail.contains("not an address of this machine"));
+        let odd = decide(BindOutcome::Other("boom".into()), &[], &[]);
+        assert_eq!(odd.status, Status::Warn);
+    }
+
+    #[test]
+    fn wildcards_clash_across_families_when_dual_stack() {
+        assert!(addresses_clash(ip("0.0.0.0"), ip("127.0.0.1")));
+        assert!(addresses_clash(ip("::"), ip("127.0.0.1")));
+        assert!(addresses_clash(ip("::ffff:127.0.0.1"), ip("127.0.0.1")));
+        assert!(!addresses_clash(ip("127.0.0.2"), ip("127.0.0.1")));
+        assert!(!addresses_clash(ip("::1"), ip("127.0.0.1")));
     }
 }

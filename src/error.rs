@@ -14,7 +14,8 @@ pub enum ExitCode {
     Failure = 1,
     /// Invalid input or usage: bad flags, an unreadable or invalid profile.
     Usage = 2,
-    /// Interrupted by Ctrl-C (128 + SIGINT), after cleaning up.
+    /// Interrupted by Ctrl-C, SIGTERM or SIGHUP (128 + SIGINT for all three), after
+    /// cleaning up.
     Interrupted = 130,
 }
 
@@ -25,7 +26,7 @@ pub enum ErrorKind {
     Input,
     /// The operation failed: exit 1.
     Failed,
-    /// Ctrl-C: exit 130.
+    /// Ctrl-C, SIGTERM or SIGHUP: exit 130.
     Interrupted,
 }
 

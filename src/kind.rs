@@ -85,11 +85,34 @@ impl KindVersion {
     }
 }
 
+/// Where the one kind locator found kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KindSource {
+    /// `DEVCLUSTER_KIND`.
+    Environment,
+    /// `kind` on `PATH`.
+    Path,
+    /// The pinned release `--install-kind` downloaded into devcluster's cache.
+    Cache,
+}
+
+impl KindSource {
+    pub fn describe(self) -> &'static str {
+        match self {
+            KindSource::Environment => "from DEVCLUSTER_KIND",
+            KindSource::Path => "on PATH",
+            KindSource::Cache => "devcluster's cached pinned release",
+        }
+    }
+}
+
 /// A `kind` executable, run with the environment devcluster was given.
 #[derive(Debug, Clone)]
 pub struct Kind {
     pub path: PathBuf,
     pub env: BTreeMap<String, String>,
+    pub source: KindSource,
 }
 
 /// What `kind create cluster` is asked to do.
@@ -101,15 +124,36 @@ pub struct CreateRequest<'a> {
     pub image: Option<&'a str>,
     pub kubeconfig: Option<&'a Path>,
     pub retain: bool,
+    /// How long kind may take (a cold first run pulls a large node image).
+    pub limit: Duration,
+}
+
+/// How `kind create cluster` ended when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created,
+    /// Stopped on request: kind's process group was signalled and kind has exited.
+    Stopped,
+}
+
+/// Where `--install-kind` puts the pinned kind release for this platform.
+pub fn cached_kind_path(world: &World) -> Option<PathBuf> {
+    let dir = world.cache_dir()?;
+    let platform = crate::lifecycle::download::platform()?;
+    Some(dir.join("bin").join(format!(
+        "kind-{}-{platform}",
+        crate::lifecycle::download::KIND_RELEASE
+    )))
 }
 
 impl Kind {
-    /// `DEVCLUSTER_KIND`, else `kind` on `PATH`.
-    pub fn discover(world: &World) -> Result<Kind, Error> {
+    /// The one way devcluster finds kind, for every command: `DEVCLUSTER_KIND`, else
+    /// `kind` on `PATH`, else the pinned release `--install-kind` cached.
+    pub fn locate(world: &World) -> Result<Kind, Error> {
         if let Some(path) = world.var("DEVCLUSTER_KIND") {
             let path = PathBuf::from(path);
             if path.is_file() {
-                return Ok(Kind::at(path, world));
+                return Ok(Kind::at(path, KindSource::Environment, world));
             }
             return Err(Error::failed(format!(
                 "DEVCLUSTER_KIND points to `{}`, which is not a file",
@@ -118,21 +162,37 @@ impl Kind {
             .hint("unset DEVCLUSTER_KIND, or point it at a kind binary"));
         }
         let search = world.var("PATH").unwrap_or("");
-        which::which_in("kind", Some(search), &world.cwd)
-            .map(|path| Kind::at(path, world))
-            .map_err(|_| {
-                Error::failed("kind is not installed (not on PATH, DEVCLUSTER_KIND unset)").hint(
-                    "install kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation), or run `devcluster up --install-kind`",
-                )
-            })
+        if let Ok(path) = which::which_in("kind", Some(search), &world.cwd) {
+            return Ok(Kind::at(path, KindSource::Path, world));
+        }
+        let cached = cached_kind_path(world);
+        if let Some(path) = cached.as_ref().filter(|p| p.is_file()) {
+            return Ok(Kind::at(path.clone(), KindSource::Cache, world));
+        }
+        let looked = match &cached {
+            Some(path) => format!(
+                "not on PATH, DEVCLUSTER_KIND unset, not in the cache at {}",
+                path.display()
+            ),
+            None => "not on PATH, DEVCLUSTER_KIND unset, no cache directory".to_string(),
+        };
+        Err(Error::failed(format!("kind is not installed ({looked})")).hint(
+            "install kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation), or run `devcluster up --install-kind`",
+        ))
     }
 
     /// The kind binary at `path`, run in `world`'s environment.
-    pub fn at(path: PathBuf, world: &World) -> Kind {
+    pub fn at(path: PathBuf, source: KindSource, world: &World) -> Kind {
         Kind {
             path,
             env: world.env.clone(),
+            source,
         }
+    }
+
+    /// `/path/to/kind (on PATH)`, for doctor and error messages.
+    pub fn describe(&self) -> String {
+        format!("{} ({})", self.path.display(), self.source.describe())
     }
 
     fn command(&self, args: &[&str]) -> (Command, String) {
@@ -229,13 +289,16 @@ impl Kind {
     }
 
     /// `kind create cluster`, config on stdin, each of kind's status lines passed to
-    /// `on_line` as it comes. Resolves when kind exits; the caller races it against
-    /// Ctrl-C and its deadline, and dropping the future kills kind.
+    /// `on_line` as it comes. kind runs in a process group of its own (it runs
+    /// `docker` as child processes, kind `pkg/exec/local.go`), so stopping it stops
+    /// those too: when `stop` resolves or `request.limit` passes, the whole group
+    /// gets SIGTERM, then SIGKILL if it has not exited after [`STOP_GRACE`].
     pub async fn create(
         &self,
         request: &CreateRequest<'_>,
         mut on_line: impl FnMut(&str),
-    ) -> Result<(), Error> {
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<CreateOutcome, Error> {
         let kubeconfig = request.kubeconfig.map(|p| p.display().to_string());
         let mut args = vec!["create", "cluster", "--name", request.name, "--config", "-"];
         if let Some(image) = request.image {
@@ -252,11 +315,15 @@ impl Kind {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // The group is signalled as a whole instead (see `GroupGuard`).
+            .kill_on_drop(false)
+            .process_group(0)
             // kind would use KIND_CLUSTER_NAME only without --name; clear it anyway.
             .env_remove("KIND_CLUSTER_NAME");
         let mut child = command.spawn().map_err(|e| {
             Error::failed(format!("cannot run kind at `{}`", self.path.display())).cause(e)
         })?;
+        let mut group = GroupGuard::new(child.id());
         if let Some(mut stdin) = child.stdin.take() {
             stdin
                 .write_all(request.config.as_bytes())
@@ -272,30 +339,116 @@ impl Kind {
             }
             text
         });
-        let mut transcript = Vec::new();
-        if let Some(stderr) = child.stderr.take() {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let clean = line.trim_end().to_string();
-                if !clean.trim().is_empty() {
-                    on_line(clean.trim());
+        let run = async {
+            let mut transcript = Vec::new();
+            if let Some(stderr) = child.stderr.take() {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let clean = line.trim_end().to_string();
+                    if !clean.trim().is_empty() {
+                        on_line(clean.trim());
+                    }
+                    transcript.push(clean);
                 }
-                transcript.push(clean);
             }
+            (child.wait().await, transcript)
+        };
+        enum Ended {
+            Exited((std::io::Result<std::process::ExitStatus>, Vec<String>)),
+            Stopped,
+            TimedOut,
         }
-        let status = child
-            .wait()
-            .await
-            .map_err(|e| Error::failed("lost track of kind").cause(e))?;
+        tokio::pin!(run);
+        let ended = tokio::select! {
+            status = &mut run => Ended::Exited(status),
+            () = stop => Ended::Stopped,
+            () = tokio::time::sleep(request.limit) => Ended::TimedOut,
+        };
+        let (status, transcript) = match ended {
+            Ended::Exited(ended) => ended,
+            Ended::Stopped | Ended::TimedOut => {
+                group.terminate();
+                if tokio::time::timeout(STOP_GRACE, &mut run).await.is_err() {
+                    group.kill();
+                    let _ = tokio::time::timeout(STOP_GRACE, &mut run).await;
+                }
+                group.disarm();
+                let _ = stdout_task.await;
+                if matches!(ended, Ended::Stopped) {
+                    return Ok(CreateOutcome::Stopped);
+                }
+                return Err(Error::failed(format!(
+                    "kind create did not finish within {}",
+                    humantime::format_duration(request.limit)
+                ))
+                .details(format!("command: {shown}"))
+                .hint("raise `--create-timeout` (a cold first run pulls a large node image)"));
+            }
+        };
+        group.disarm();
+        let status = status.map_err(|e| Error::failed("lost track of kind").cause(e))?;
         let _ = stdout_task.await;
         if status.success() {
-            Ok(())
+            Ok(CreateOutcome::Created)
         } else {
             Err(command_failed(
                 &shown,
                 status.code(),
                 &transcript.join("\n"),
             ))
+        }
+    }
+}
+
+/// How long kind's process group has between SIGTERM and SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Signals kind's process group when a create is abandoned (its future dropped),
+/// so no `docker` child of kind outlives devcluster.
+struct GroupGuard {
+    group: Option<nix::unistd::Pid>,
+}
+
+impl GroupGuard {
+    fn new(pid: Option<u32>) -> GroupGuard {
+        GroupGuard {
+            group: pid
+                .and_then(|p| i32::try_from(p).ok())
+                .map(nix::unistd::Pid::from_raw),
+        }
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        if let Some(group) = self.group {
+            let _ = nix::sys::signal::killpg(group, signal);
+        }
+    }
+
+    fn terminate(&self) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+    }
+
+    fn kill(&self) {
+        self.signal(nix::sys::signal::Signal::SIGKILL);
+    }
+
+    /// kind has exited: nothing to signal any more.
+    fn disarm(&mut self) {
+        self.group = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if self.group.is_some() {
+            self.terminate();
+            let group = self.group.take();
+            std::thread::spawn(move || {
+                std::thread::sleep(STOP_GRACE);
+                if let Some(group) = group {
+                    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+                }
+            });
         }
     }
 }

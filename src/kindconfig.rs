@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::plan::{ClusterPlan, NodePlan, Role};
+use crate::plan::{CONTROL_PLANE_TAINT, ClusterPlan, NodePlan, Role};
 use crate::profile::Propagation;
 use crate::yaml::{self, LiteralBlock};
 
@@ -156,15 +156,46 @@ fn kind_node<'a>(
                 protocol: p.protocol.as_str(),
             })
             .collect(),
-        kubeadm_config_patches: taint_patch(node, first_control_plane).into_iter().collect(),
+        kubeadm_config_patches: taint_patch(node, first_control_plane, &removed_by_kind(plan))
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// The control-plane taints kind removes after `kubeadm init` on a one-node
+/// cluster (kind `pkg/cluster/internal/create/actions/kubeadminit/init.go`: the
+/// `master` taint before Kubernetes 1.24, both in 1.24, `control-plane` after).
+/// `kubectl taint ... KEY-` fails when the node lacks the taint, and kind aborts
+/// with "failed to remove control plane taint", so a taint patch on that node must
+/// still list them. An image without a readable version is taken as current.
+fn removed_by_kind(plan: &ClusterPlan) -> Vec<&'static str> {
+    const MASTER: &str = "node-role.kubernetes.io/master";
+    if plan.nodes.len() != 1 {
+        return Vec::new();
+    }
+    let minor = plan.kubernetes_version.as_deref().and_then(|v| {
+        let mut parts = v.split('.');
+        let major: u32 = parts.next()?.parse().ok()?;
+        let minor: u32 = parts.next()?.parse().ok()?;
+        (major == 1).then_some(minor)
+    });
+    match minor {
+        Some(m) if m < 24 => vec![MASTER],
+        Some(24) => vec![CONTROL_PLANE_TAINT, MASTER],
+        _ => vec![CONTROL_PLANE_TAINT],
     }
 }
 
 /// Taints go through kubeadm's `nodeRegistration.taints`, the same field in the
 /// v1beta3 and v1beta4 kubeadm APIs. The patch names only the `kind`, so kind
 /// applies it whichever kubeadm API version the node image uses. Setting taints
-/// replaces kubeadm's defaults, so a control-plane keeps its own taint explicitly.
-fn taint_patch(node: &NodePlan, first_control_plane: bool) -> Option<LiteralBlock> {
+/// replaces kubeadm's defaults, so a control-plane keeps its own taint explicitly,
+/// and a one-node cluster keeps the taints kind removes after init.
+fn taint_patch(
+    node: &NodePlan,
+    first_control_plane: bool,
+    removed_by_kind: &[&str],
+) -> Option<LiteralBlock> {
     node.profile_taints().next()?;
     let kind = if first_control_plane {
         "InitConfiguration"
@@ -172,6 +203,11 @@ fn taint_patch(node: &NodePlan, first_control_plane: bool) -> Option<LiteralBloc
         "JoinConfiguration"
     };
     let mut text = format!("kind: {kind}\nnodeRegistration:\n  taints:\n");
+    for key in removed_by_kind {
+        if !node.taints.iter().any(|t| t.key == *key) {
+            text.push_str(&format!("  - key: {key}\n    effect: NoSchedule\n"));
+        }
+    }
     for taint in &node.taints {
         text.push_str(&format!("  - key: {}\n", taint.key));
         if let Some(value) = &taint.value {
@@ -180,4 +216,45 @@ fn taint_patch(node: &NodePlan, first_control_plane: bool) -> Option<LiteralBloc
         text.push_str(&format!("    effect: {}\n", taint.effect.as_str()));
     }
     Some(LiteralBlock(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{PlanInput, plan};
+    use crate::profile::Profile;
+
+    fn rendered(image: &str) -> String {
+        let text = format!(
+            "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nimage: {image}\nnodes:\n  taints:\n    control-plane: [\"example.com/busy:PreferNoSchedule\"]\n"
+        );
+        let profile = Profile::decode(&text).unwrap_or_else(|e| panic!("{e:?}"));
+        let input = PlanInput {
+            profile: &profile,
+            name_override: Some("c"),
+            base_dir: std::path::Path::new("/p"),
+            home_dir: None,
+            source: "test".into(),
+            file: None,
+        };
+        render(&plan(&input).unwrap_or_else(|e| panic!("{e:?}")).plan)
+    }
+
+    #[test]
+    fn a_one_node_taint_patch_keeps_the_taint_kind_removes() {
+        let current = rendered("kindest/node:v1.36.1");
+        assert!(current.contains("- key: node-role.kubernetes.io/control-plane\n"));
+        assert!(!current.contains("node-role.kubernetes.io/master"));
+        let old = rendered("kindest/node:v1.20.2");
+        assert!(old.contains("- key: node-role.kubernetes.io/master\n"));
+        assert!(!old.contains("node-role.kubernetes.io/control-plane"));
+        let both = rendered("kindest/node:v1.24.7");
+        assert!(both.contains("control-plane\n") && both.contains("master\n"));
+        for text in [current, old, both] {
+            assert!(
+                text.contains("- key: example.com/busy\n        effect: PreferNoSchedule"),
+                "{text}"
+            );
+        }
+    }
 }

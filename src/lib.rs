@@ -11,6 +11,7 @@ pub mod diagnostic;
 pub mod docker;
 pub mod doctor;
 pub mod error;
+pub mod interrupt;
 pub mod kind;
 pub mod kindconfig;
 pub mod kube;

@@ -47,6 +47,23 @@ pub struct PlanInput<'a> {
     pub file: Option<Arc<str>>,
 }
 
+/// What the planner may learn about the host's paths, answered by the caller: the
+/// planner itself never touches the filesystem.
+pub trait HostPaths {
+    /// `path` with every symlink in it resolved, or `None` when that is unknown.
+    fn resolve(&self, path: &Path) -> Option<PathBuf>;
+}
+
+/// Paths taken as written: no symlink is known.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AsWritten;
+
+impl HostPaths for AsWritten {
+    fn resolve(&self, _path: &Path) -> Option<PathBuf> {
+        None
+    }
+}
+
 /// The cluster devcluster will ask kind for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -286,10 +303,18 @@ pub struct Planned {
     pub warnings: Vec<Problem>,
 }
 
-/// Turns a merged profile into a plan, or every problem found at once.
+/// Turns a merged profile into a plan, or every problem found at once, taking
+/// host paths as written.
 pub fn plan(input: &PlanInput<'_>) -> Result<Planned, Vec<Problem>> {
+    plan_on(input, &AsWritten)
+}
+
+/// Like [`plan`], with `host` telling where each host path really leads, so a
+/// symlink to a dangerous path is refused like the path itself.
+pub fn plan_on(input: &PlanInput<'_>, host: &dyn HostPaths) -> Result<Planned, Vec<Problem>> {
     let mut planner = Planner {
         input,
+        host,
         problems: Vec::new(),
     };
     let plan = planner.build();
@@ -312,6 +337,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Planned, Vec<Problem>> {
 
 struct Planner<'a, 'b> {
     input: &'b PlanInput<'a>,
+    host: &'b dyn HostPaths,
     problems: Vec<Problem>,
 }
 
@@ -559,7 +585,11 @@ impl Planner<'_, '_> {
             for (key, value) in &located.value {
                 if let Some(reason) = label_key_problem(key) {
                     self.error(at(Problem::error(format!("label key `{key}` {reason}")).hint(
-                        "use your own prefix, e.g. `example.com/tier`; kubeadm and the kubelet own `kubernetes.io` and `k8s.io`",
+                        format!(
+                            "use your own prefix, e.g. `example.com/tier`; the kubelet accepts only the prefixes {} and the labels {}",
+                            KUBELET_LABEL_NAMESPACES.join(", "),
+                            KUBELET_LABELS.join(", ")
+                        ),
                     )));
                     continue;
                 }
@@ -576,6 +606,11 @@ impl Planner<'_, '_> {
         }
     }
 
+    /// Adds the profile's taints. A single-node cluster refuses NoSchedule and
+    /// NoExecute: kind's `kubeadminit` action
+    /// (`pkg/cluster/internal/create/actions/kubeadminit/init.go`) removes the
+    /// control-plane taint when the cluster has one node, and that command fails
+    /// when devcluster's `nodeRegistration.taints` patch replaced kubeadm's taints.
     fn apply_taints(&mut self, nodes: &mut [NodePlan], ingress: Option<usize>) {
         let taints = self
             .input
@@ -589,6 +624,16 @@ impl Planner<'_, '_> {
             let targets = self.select(nodes, ingress, selector, "nodes.taints", &at);
             for text in &located.value {
                 match parse_taint(text) {
+                    Ok(taint)
+                        if nodes.len() == 1
+                            && !targets.is_empty()
+                            && taint.effect != TaintEffect::PreferNoSchedule =>
+                    {
+                        self.error(at(Problem::error(format!(
+                            "taint `{text}` on the only node of a single-node cluster: kind removes the control-plane taint there (`kubectl taint nodes --all node-role.kubernetes.io/control-plane-`), which fails once the profile's taints replace kubeadm's (\"failed to remove control plane taint\"), and CoreDNS and every other pod would have no node to run on"
+                        ))
+                        .hint("add a worker (`nodes.workers: 1`) and taint that, or use `:PreferNoSchedule`, which only steers pods away")));
+                    }
                     Ok(taint) => {
                         for &index in &targets {
                             let node = &mut nodes[index];
@@ -984,11 +1029,21 @@ impl Planner<'_, '_> {
         };
         let host_path_text = host_path.to_string_lossy().into_owned();
         let allow_dangerous = spec.allow_dangerous_path.unwrap_or(false);
-        if let Some(reason) = dangerous_host_path(&host_path, self.input.home_dir)
+        let danger = match dangerous_host_path(&host_path, self.input.home_dir) {
+            Some(reason) => Some((reason, String::new())),
+            None => self.host.resolve(&host_path).and_then(|real| {
+                let home = self.input.home_dir;
+                let real_home = home.and_then(|h| self.host.resolve(h));
+                let reason = dangerous_host_path(&real, home)
+                    .or_else(|| dangerous_host_path(&real, real_home.as_deref()))?;
+                Some((reason, format!(" (a symlink to `{}`)", real.display())))
+            }),
+        };
+        if let Some((reason, via)) = danger
             && !allow_dangerous
         {
             self.error(at(Problem::error(format!(
-                "mounts: hostPath `{host_path_text}` {reason}; devcluster refuses it by default"
+                "mounts: hostPath `{host_path_text}`{via} {reason}; devcluster refuses it by default"
             ))
             .hint("mount a narrower directory, or set `allowDangerousPath: true` on this mount if you mean it")));
         }
@@ -1242,6 +1297,49 @@ fn addresses_overlap(a: &str, b: &str) -> bool {
     }
 }
 
+/// The `kubernetes.io` labels a kubelet may set on its own node (kubelet
+/// `staging/src/k8s.io/kubelet/pkg/apis/well_known_labels.go`, `kubeletLabels`).
+const KUBELET_LABELS: &[&str] = &[
+    "kubernetes.io/hostname",
+    "topology.kubernetes.io/zone",
+    "topology.kubernetes.io/region",
+    "failure-domain.beta.kubernetes.io/zone",
+    "failure-domain.beta.kubernetes.io/region",
+    "beta.kubernetes.io/instance-type",
+    "node.kubernetes.io/instance-type",
+    "kubernetes.io/os",
+    "kubernetes.io/arch",
+    "beta.kubernetes.io/os",
+    "beta.kubernetes.io/arch",
+];
+
+/// Label namespaces a kubelet may use, themselves or as a `.`-suffix (the same
+/// file, `kubeletLabelNamespaces`).
+const KUBELET_LABEL_NAMESPACES: &[&str] = &["kubelet.kubernetes.io", "node.kubernetes.io"];
+
+/// Whether `prefix` is `namespace` or a subdomain of it.
+fn in_namespace(prefix: &str, namespace: &str) -> bool {
+    prefix == namespace
+        || prefix
+            .strip_suffix(namespace)
+            .is_some_and(|rest| rest.ends_with('.'))
+}
+
+/// The kubelet's `IsKubeletLabel`: a label it accepts in `--node-labels` although its
+/// prefix is in the reserved `kubernetes.io` / `k8s.io` namespaces (checked by
+/// `ValidateKubeletFlags` in `cmd/kubelet/app/options/options.go`).
+fn is_kubelet_label(key: &str) -> bool {
+    if KUBELET_LABELS.contains(&key) {
+        return true;
+    }
+    let Some((prefix, _)) = key.split_once('/') else {
+        return false;
+    };
+    KUBELET_LABEL_NAMESPACES
+        .iter()
+        .any(|namespace| in_namespace(prefix, namespace))
+}
+
 /// Why `key` cannot be a node label key, if it cannot.
 fn label_key_problem(key: &str) -> Option<String> {
     let (prefix, name) = match key.rsplit_once('/') {
@@ -1251,10 +1349,10 @@ fn label_key_problem(key: &str) -> Option<String> {
     if let Some(prefix) = prefix {
         let reserved = ["kubernetes.io", "k8s.io"]
             .iter()
-            .any(|r| prefix == *r || prefix.ends_with(&format!(".{r}")));
-        if reserved {
+            .any(|r| in_namespace(prefix, r));
+        if reserved && !is_kubelet_label(key) {
             return Some(format!(
-                "uses the reserved prefix `{prefix}`: the kubelet refuses to start with it"
+                "uses the reserved prefix `{prefix}`: the kubelet refuses to start with it (labels in `kubernetes.io` and `k8s.io` must be in the kubelet's allowed set)"
             ));
         }
         let valid_prefix = !prefix.is_empty()
@@ -1388,16 +1486,36 @@ pub fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// Why mounting `path` into a cluster is dangerous, if it is.
+/// Why mounting `path` into a cluster is dangerous, if it is. Lexical: the caller
+/// checks the symlink-resolved path as well.
 pub fn dangerous_host_path(path: &Path, home: Option<&Path>) -> Option<&'static str> {
-    if path == Path::new("/") {
+    let is = |other: &str| path == Path::new(other);
+    if is("/") {
         return Some("is the host's root directory");
     }
     if path.file_name().is_some_and(|n| n == "docker.sock") {
         return Some("is the Docker socket: any pod could take over the host");
     }
-    if path == Path::new("/var/run") || path == Path::new("/run") {
+    if path.file_name().is_some_and(|n| n == "containerd.sock") {
+        return Some("is the containerd socket: any pod could take over the host");
+    }
+    if is("/var/run") || is("/run") {
         return Some("holds the Docker socket: any pod could take over the host");
+    }
+    if is("/var/run/containerd") || is("/run/containerd") {
+        return Some("holds the containerd socket: any pod could take over the host");
+    }
+    if is("/etc") {
+        return Some("is the host's configuration, /etc/shadow and /etc/sudoers included");
+    }
+    if path.starts_with("/var/lib/docker") {
+        return Some("is Docker's data directory: every container's files and volumes");
+    }
+    if path.starts_with("/var/lib/containerd") {
+        return Some("is containerd's data directory: every container's files");
+    }
+    if is("/home") || is("/Users") {
+        return Some("holds every user's home directory, with their ~/.ssh and other credentials");
     }
     if let Some(home) = home {
         if path == home {
@@ -1405,6 +1523,9 @@ pub fn dangerous_host_path(path: &Path, home: Option<&Path>) -> Option<&'static 
         }
         if path.starts_with(home.join(".ssh")) {
             return Some("is under ~/.ssh: it holds private keys");
+        }
+        if home.starts_with(path) {
+            return Some("contains the home directory, which holds ~/.ssh and other credentials");
         }
     }
     None
@@ -1450,4 +1571,101 @@ fn container_path_problem(path: &str) -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A host whose only symlinks are the given ones (link -> target).
+    struct Links(Vec<(&'static str, &'static str)>);
+
+    impl HostPaths for Links {
+        fn resolve(&self, path: &Path) -> Option<PathBuf> {
+            self.0.iter().find_map(|(link, target)| {
+                let rest = path.strip_prefix(link).ok()?;
+                Some(Path::new(target).join(rest))
+            })
+        }
+    }
+
+    fn problems(host_path: &str, host: &dyn HostPaths) -> Vec<String> {
+        let text = format!(
+            "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nmounts:\n  - hostPath: {host_path}\n    containerPath: /data\n"
+        );
+        let profile = Profile::decode(&text).unwrap_or_else(|e| panic!("{e:?}"));
+        let input = PlanInput {
+            profile: &profile,
+            name_override: None,
+            base_dir: Path::new("/work"),
+            home_dir: Some(Path::new("/home/me")),
+            source: "test".into(),
+            file: None,
+        };
+        match plan_on(&input, host) {
+            Ok(_) => Vec::new(),
+            Err(problems) => problems.into_iter().map(|p| p.message).collect(),
+        }
+    }
+
+    #[test]
+    fn the_guard_checks_where_a_symlink_leads() {
+        let host = Links(vec![
+            ("/work/root", "/"),
+            ("/work/sock", "/var/run/docker.sock"),
+            ("/work/state", "/var/lib/docker"),
+            ("/home/me", "/Users/me"),
+            ("/work/users", "/Users"),
+        ]);
+        let root = problems("./root", &host);
+        assert_eq!(
+            root,
+            vec![
+                "mounts: hostPath `/work/root` (a symlink to `/`) is the host's root directory; devcluster refuses it by default"
+            ]
+        );
+        assert!(problems("./sock", &host)[0].contains("is the Docker socket"));
+        assert!(problems("./state/volumes/x", &host)[0].contains("Docker's data directory"));
+        assert!(problems("./users", &host)[0].contains("holds every user's home directory"));
+        // Taken as written, the same links pass: the planner alone cannot know.
+        assert!(problems("./root", &AsWritten).is_empty());
+        for path in [
+            "/etc",
+            "/run/containerd/containerd.sock",
+            "/home",
+            "/Users",
+            "/var/lib/docker/x",
+        ] {
+            assert!(!problems(path, &AsWritten).is_empty(), "{path}");
+        }
+        assert!(problems("/etc/ssl/certs", &AsWritten).is_empty());
+        assert!(problems("/srv/data", &host).is_empty());
+    }
+
+    #[test]
+    fn labels_the_kubelet_allows() {
+        for key in [
+            "topology.kubernetes.io/zone",
+            "topology.kubernetes.io/region",
+            "node.kubernetes.io/instance-type",
+            "kubernetes.io/os",
+            "kubelet.kubernetes.io/anything",
+            "team.node.kubernetes.io/anything",
+            "example.com/tier",
+        ] {
+            assert_eq!(label_key_problem(key), None, "{key}");
+        }
+        for key in [
+            "node-role.kubernetes.io/worker",
+            "kubernetes.io/role",
+            "node-restriction.kubernetes.io/x",
+            "k8s.io/x",
+            "xnode.kubernetes.io/x",
+        ] {
+            assert!(
+                label_key_problem(key).is_some_and(|r| r.contains("reserved")),
+                "{key}"
+            );
+        }
+    }
 }

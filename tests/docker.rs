@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use devcluster::docker::{CLUSTER_LABEL, Docker, DockerError, ROLE_LABEL};
+use devcluster::docker::{CLUSTER_LABEL, Docker, DockerError, ImageVersion, ROLE_LABEL};
 use devcluster::world::World;
 use support::{Cleanup, TEST_IMAGE, docker, docker_available, unique_name};
 
@@ -170,6 +170,17 @@ async fn the_holder_of_a_host_port_is_found() {
     assert_eq!(holder.cluster.as_deref(), Some(cluster.as_str()));
     assert_eq!(client.port_holder(port, "udp").await.unwrap(), None);
     assert_eq!(client.port_holder(free_port(), "tcp").await.unwrap(), None);
+    let published = client.published_ports().await.unwrap();
+    let ours: Vec<_> = published.iter().filter(|p| p.container == node).collect();
+    assert_eq!(ours.len(), 1, "{published:?}");
+    assert_eq!(
+        (
+            ours[0].host_ip.as_str(),
+            ours[0].host_port,
+            ours[0].protocol.as_str()
+        ),
+        ("127.0.0.1", port, "tcp")
+    );
 }
 
 #[tokio::test]
@@ -276,8 +287,17 @@ async fn inspect_start_and_stop_a_container() {
     let raw = client.inspect_json(&name).await.unwrap();
     assert!(raw["Id"].as_str().is_some_and(|id| !id.is_empty()), "{raw}");
 
+    // Both of Docker's views: what the engine reports now, and what the
+    // container was created with.
+    assert_eq!(node.requested_ports, node.ports);
+    assert_eq!(node.requested_ports[0].host_ip, "127.0.0.1");
+
     client.stop(&name).await.unwrap();
-    assert_eq!(client.inspect(&name).await.unwrap().state, "exited");
+    let stopped = client.inspect(&name).await.unwrap();
+    assert_eq!(stopped.state, "exited");
+    // A stopped container reports no live binding, only the requested one.
+    assert!(stopped.ports.is_empty(), "{:?}", stopped.ports);
+    assert_eq!(stopped.requested_ports, node.requested_ports);
     client.start(&name).await.unwrap();
     assert_eq!(client.inspect(&name).await.unwrap().state, "running");
 
@@ -302,4 +322,51 @@ async fn an_exec_past_its_time_limit_times_out() {
     let error = client.exec(&node, &["sleep", "10"]).await.unwrap_err();
     assert!(matches!(error, DockerError::Timeout { .. }), "{error:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_local_node_images_kubernetes_version_is_read_from_kind_version() {
+    if !docker_available("a_local_node_images_kubernetes_version_is_read_from_kind_version") {
+        return;
+    }
+    // A mirrored image whose tag says nothing about its version.
+    let mirrored = support::images::ImportedImage::new(
+        &format!("{}/node:mirror", unique_name("registry")),
+        &[("/kind/version", "v1.20.2\n")],
+    );
+    let plain = support::images::ImportedImage::new(
+        &format!("{}/base:latest", unique_name("registry")),
+        &[("/etc/hostname", "x\n")],
+    );
+    let client = Docker::connect(&world(&[])).await.unwrap();
+    assert_eq!(
+        client
+            .image_kubernetes_version(&mirrored.name)
+            .await
+            .unwrap(),
+        ImageVersion::Version("v1.20.2".into())
+    );
+    assert_eq!(
+        client.image_kubernetes_version(&plain.name).await.unwrap(),
+        ImageVersion::NoVersionFile
+    );
+    assert_eq!(
+        client
+            .image_kubernetes_version(&format!("{}/absent:v9", unique_name("registry")))
+            .await
+            .unwrap(),
+        ImageVersion::NotPresent
+    );
+    // The helper containers are gone.
+    let left = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("ancestor={}", mirrored.name),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "left behind: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
 }

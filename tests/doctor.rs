@@ -417,3 +417,183 @@ fn an_existing_cluster_is_reported_with_its_nodes() {
     );
     assert_eq!(fresh.check("cluster")["status"], "ok");
 }
+
+/// Ports with a listening TCP socket, from `/proc/net/tcp` and `/proc/net/tcp6`
+/// (column 2 is `address:port` in hexadecimal, column 4 the state, `0A` LISTEN).
+fn listening_tcp_ports() -> Vec<u16> {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let port = fields.get(1)?.rsplit(':').next()?;
+                    (*fields.get(3)? == "0A").then(|| u16::from_str_radix(port, 16).ok())?
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A port of `candidates` (below 1024) that nothing listens on and no container
+/// publishes. Each test passes its own list, so tests running at once never share one.
+fn quiet_low_port(candidates: &[u16]) -> u16 {
+    let listening = listening_tcp_ports();
+    let published =
+        String::from_utf8_lossy(&docker(&["ps", "--format", "{{.Ports}}"]).stdout).into_owned();
+    candidates
+        .iter()
+        .copied()
+        .find(|p| !listening.contains(p) && !published.contains(&format!(":{p}->")))
+        .expect("every candidate low port is in use on this machine")
+}
+
+/// Whether this test runs as root (the CLI tests also run as an ordinary user).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1).map(|uid| uid == "0"))
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_free_port_below_1024_is_free_for_an_ordinary_user_too() {
+    if !docker_available("a_free_port_below_1024_is_free_for_an_ordinary_user_too") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kind = fake_kind(dir.path(), "v0.30.0");
+    let port = quiet_low_port(&[80, 81, 1000, 1002, 1004]);
+    let run = doctor(
+        dir.path(),
+        &format!(
+            "{HEADER}name: {}\nports:\n  - containerPort: 30000\n    hostPort: {port}\n",
+            unique_name("low")
+        ),
+        &[("DEVCLUSTER_KIND", &kind.display().to_string())],
+    );
+    let check = run.check(&format!("port 127.0.0.1:{port}/TCP"));
+    assert_eq!(check["status"], "ok", "{check}\n{}", run.stderr);
+    let detail = check["detail"].as_str().unwrap();
+    assert!(detail.starts_with("free (for "), "{detail}");
+    if !is_root() && port < 1024 {
+        // This user could not bind it; the answer came from /proc/net and Docker.
+        assert!(detail.contains("no socket listens on it"), "{detail}");
+    }
+}
+
+#[test]
+fn a_port_below_1024_published_by_a_container_is_taken() {
+    if !docker_available("a_port_below_1024_published_by_a_container_is_taken") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kind = fake_kind(dir.path(), "v0.30.0");
+    let port = quiet_low_port(&[443, 444, 1001, 1003, 1005]);
+    let holder_cluster = unique_name("lowholder");
+    let _cleanup = Cleanup::new().cluster(&holder_cluster);
+    let container = format!("{holder_cluster}-worker");
+    // The daemon (root) publishes the low port, whoever runs the test.
+    let out = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &container,
+        "--label",
+        &format!("io.x-k8s.kind.cluster={holder_cluster}"),
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        TEST_IMAGE,
+        "sleep",
+        "600",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = doctor(
+        dir.path(),
+        &format!(
+            "{HEADER}name: {}\nports:\n  - containerPort: 30000\n    hostPort: {port}\n",
+            unique_name("lowp")
+        ),
+        &[("DEVCLUSTER_KIND", &kind.display().to_string())],
+    );
+    assert_eq!(run.code, Some(1));
+    let check = run.check(&format!("port 127.0.0.1:{port}/TCP"));
+    assert_eq!(check["status"], "fail", "{check}");
+    let detail = check["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&container) && detail.contains(&holder_cluster),
+        "{detail}"
+    );
+}
+
+#[test]
+fn a_pinned_image_without_a_version_tag_is_judged_by_its_kind_version_file() {
+    if !docker_available("a_pinned_image_without_a_version_tag_is_judged_by_its_kind_version_file")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // kind v0.32.0's default image is Kubernetes 1.36.1, which needs cgroup v2;
+    // the pinned image is 1.20.2, and must not be judged by that default.
+    let kind = fake_kind(dir.path(), "v0.32.0");
+    let image = support::images::ImportedImage::new(
+        &format!("{}/kindest-node:mirror", unique_name("registry")),
+        &[("/kind/version", "v1.20.2\n")],
+    );
+    let run = doctor(
+        dir.path(),
+        &format!(
+            "{HEADER}name: {}\nimage: {}\n",
+            unique_name("img"),
+            image.name
+        ),
+        &[("DEVCLUSTER_KIND", &kind.display().to_string())],
+    );
+    let check = run.check("node image");
+    assert_eq!(check["status"], "ok", "{check}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Kubernetes 1.20.2 (read from /kind/version"),
+        "{check}"
+    );
+    let cgroups = run.check("cgroups");
+    assert_eq!(cgroups["status"], "ok", "{cgroups}");
+
+    // Not present locally: the version is unknown, said so, and never taken
+    // from kind's default image.
+    let absent = format!("{}/kindest-node:mirror", unique_name("absent"));
+    let run = doctor(
+        dir.path(),
+        &format!("{HEADER}name: {}\nimage: {absent}\n", unique_name("img")),
+        &[("DEVCLUSTER_KIND", &kind.display().to_string())],
+    );
+    let check = run.check("node image");
+    assert_eq!(check["status"], "warn", "{check}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("is unknown: its tag has none and the image is not present locally"),
+        "{check}"
+    );
+    assert!(
+        check["hint"].as_str().unwrap().contains("docker pull"),
+        "{check}"
+    );
+    let cgroups = run.check("cgroups");
+    assert_ne!(cgroups["status"], "fail", "{cgroups}");
+    assert!(
+        !cgroups["detail"].as_str().unwrap().contains("1.36"),
+        "{cgroups}"
+    );
+}

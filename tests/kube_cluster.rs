@@ -106,7 +106,9 @@ async fn local_path_helper_gets_tolerations_and_the_provisioner_restarts() {
     let fake = FakeApi::new();
     let api = api(&fake).await;
     assert_eq!(
-        api.fix_local_path_tolerations().await.unwrap(),
+        api.fix_local_path_tolerations(Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap(),
         StorageFix::NotInstalled
     );
     fake.put(
@@ -122,7 +124,9 @@ async fn local_path_helper_gets_tolerations_and_the_provisioner_restarts() {
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "local-path-provisioner", "namespace": "local-path-storage"}, "spec": {"template": {"metadata": {}}}}),
     );
     assert_eq!(
-        api.fix_local_path_tolerations().await.unwrap(),
+        api.fix_local_path_tolerations(Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap(),
         StorageFix::Applied
     );
     let helper = fake
@@ -141,7 +145,9 @@ async fn local_path_helper_gets_tolerations_and_the_provisioner_restarts() {
     );
     // Idempotent.
     assert_eq!(
-        api.fix_local_path_tolerations().await.unwrap(),
+        api.fix_local_path_tolerations(Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap(),
         StorageFix::NotNeeded
     );
 }
@@ -196,4 +202,91 @@ async fn apply_puts_each_document_at_its_resource_path_and_waits_for_pods() {
     )
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn after_the_storage_fix_a_claim_binds_on_a_no_execute_node() {
+    use devcluster::verify::{self, Options, Target};
+    let fake = FakeApi::new();
+    fake.add_ready_node(
+        "c-worker",
+        json!([{"key": "dedicated", "value": "db", "effect": "NoExecute"}]),
+    );
+    // kind v0.32.0's node image: a helper template without tolerations.
+    fake.install_local_path("apiVersion: v1\nkind: Pod\nmetadata:\n  name: helper-pod\nspec:\n  containers:\n  - name: helper-pod\n    image: docker.io/kindest/local-path-helper:v20250521\n");
+    fake.on_pod_create(|pod| match pod["metadata"]["name"].as_str().unwrap_or("") {
+        "rwop-holder" => Some(support::fake_kube::PodRun::new("Running", None, "")),
+        "rwop-second" => None,
+        _ => Some(support::fake_kube::PodRun::new(
+            "Succeeded",
+            Some(0),
+            "devcluster: ok\n",
+        )),
+    });
+    let api = api(&fake).await;
+    assert_eq!(
+        api.fix_local_path_tolerations(Instant::now() + Duration::from_secs(10))
+            .await
+            .unwrap(),
+        StorageFix::Applied
+    );
+    let helper = fake
+        .object("/api/v1/namespaces/local-path-storage/configmaps/local-path-config")
+        .unwrap()["data"]["helperPod.yaml"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        helper.contains("effect: NoExecute") && helper.contains("effect: NoSchedule"),
+        "{helper}"
+    );
+    // verify runs right after, as `up` does.
+    let target = Target {
+        plan: None,
+        docker: None,
+        nodes: Vec::new(),
+        node_layer_skipped: Some("not a kind cluster".into()),
+        api: Some(api.probe()),
+        api_error: None,
+    };
+    let options = Options {
+        probe_image: Some("img".into()),
+        ..Options::new(Instant::now() + Duration::from_secs(4))
+    };
+    let app = devcluster::app::App::new(devcluster::world::World::default());
+    let report = verify::verify(&app, &target, &options, None).await.unwrap();
+    let storage = report
+        .checks
+        .iter()
+        .find(|c| c.name == "storage" && c.node.as_deref() == Some("c-worker"))
+        .unwrap();
+    assert_eq!(
+        storage.status,
+        devcluster::verify::report::Status::Ok,
+        "{storage:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_apply_a_webhook_denies_is_not_called_rbac() {
+    let fake = FakeApi::new();
+    fake.deny_by_webhook(
+        "PATCH",
+        "/apis/apps/v1/namespaces/ingress-nginx/deployments/",
+        403,
+        "gatekeeper.sh",
+        "[denied by require-labels] you must provide labels: {\"owner\"}",
+    );
+    let api = api(&fake).await;
+    let documents = vec![json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "ctl", "namespace": "ingress-nginx"}, "spec": {}})];
+    let text = api.apply(&documents).await.unwrap_err().render();
+    assert!(
+        text.contains("cannot apply Deployment ctl: an admission webhook rejects it"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gatekeeper.sh") && !text.contains("RBAC"),
+        "{text}"
+    );
 }

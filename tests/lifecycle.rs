@@ -105,14 +105,10 @@ impl Fixture {
                 profile: Some(self.profile.display().to_string()),
                 name: Some(self.cluster.clone()),
             },
-            recreate: false,
-            retain: false,
             no_verify: true,
             timeout: Duration::from_secs(60),
-            kubeconfig: None,
-            yes: false,
-            install_kind: false,
             output: Output::Text,
+            ..UpArgs::default()
         }
     }
 
@@ -387,8 +383,11 @@ async fn a_second_up_for_the_same_cluster_waits_then_fails_clearly() {
         .unwrap();
     let fake = ready_api(&fixture.cluster, 1);
     let mut args = fixture.up_args();
-    args.timeout = Duration::from_secs(1);
+    // Waiting for the lock has its own limit, apart from `--timeout`.
+    args.lock_timeout = Duration::from_secs(1);
+    let started = std::time::Instant::now();
     let error = up(&fixture, &args, &deps(&fake), &[]).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(30));
     assert!(
         error
             .render()
@@ -591,4 +590,732 @@ fn down_and_status_without_docker_say_so_quickly() {
     );
     assert!(stderr.contains("hint:"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+// ---------------------------------------------------------------------------
+// One kind locator, create/converge, the phased record, deadlines, safety.
+// ---------------------------------------------------------------------------
+
+/// `PATH` without any directory that holds a `kind`, so only devcluster's own
+/// locator can find one.
+fn path_without_kind() -> String {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
+        .filter(|d| !d.join("kind").exists())
+        .collect();
+    std::env::join_paths(dirs).unwrap().into_string().unwrap()
+}
+
+impl Fixture {
+    /// The environment with kind only where `--install-kind` puts it: the cache.
+    fn env_with_cached_kind(&self) -> Vec<(String, String)> {
+        let platform = devcluster::lifecycle::download::platform().unwrap();
+        let cached = self.dir.path().join(format!(
+            "cache/devcluster/bin/kind-{}-{platform}",
+            devcluster::lifecycle::download::KIND_RELEASE
+        ));
+        std::fs::create_dir_all(cached.parent().unwrap()).unwrap();
+        std::fs::copy(kind_emulator(), &cached).unwrap();
+        self.env_without_kind()
+    }
+
+    /// The environment with no `DEVCLUSTER_KIND` and no kind on `PATH`.
+    fn env_without_kind(&self) -> Vec<(String, String)> {
+        self.env()
+            .into_iter()
+            .filter(|(k, _)| k != "DEVCLUSTER_KIND")
+            .map(|(k, v)| {
+                if k == "PATH" {
+                    (k, path_without_kind())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect()
+    }
+
+    fn app_with_env(&self, env: Vec<(String, String)>) -> App {
+        App::new(World {
+            env: env.into_iter().collect(),
+            cwd: self.dir.path().to_path_buf(),
+            home: Some(self.dir.path().join("home")),
+            stdin_is_terminal: false,
+            stderr_is_terminal: false,
+        })
+    }
+
+    fn run_binary(
+        &self,
+        args: &[&str],
+        env: &[(String, String)],
+        cwd: &std::path::Path,
+    ) -> std::process::Output {
+        Command::new(support::devcluster_bin())
+            .args(args)
+            .env_clear()
+            .envs(env.iter().cloned())
+            .current_dir(cwd)
+            .output()
+            .unwrap()
+    }
+
+    fn profile_arg(&self) -> String {
+        self.profile.display().to_string()
+    }
+}
+
+fn phase_in_node(cluster: &str) -> String {
+    record_in_node(cluster)["phase"]
+        .as_str()
+        .unwrap_or("(none)")
+        .to_string()
+}
+
+#[tokio::test]
+async fn kind_installed_into_the_cache_is_found_by_up_doctor_and_down() {
+    if !docker_available("kind_installed_into_the_cache_is_found_by_up_doctor_and_down") {
+        return;
+    }
+    let fixture = Fixture::new("cached");
+    let env = fixture.env_with_cached_kind();
+    let fake = ready_api(&fixture.cluster, 1);
+    // Preflight, then kind create: both with the cached kind.
+    let result = lifecycle::run_up(
+        &fixture.app_with_env(env.clone()),
+        &fixture.up_args(),
+        &deps(&fake),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{}", e.render()));
+    assert_eq!(result.action, "created");
+
+    let doctor = fixture.run_binary(
+        &[
+            "doctor",
+            "--profile",
+            &fixture.profile_arg(),
+            "--name",
+            &fixture.cluster,
+            "-o",
+            "json",
+        ],
+        &env,
+        fixture.dir.path(),
+    );
+    let report: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let kind_check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "kind")
+        .cloned()
+        .unwrap();
+    assert_eq!(kind_check["status"], "ok", "{kind_check}");
+    let detail = kind_check["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("cache/devcluster/bin/kind-") && detail.contains("cached pinned release"),
+        "doctor must say where kind was found: {detail}"
+    );
+
+    let down = fixture.run_binary(
+        &["down", "--name", &fixture.cluster],
+        &env,
+        fixture.dir.path(),
+    );
+    assert_eq!(
+        down.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    assert!(fixture.nodes().is_empty());
+}
+
+#[test]
+fn down_of_a_cluster_that_does_not_exist_needs_no_kind() {
+    if !docker_available("down_of_a_cluster_that_does_not_exist_needs_no_kind") {
+        return;
+    }
+    let fixture = Fixture::new("nokind");
+    let env = fixture.env_without_kind();
+    let down = fixture.run_binary(
+        &["down", "--name", &fixture.cluster],
+        &env,
+        fixture.dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&down.stderr);
+    assert_eq!(down.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_failed_converge_keeps_the_cluster_and_the_next_up_resumes() {
+    if !docker_available("a_failed_converge_keeps_the_cluster_and_the_next_up_resumes") {
+        return;
+    }
+    let fixture = Fixture::new("resume");
+    let broken = ready_api(&fixture.cluster, 1);
+    // The record ConfigMap cannot be written: a converge step fails.
+    broken.forbid("PATCH", "/api/v1/namespaces/kube-public/configmaps");
+    let error = up(&fixture, &fixture.up_args(), &deps(&broken), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(error.exit_code() as i32, 1);
+    let text = error.render();
+    assert!(text.contains("step `record` failed"), "{text}");
+    assert!(
+        text.contains("the cluster was kept") && text.contains("devcluster up --profile"),
+        "{text}"
+    );
+    let nodes = fixture.nodes();
+    assert_eq!(nodes.len(), 2, "a failed converge must keep the cluster");
+    assert_eq!(phase_in_node(&fixture.cluster), "created");
+
+    // The next `up` resumes converging the same containers.
+    let fake = ready_api(&fixture.cluster, 1);
+    let resumed = up(&fixture, &fixture.up_args(), &deps(&fake), &[])
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.render()));
+    assert_eq!(resumed.action, "converged");
+    assert_eq!(resumed.phase, "complete");
+    assert!(resumed.steps.iter().all(|s| s.name != "create"));
+    assert_eq!(fixture.nodes(), nodes, "resuming must not recreate");
+    assert_eq!(phase_in_node(&fixture.cluster), "complete");
+
+    // Complete: up to date, and the kubeconfig it writes is private.
+    let kubeconfig = fixture.dir.path().join("kc/config");
+    let mut args = fixture.up_args();
+    args.kubeconfig = Some(kubeconfig.clone());
+    let again = up(&fixture, &args, &deps(&fake), &[]).await.unwrap();
+    assert_eq!(again.action, "up-to-date");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&kubeconfig).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the kubeconfig holds admin credentials");
+}
+
+#[tokio::test]
+async fn a_cluster_kept_by_retain_is_converged_not_called_up_to_date() {
+    if !docker_available("a_cluster_kept_by_retain_is_converged_not_called_up_to_date") {
+        return;
+    }
+    let fixture = Fixture::new("retain");
+    // The worker never registers: the create half fails at `wait`.
+    let missing_worker = ready_api(&fixture.cluster, 0);
+    let mut args = fixture.up_args();
+    args.retain = true;
+    args.timeout = Duration::from_secs(3);
+    let error = up(&fixture, &args, &deps(&missing_worker), &[])
+        .await
+        .unwrap_err();
+    assert!(error.render().contains("--retain"), "{}", error.render());
+    let nodes = fixture.nodes();
+    assert_eq!(nodes.len(), 2);
+    assert_eq!(phase_in_node(&fixture.cluster), "created");
+
+    let fake = ready_api(&fixture.cluster, 1);
+    let next = up(&fixture, &fixture.up_args(), &deps(&fake), &[])
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.render()));
+    assert_eq!(
+        next.action, "converged",
+        "an unfinished cluster is never up to date"
+    );
+    assert_eq!(fixture.nodes(), nodes);
+}
+
+#[tokio::test]
+async fn an_older_record_and_an_add_on_change_converge_in_place() {
+    if !docker_available("an_older_record_and_an_add_on_change_converge_in_place") {
+        return;
+    }
+    let fixture = Fixture::new("older");
+    let fake = ready_api(&fixture.cluster, 1);
+    up(&fixture, &fixture.up_args(), &deps(&fake), &[])
+        .await
+        .unwrap();
+    let nodes = fixture.nodes();
+    // Rewrite the node's record in the version 1 format (no phase, no kind config),
+    // as devcluster 0.1.0 wrote it.
+    let mut old = record_in_node(&fixture.cluster);
+    let map = old.as_object_mut().unwrap();
+    map.remove("phase");
+    map.remove("kindConfig");
+    map.insert("version".into(), json!(1));
+    let holder = format!("{}-control-plane", fixture.cluster);
+    let mut child = Command::new("docker")
+        .args([
+            "exec",
+            "-i",
+            &holder,
+            "sh",
+            "-c",
+            "cat > /kind/devcluster/record.json",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(old.to_string().as_bytes())
+            .unwrap();
+    }
+    assert!(child.wait().unwrap().success());
+
+    let status = fixture.devcluster(&["status", "--name", &fixture.cluster, "-o", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        report["managed"], true,
+        "an older record stays devcluster's"
+    );
+
+    let converged = up(&fixture, &fixture.up_args(), &deps(&fake), &[])
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.render()));
+    assert_eq!(converged.action, "converged");
+    assert_eq!(fixture.nodes(), nodes);
+    let record = record_in_node(&fixture.cluster);
+    assert_eq!(record["version"], 2);
+    assert_eq!(record["phase"], "complete");
+
+    // A changed add-on setting converges in place too.
+    fixture.write_profile("storage:\n  tolerateTaintedNodes: false\n");
+    let changed = up(&fixture, &fixture.up_args(), &deps(&fake), &[])
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.render()));
+    assert_eq!(changed.action, "converged");
+    assert_eq!(fixture.nodes(), nodes);
+}
+
+#[tokio::test]
+async fn the_recreate_diff_is_printed_once_and_says_what_forces_it() {
+    if !docker_available("the_recreate_diff_is_printed_once_and_says_what_forces_it") {
+        return;
+    }
+    let fixture = Fixture::new("diff");
+    let fake = ready_api(&fixture.cluster, 1);
+    up(&fixture, &fixture.up_args(), &deps(&fake), &[])
+        .await
+        .unwrap();
+    std::fs::create_dir_all(fixture.dir.path().join("more")).unwrap();
+    fixture.write_profile(
+        "  - hostPath: ./more\n    containerPath: /more\nstorage:\n  tolerateTaintedNodes: false\n",
+    );
+    let output = fixture.devcluster(&[
+        "up",
+        "--profile",
+        &fixture.profile_arg(),
+        "--name",
+        &fixture.cluster,
+        "--no-verify",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mount_lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("mount ") && l.contains("/more"))
+        .collect();
+    assert_eq!(
+        mount_lines.len(),
+        2,
+        "one line per node, printed once: {stderr}"
+    );
+    assert!(
+        mount_lines
+            .iter()
+            .all(|l| l.contains("(needs a new cluster)")),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr
+            .matches("~ storage settings (applies in place)")
+            .count(),
+        1,
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_manifest_fails_before_kind_runs() {
+    if !docker_available("an_unreachable_manifest_fails_before_kind_runs") {
+        return;
+    }
+    let fixture = Fixture::new("fetch");
+    std::fs::write(
+        &fixture.profile,
+        format!(
+            "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nnodes:\n  workers: 1\n\
+             ingress:\n  enabled: true\n  controller: custom\n  httpPort: 0\n  httpsPort: 0\n  manifest:\n    url: https://127.0.0.1:1/deploy.yaml\n    sha256: {}\n    namespace: edge\n    podSelector:\n      app: edge\n",
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    let fake = ready_api(&fixture.cluster, 1);
+    let started = std::time::Instant::now();
+    let error = up(&fixture, &fixture.up_args(), &deps(&fake), &[])
+        .await
+        .unwrap_err();
+    let text = error.render();
+    assert!(text.contains("step `fetch` failed"), "{text}");
+    assert!(text.contains("nothing was created"), "{text}");
+    assert!(fixture.nodes().is_empty());
+    assert!(
+        !text.contains("create cluster --name"),
+        "kind must not have run: {text}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+/// A node as the kubelet reports it without a network plugin: NotReady
+/// (kubelet `pkg/kubelet/nodestatus/setters.go` ReadyCondition, with the runtime's
+/// "cni plugin not initialized").
+fn add_node_without_cni(fake: &FakeApi, name: &str) {
+    fake.put(
+        &format!("/api/v1/nodes/{name}"),
+        json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+            "spec": {},
+            "status": {
+                "conditions": [{"type": "Ready", "status": "False", "reason": "KubeletNotReady",
+                    "message": "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized"}],
+                "nodeInfo": {"kubeletVersion": "v1.36.1", "architecture": "amd64", "bootID": "", "containerRuntimeVersion": "containerd://2.1", "kernelVersion": "6", "kubeProxyVersion": "", "machineID": "", "operatingSystem": "linux", "osImage": "Debian", "systemUUID": ""}
+            }
+        }),
+    );
+}
+
+#[tokio::test]
+async fn a_profile_without_a_cni_waits_for_registration_and_says_how_to_continue() {
+    if !docker_available("a_profile_without_a_cni_waits_for_registration_and_says_how_to_continue")
+    {
+        return;
+    }
+    let fixture = Fixture::new("nocni");
+    fixture.write_profile("networking:\n  disableDefaultCNI: true\n");
+    let fake = FakeApi::new();
+    add_node_without_cni(&fake, &format!("{}-control-plane", fixture.cluster));
+    add_node_without_cni(&fake, &format!("{}-worker", fixture.cluster));
+    let mut args = fixture.up_args();
+    args.timeout = Duration::from_secs(10);
+    let result = up(&fixture, &args, &deps(&fake), &[])
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.render()));
+    assert_eq!(result.phase, "created");
+    assert!(
+        result
+            .skipped
+            .iter()
+            .any(|s| s.starts_with("storage") && s.contains("disableDefaultCNI")),
+        "{:?}",
+        result.skipped
+    );
+    let nodes = fixture.nodes();
+    assert_eq!(nodes.len(), 2, "the cluster stays");
+    assert_eq!(phase_in_node(&fixture.cluster), "created");
+
+    // A CNI was installed: the next `up` finishes.
+    let ready = ready_api(&fixture.cluster, 1);
+    let finished = up(&fixture, &args, &deps(&ready), &[])
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.render()));
+    assert_eq!(finished.action, "converged");
+    assert_eq!(finished.phase, "complete");
+    assert_eq!(fixture.nodes(), nodes);
+}
+
+#[tokio::test]
+async fn the_timeout_starts_when_kind_create_returns_and_create_has_its_own_limit() {
+    if !docker_available("the_timeout_starts_when_kind_create_returns_and_create_has_its_own_limit")
+    {
+        return;
+    }
+    let fixture = Fixture::new("deadline");
+    // kind takes 5 s (a slow image pull); the worker registers 2 s after that.
+    let fake = ready_api(&fixture.cluster, 0);
+    let late = fake.clone();
+    let worker = format!("{}-worker", fixture.cluster);
+    let created = std::time::Instant::now();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(7));
+        late.add_ready_node(&worker, json!([]));
+    });
+    let mut args = fixture.up_args();
+    args.timeout = Duration::from_secs(4);
+    let result = up(
+        &fixture,
+        &args,
+        &deps(&fake),
+        &[("KIND_EMULATOR_SLOW_SECONDS", "5")],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{}", e.render()));
+    assert_eq!(result.action, "created");
+    assert!(created.elapsed() > Duration::from_secs(5));
+    lifecycle::run_down(&fixture.app(&[]), &fixture.down_args())
+        .await
+        .unwrap();
+
+    // kind create itself is stopped at its own limit, and rolled back.
+    let mut args = fixture.up_args();
+    args.create_timeout = Duration::from_secs(2);
+    let error = up(
+        &fixture,
+        &args,
+        &deps(&fake),
+        &[("KIND_EMULATOR_SLOW_SECONDS", "60")],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        error.render().contains("did not finish within 2s"),
+        "{}",
+        error.render()
+    );
+    assert!(
+        fixture.nodes().is_empty(),
+        "left behind: {:?}",
+        fixture.nodes()
+    );
+}
+
+#[tokio::test]
+async fn a_stopped_cluster_is_still_known_as_devclusters() {
+    if !docker_available("a_stopped_cluster_is_still_known_as_devclusters") {
+        return;
+    }
+    let fixture = Fixture::new("stopped");
+    let fake = ready_api(&fixture.cluster, 1);
+    up(&fixture, &fixture.up_args(), &deps(&fake), &[])
+        .await
+        .unwrap();
+    for node in ["control-plane", "worker"] {
+        assert!(
+            docker(&["stop", "-t", "0", &format!("{}-{node}", fixture.cluster)])
+                .status
+                .success()
+        );
+    }
+    let status = fixture.devcluster(&["status", "--name", &fixture.cluster, "-o", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(report["managed"], true, "read through Docker's archive API");
+    assert_eq!(report["phase"], "complete");
+
+    // `down` without --name deletes only devcluster's clusters: this one is.
+    let mut implicit = fixture.down_args();
+    implicit.profile.name = None;
+    let text = std::fs::read_to_string(&fixture.profile).unwrap();
+    std::fs::write(
+        &fixture.profile,
+        format!("{text}name: {}\n", fixture.cluster),
+    )
+    .unwrap();
+    lifecycle::run_down(&fixture.app(&[]), &implicit)
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.render()));
+    assert!(fixture.nodes().is_empty());
+}
+
+#[tokio::test]
+async fn verify_without_a_profile_checks_the_recorded_plan() {
+    if !docker_available("verify_without_a_profile_checks_the_recorded_plan") {
+        return;
+    }
+    let fixture = Fixture::new("vplan");
+    let fake = ready_api(&fixture.cluster, 1);
+    up(&fixture, &fixture.up_args(), &deps(&fake), &[])
+        .await
+        .unwrap();
+    // Where no devcluster.yaml is: exactly what `up` prints as the next step.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let env = fixture.env();
+    let output = fixture.run_binary(
+        &["verify", "--name", &fixture.cluster, "--timeout", "5s"],
+        &env,
+        elsewhere.path(),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "using the plan recorded in cluster `{}`",
+            fixture.cluster
+        )) && stderr.contains("2 node(s)"),
+        "{stderr}"
+    );
+    let output = fixture.run_binary(
+        &[
+            "verify",
+            "--name",
+            &fixture.cluster,
+            "--profile",
+            "single",
+            "--timeout",
+            "5s",
+        ],
+        &env,
+        elsewhere.path(),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("profile builtin:single differs from what cluster"),
+        "{stderr}"
+    );
+}
+
+/// Starts `devcluster up` on the emulator with `env`, stderr collected.
+fn spawn_up(fixture: &Fixture, env: &[(&str, &str)]) -> std::process::Child {
+    Command::new(support::devcluster_bin())
+        .args([
+            "up",
+            "--profile",
+            &fixture.profile_arg(),
+            "--name",
+            &fixture.cluster,
+            "--no-verify",
+            "--timeout",
+            "2m",
+        ])
+        .env_clear()
+        .envs(fixture.env())
+        .envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        .current_dir(fixture.dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    assert!(
+        Command::new("kill")
+            .args([&format!("-{name}"), &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// Whether `pid` is a live (not zombie) process.
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+                .unwrap_or(false)
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn sigterm_and_sighup_during_create_stop_kinds_process_group_and_roll_back() {
+    if !docker_available("sigterm_and_sighup_during_create_stop_kinds_process_group_and_roll_back")
+    {
+        return;
+    }
+    for name in ["TERM", "HUP"] {
+        let fixture = Fixture::new(&format!("sig{}", name.to_lowercase()));
+        let pid_file = fixture.dir.path().join("hung.pid");
+        let child = spawn_up(
+            &fixture,
+            &[(
+                "KIND_EMULATOR_HANG_PID_FILE",
+                &pid_file.display().to_string(),
+            )],
+        );
+        // kind has made the nodes and waits on a child of its own that hangs.
+        wait_until("kind's hanging child", Duration::from_secs(60), || {
+            pid_file.exists()
+        });
+        wait_until("the pid", Duration::from_secs(5), || {
+            std::fs::read_to_string(&pid_file).is_ok_and(|p| !p.is_empty())
+        });
+        let hung = std::fs::read_to_string(&pid_file).unwrap();
+        assert!(alive(&hung));
+        signal(child.id(), name);
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(130), "SIG{name}: {stderr}");
+        assert!(stderr.contains(&format!("SIG{name}")), "{stderr}");
+        assert!(
+            fixture.nodes().is_empty(),
+            "SIG{name} left behind: {:?}",
+            fixture.nodes()
+        );
+        wait_until(
+            "kind's child to end with its group",
+            Duration::from_secs(15),
+            || !alive(&hung),
+        );
+    }
+}
+
+#[test]
+fn a_second_interrupt_abandons_the_cleanup_and_names_what_is_left() {
+    if !docker_available("a_second_interrupt_abandons_the_cleanup_and_names_what_is_left") {
+        return;
+    }
+    let fixture = Fixture::new("twice");
+    let pid_file = fixture.dir.path().join("hung.pid");
+    let child = spawn_up(
+        &fixture,
+        &[
+            (
+                "KIND_EMULATOR_HANG_PID_FILE",
+                &pid_file.display().to_string(),
+            ),
+            ("KIND_EMULATOR_DELETE_SLOW_SECONDS", "60"),
+        ],
+    );
+    wait_until("kind's hanging child", Duration::from_secs(60), || {
+        pid_file.exists()
+    });
+    signal(child.id(), "INT");
+    // The first interrupt stops kind, then cleanup runs `kind delete` (slow here).
+    std::thread::sleep(Duration::from_secs(3));
+    let second = std::time::Instant::now();
+    signal(child.id(), "INT");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(second.elapsed() < Duration::from_secs(10), "{stderr}");
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("cleanup abandoned"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("devcluster down --name {}", fixture.cluster)),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn an_interruption_during_converge_keeps_the_cluster() {
+    if !docker_available("an_interruption_during_converge_keeps_the_cluster") {
+        return;
+    }
+    let fixture = Fixture::new("intconv");
+    // Probe pods never finish on the fake API, so `verify` waits until interrupted.
+    let fake = ready_api(&fixture.cluster, 1);
+    let deps = Deps {
+        connector: Connector::Client(fake.client()),
+        interrupt: Interrupt::After(Duration::from_secs(8)),
+    };
+    let mut args = fixture.up_args();
+    args.no_verify = false;
+    let error = up(&fixture, &args, &deps, &[]).await.unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Interrupted, "{}", error.render());
+    assert!(
+        error.render().contains("the cluster was kept"),
+        "{}",
+        error.render()
+    );
+    assert_eq!(fixture.nodes().len(), 2, "converge never deletes");
+    assert_eq!(phase_in_node(&fixture.cluster), "converged");
 }

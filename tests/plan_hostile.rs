@@ -111,3 +111,98 @@ fn hostile_files_are_refused_cleanly() {
         &write("two.yaml", b"apiVersion: devcluster.dev/v1alpha1\nkind: Profile\n---\napiVersion: devcluster.dev/v1alpha1\nkind: Profile\n"),
     );
 }
+
+/// `devcluster plan` of a profile mounting `host_path`, with HOME at `home`.
+fn plan_mount(dir: &Path, home: &Path, host_path: &Path, allow: bool) -> std::process::Output {
+    let profile = dir.join("mount.yaml");
+    std::fs::write(
+        &profile,
+        format!(
+            "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nmounts:\n  - hostPath: {}\n    containerPath: /data\n    allowDangerousPath: {allow}\n",
+            host_path.display()
+        ),
+    )
+    .unwrap();
+    Command::new(support::devcluster_bin())
+        .args(["plan", "--profile", &profile.display().to_string()])
+        .env_clear()
+        .env("HOME", home)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn dangerous_paths_are_refused_through_symlinks_too() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("users/me");
+    std::fs::create_dir_all(&home).unwrap();
+    let link = |name: &str, target: &str| {
+        let path = dir.path().join(name);
+        symlink(target, &path).unwrap();
+        path
+    };
+    let cases: Vec<(std::path::PathBuf, &str)> = vec![
+        (link("to-root", "/"), "is the host's root directory"),
+        // Dangling on a machine without Docker: the name alone is enough.
+        (
+            link("to-socket", "/var/run/docker.sock"),
+            "is the Docker socket",
+        ),
+        (link("to-etc", "/etc"), "is the host's configuration"),
+        (
+            link("to-docker-data", "/var/lib/docker").join("volumes"),
+            "is Docker's data directory",
+        ),
+        (
+            link("to-containerd", "/run/containerd/containerd.sock"),
+            "is the containerd socket",
+        ),
+        (
+            link("to-home-parent", "users"),
+            "contains the home directory",
+        ),
+        ("/home".into(), "holds every user's home directory"),
+        ("/Users".into(), "holds every user's home directory"),
+        (
+            "/run/containerd/containerd.sock".into(),
+            "is the containerd socket",
+        ),
+        ("/etc".into(), "is the host's configuration"),
+        ("/var/lib/docker".into(), "is Docker's data directory"),
+        (dir.path().join("users"), "contains the home directory"),
+    ];
+    for (path, reason) in &cases {
+        let out = plan_mount(dir.path(), &home, path, false);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {stderr}", path.display());
+        assert!(
+            stderr.contains(reason) && stderr.contains("allowDangerousPath: true"),
+            "{}: expected `{reason}` in:\n{stderr}",
+            path.display()
+        );
+        if path.starts_with(dir.path()) && !path.ends_with("users") {
+            assert!(stderr.contains("(a symlink to `"), "{stderr}");
+        }
+        // Opting in plans it.
+        let allowed = plan_mount(dir.path(), &home, path, true);
+        assert_eq!(
+            allowed.status.code(),
+            Some(0),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&allowed.stderr)
+        );
+    }
+    // A symlink to an ordinary directory is an ordinary mount.
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let fine = plan_mount(dir.path(), &home, &link("to-data", "data"), false);
+    assert_eq!(
+        fine.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&fine.stderr)
+    );
+}

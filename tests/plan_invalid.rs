@@ -163,6 +163,21 @@ const CASES: &[(&str, &str, Option<u32>)] = &[
         "duplicate key `name`: each key may appear once",
         Some(4),
     ),
+    (
+        "40-single-node-no-schedule-taint.yaml",
+        "taint `dedicated=db:NoSchedule` on the only node of a single-node cluster: kind removes the control-plane taint there",
+        Some(5),
+    ),
+    (
+        "41-single-node-no-execute-taint.yaml",
+        "(\"failed to remove control plane taint\"), and CoreDNS",
+        Some(7),
+    ),
+    (
+        "42-label-outside-kubelet-allowed-set.yaml",
+        "label key `node-restriction.kubernetes.io/tier` uses the reserved prefix `node-restriction.kubernetes.io`: the kubelet refuses to start with it",
+        Some(5),
+    ),
 ];
 
 fn fixtures() -> PathBuf {

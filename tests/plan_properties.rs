@@ -111,6 +111,21 @@ fn port() -> impl Strategy<Value = String> {
         })
 }
 
+/// A label key for every node: the user's own prefix, one the kubelet allows in
+/// its reserved namespaces, or one it refuses.
+/// Mostly accepted ones, so enough generated profiles stay valid.
+fn label_key() -> impl Strategy<Value = &'static str> {
+    prop_oneof![
+        8 => prop::sample::select(vec![
+            "example.com/pool",
+            "topology.kubernetes.io/zone",
+            "node.kubernetes.io/instance-type",
+            "team.kubelet.kubernetes.io/x",
+        ]),
+        1 => prop::sample::select(vec!["node-role.kubernetes.io/worker", "k8s.io/x"]),
+    ]
+}
+
 fn profile() -> impl Strategy<Value = String> {
     (
         prop::sample::select(vec![1, 3, 2]),
@@ -119,11 +134,17 @@ fn profile() -> impl Strategy<Value = String> {
         prop::collection::vec(port(), 0..4),
         any::<bool>(),
         prop::sample::select(vec![0, 6443]),
+        label_key(),
+        prop::sample::select(vec!["", "", "NoSchedule", "PreferNoSchedule", "NoExecute"]),
     )
-        .prop_map(|(control_planes, workers, mounts, ports, ingress, api_port)| {
+        .prop_map(|(control_planes, workers, mounts, ports, ingress, api_port, label, taint)| {
             let mut text = format!(
-                "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nname: prop\nnodes:\n  controlPlanes: {control_planes}\n  workers: {workers}\n  labels:\n    workers: {{example.com/pool: p}}\nnetworking:\n  apiServerPort: {api_port}\n"
+                "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nname: prop\nnodes:\n  controlPlanes: {control_planes}\n  workers: {workers}\n  labels:\n    all: {{{label}: v}}\n"
             );
+            if !taint.is_empty() {
+                text.push_str(&format!("  taints:\n    control-planes: [\"example.com/t:{taint}\"]\n"));
+            }
+            text.push_str(&format!("networking:\n  apiServerPort: {api_port}\n"));
             if ingress {
                 text.push_str("ingress:\n  enabled: true\n  controller: none\n  httpPort: 8080\n  httpsPort: 8443\n");
             }
@@ -137,6 +158,22 @@ fn profile() -> impl Strategy<Value = String> {
             }
             text
         })
+}
+
+/// The kubelet's rule for `--node-labels` (kubelet
+/// `cmd/kubelet/app/options/options.go` and `IsKubeletLabel` in
+/// `staging/src/k8s.io/kubelet/pkg/apis/well_known_labels.go`), written out for
+/// the keys the generator uses.
+fn kubelet_accepts(key: &str) -> bool {
+    match key {
+        "example.com/pool"
+        | "topology.kubernetes.io/zone"
+        | "node.kubernetes.io/instance-type"
+        | "team.kubelet.kubernetes.io/x"
+        | "ingress-ready" => true,
+        "node-role.kubernetes.io/worker" | "k8s.io/x" => false,
+        other => panic!("the model does not know {other}"),
+    }
 }
 
 fn overlap(a: &str, b: &str) -> bool {
@@ -157,9 +194,25 @@ fn check_rendered(plan: &ClusterPlan) {
         );
         for label in node.labels.keys() {
             assert!(
-                !label.contains("kubernetes.io/") && !label.starts_with("k8s.io/"),
-                "{label}"
+                kubelet_accepts(label),
+                "the kubelet refuses {label}: {yaml}"
             );
+        }
+        if cluster.nodes.len() == 1 {
+            // One node: kind removes the control-plane taint after init (kind
+            // `kubeadminit/init.go`), so a taint patch must still carry it, and no
+            // profile taint may keep pods off the only node.
+            for patch in &node.kubeadm_config_patches {
+                assert!(
+                    patch.contains("key: node-role.kubernetes.io/control-plane\n"),
+                    "kind could not remove the control-plane taint: {yaml}"
+                );
+                assert!(
+                    !patch.contains("key: example.com/t\n    effect: NoSchedule")
+                        && !patch.contains("key: example.com/t\n    effect: NoExecute"),
+                    "the only node keeps pods off: {yaml}"
+                );
+            }
         }
         let mut paths = Vec::new();
         for mount in &node.extra_mounts {
@@ -238,10 +291,14 @@ fn check_profile(text: &str) -> Result<bool, TestCaseError> {
     }
 }
 
+/// Generated profiles per run; about one in nine is valid, so a run checks
+/// 20 to 40 valid plans.
+const CASES: u32 = 256;
+
 #[test]
 fn whatever_validates_renders_a_config_kind_accepts() {
     let config = ProptestConfig {
-        cases: 128,
+        cases: CASES,
         failure_persistence: None,
         ..ProptestConfig::default()
     };
@@ -260,6 +317,6 @@ fn whatever_validates_renders_a_config_kind_accepts() {
     let valid = valid.into_inner();
     assert!(
         valid >= 10,
-        "only {valid} of 128 generated profiles were valid"
+        "only {valid} of {CASES} generated profiles were valid"
     );
 }

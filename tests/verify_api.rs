@@ -28,6 +28,7 @@ fn options(seconds: u64) -> Options {
         pull_policy: Some("Never".into()),
         storage_class: None,
         host_paths: Vec::new(),
+        ..Options::new(Instant::now())
     }
 }
 
@@ -82,6 +83,9 @@ fn probe_pods_are_pinned_tolerant_unprivileged_and_small() {
     let spec = &manifest["spec"];
     assert_eq!(spec["nodeName"], "n2");
     assert_eq!(spec["restartPolicy"], "Never");
+    // A shell as PID 1 ignores SIGTERM: without this, deleting the namespace waits
+    // out a 30 s grace period per pod.
+    assert_eq!(spec["terminationGracePeriodSeconds"], 0);
     assert_eq!(
         spec["tolerations"],
         json!([
@@ -486,4 +490,703 @@ users:
     );
     assert_eq!(server_url(kubeconfig, Some("missing")), None);
     assert_eq!(server_url("not: [a kubeconfig", None), None);
+}
+
+/// kind v0.31/v0.32 node images' helper pod template: no tolerations at all
+/// (local-path-provisioner v0.0.32+; kind#4100).
+const KIND_HELPER_TEMPLATE: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: helper-pod\nspec:\n  priorityClassName: system-node-critical\n  containers:\n  - name: helper-pod\n    image: docker.io/kindest/local-path-helper:v20250521\n";
+
+/// Every probe succeeds; the second ReadWriteOncePod pod is never scheduled.
+fn healthy_pods(fake: &FakeApi) {
+    fake.on_pod_create(|pod| match pod["metadata"]["name"].as_str().unwrap_or("") {
+        "rwop-holder" => Some(PodRun::new("Running", None, "")),
+        "rwop-second" => None,
+        _ => Some(PodRun::new("Succeeded", Some(0), "devcluster: ok\n")),
+    });
+}
+
+#[tokio::test]
+async fn a_helper_pod_the_kubelet_rejects_on_a_no_execute_node_is_quoted() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    fake.add_ready_node(
+        "n2",
+        json!([{"key": "dedicated", "value": "db", "effect": "NoExecute"}]),
+    );
+    // NoSchedule does not stop a helper bound with nodeName.
+    fake.add_ready_node(
+        "n3",
+        json!([{"key": "gpu", "value": "yes", "effect": "NoSchedule"}]),
+    );
+    fake.install_local_path(KIND_HELPER_TEMPLATE);
+    healthy_pods(&fake);
+    // The claim on n2 never binds: the probe ends when the kubelet's rejection
+    // shows, long before the deadline (the RWOP pair waits for it, so it is bounded).
+    let (app, target, options) = (app(), target(&fake), options(30));
+    let started = Instant::now();
+    let report = verify::verify(&app, &target, &options, None).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the storage probe waited for the deadline: {:?}",
+        started.elapsed()
+    );
+    let storage = |node: &str| {
+        report
+            .checks
+            .iter()
+            .find(|c| c.name == "storage" && c.node.as_deref() == Some(node))
+            .unwrap_or_else(|| panic!("no storage check on {node}: {:#?}", report.checks))
+    };
+    let tainted = storage("n2");
+    assert_eq!(tainted.status, Status::Fail);
+    assert!(
+        tainted
+            .detail
+            .contains("TaintToleration: Predicate TaintToleration failed")
+            && tainted.detail.contains("ProvisioningFailed")
+            && tainted.detail.contains("not found"),
+        "{}",
+        tainted.detail
+    );
+    assert!(
+        tainted.hint.as_deref().unwrap_or("").contains("NoExecute"),
+        "{:?}",
+        tainted.hint
+    );
+    assert_eq!(storage("n1").status, Status::Ok, "{:?}", storage("n1"));
+    assert_eq!(storage("n3").status, Status::Ok, "{:?}", storage("n3"));
+}
+
+#[tokio::test]
+async fn pods_created_right_after_the_namespace_wait_for_its_service_account() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    healthy_pods(&fake);
+    let report = verify::verify(&app(), &target(&fake), &options(10), None)
+        .await
+        .unwrap();
+    let subpath = report.checks.iter().find(|c| c.name == "subPath").unwrap();
+    assert_eq!(subpath.status, Status::Ok, "{subpath:?}");
+    assert!(
+        !report.checks.iter().any(|c| c.detail.contains("forbid")),
+        "{:#?}",
+        report.checks
+    );
+    // The namespace asked for the privileged Pod Security level.
+    let requests = fake.requests();
+    assert!(
+        requests.iter().any(
+            |r| r.starts_with("GET /api/v1/namespaces/devcluster-verify-")
+                && r.contains("/serviceaccounts/default")
+        ),
+        "{requests:?}"
+    );
+}
+
+#[tokio::test]
+async fn host_path_probes_pass_where_pod_security_enforces_baseline_by_default() {
+    let fake = FakeApi::new();
+    fake.enforce_pod_security_by_default("baseline");
+    // A node on this machine, so the host path is probed from a pod.
+    fake.put(
+        "/api/v1/nodes/local",
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "local"},
+               "spec": {}, "status": {"conditions": [{"type": "Ready", "status": "True"}],
+               "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]}}),
+    );
+    let namespaces = fake.clone();
+    let labels: std::sync::Arc<std::sync::Mutex<Option<serde_json::Value>>> = Default::default();
+    let seen = labels.clone();
+    fake.on_pod_create(move |pod| {
+        let namespace = pod["metadata"]["namespace"].as_str().unwrap_or("");
+        *seen.lock().unwrap() = namespaces
+            .object(&format!("/api/v1/namespaces/{namespace}"))
+            .map(|n| n["metadata"]["labels"].clone());
+        Some(PodRun::new("Succeeded", Some(0), "devcluster: ok\n"))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = options(10);
+    options.host_paths = vec![dir.path().to_path_buf()];
+    let report = verify::verify(&app(), &target(&fake), &options, None)
+        .await
+        .unwrap();
+    let name = format!("mount {}", dir.path().display());
+    let pod = report
+        .checks
+        .iter()
+        .find(|c| c.name == name && c.layer == Layer::Pod)
+        .unwrap_or_else(|| panic!("{:#?}", report.checks));
+    // The fake pod writes no reply, so the host-side judgement fails; what matters
+    // is that admission let the hostPath pod in.
+    assert!(!pod.detail.contains("PodSecurity"), "{pod:?}");
+    let labels = labels.lock().unwrap().clone().unwrap();
+    for mode in ["enforce", "audit", "warn"] {
+        assert_eq!(
+            labels[format!("pod-security.kubernetes.io/{mode}")],
+            "privileged",
+            "{labels}"
+        );
+    }
+}
+
+#[test]
+fn forbidden_answers_are_told_apart_by_their_message() {
+    use devcluster::kube::Refusal;
+    assert_eq!(
+        Refusal::of(
+            "pods is forbidden: User \"dev\" cannot create resource \"pods\" in API group \"\" in the namespace \"x\""
+        ),
+        Refusal::Rbac
+    );
+    assert_eq!(
+        Refusal::of(
+            "pods \"p\" is forbidden: violates PodSecurity \"baseline:latest\": hostPath volumes (volume \"v0\")"
+        ),
+        Refusal::PodSecurity
+    );
+    assert_eq!(
+        Refusal::of(
+            "admission webhook \"validate.kyverno.svc-fail\" denied the request: policy disallow-host-path"
+        ),
+        Refusal::Webhook
+    );
+    assert_eq!(
+        Refusal::of(
+            "pods \"p\" is forbidden: error looking up service account ns/default: serviceaccount \"default\" not found"
+        ),
+        Refusal::ServiceAccountMissing
+    );
+    assert_eq!(Refusal::of("exceeded quota: q"), Refusal::Other);
+}
+
+/// What the kubelet shows for an image it cannot pull (`pkg/kubelet/images/
+/// image_manager.go`): ErrImagePull, then ImagePullBackOff during the back-off,
+/// then ErrImagePull again when the retry fails. Compressed to milliseconds.
+fn unpullable(fake: &FakeApi, prefix: &'static str) {
+    let kubelet = fake.clone();
+    fake.on_pod_create(move |pod| {
+        let name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let namespace = pod["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+        if !name.starts_with(prefix) {
+            return Some(PodRun::new("Succeeded", Some(0), "devcluster: ok\n"));
+        }
+        let kubelet = kubelet.clone();
+        std::thread::spawn(move || {
+            let message = "failed to pull and unpack image \"registry.example/busybox:1\": not found";
+            std::thread::sleep(Duration::from_millis(300));
+            kubelet.finish_pod(&namespace, &name, PodRun::waiting("ImagePullBackOff", &format!("Back-off pulling image \"registry.example/busybox:1\": ErrImagePull: {message}")));
+            std::thread::sleep(Duration::from_millis(600));
+            kubelet.finish_pod(&namespace, &name, PodRun::waiting("ErrImagePull", message));
+        });
+        Some(PodRun::waiting("ErrImagePull", "failed to pull and unpack image \"registry.example/busybox:1\": not found"))
+    });
+}
+
+#[tokio::test]
+async fn an_image_that_cannot_be_pulled_ends_the_probe_with_the_kubelets_message() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    unpullable(&fake, "subpath");
+    let started = Instant::now();
+    let (app, target, options) = (app(), target(&fake), options(60));
+    let run = verify::verify(&app, &target, &options, None);
+    let report = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("the probe waited for the deadline instead of giving up")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let subpath = report.checks.iter().find(|c| c.name == "subPath").unwrap();
+    assert_eq!(subpath.status, Status::Fail);
+    assert!(
+        subpath.detail.contains("ErrImagePull") && subpath.detail.contains("not found"),
+        "{}",
+        subpath.detail
+    );
+}
+
+#[tokio::test]
+async fn a_host_path_of_the_wrong_type_and_a_runtime_error_end_the_probe_at_once() {
+    let fake = FakeApi::new();
+    fake.put(
+        "/api/v1/nodes/local",
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "local"},
+               "spec": {}, "status": {"conditions": [{"type": "Ready", "status": "True"}],
+               "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]}}),
+    );
+    fake.on_pod_create(|pod| {
+        let name = pod["metadata"]["name"].as_str().unwrap_or("");
+        if name.starts_with("hp") {
+            // The kubelet's volume manager (`volume/hostpath/host_path.go`, checkType).
+            let mut run = PodRun::new("Pending", None, "");
+            run.events.push(("FailedMount".into(), "MountVolume.SetUp failed for volume \"v0\" : hostPath type check failed: /srv/data is not a directory".into()));
+            return Some(run);
+        }
+        if name.starts_with("subpath") {
+            return Some(PodRun::waiting("CreateContainerError", "failed to create containerd container: mount source path does not exist"));
+        }
+        Some(PodRun::new("Succeeded", Some(0), "devcluster: ok\n"))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = options(60);
+    options.host_paths = vec![dir.path().to_path_buf()];
+    let (app, target) = (app(), target(&fake));
+    let run = verify::verify(&app, &target, &options, None);
+    let report = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("the probes waited for the deadline instead of giving up")
+        .unwrap();
+    let name = format!("mount {}", dir.path().display());
+    let mount = report
+        .checks
+        .iter()
+        .find(|c| c.name == name && c.layer == Layer::Pod)
+        .unwrap();
+    assert_eq!(mount.status, Status::Fail);
+    assert!(
+        mount.detail.contains("hostPath type check failed"),
+        "{}",
+        mount.detail
+    );
+    let subpath = report.checks.iter().find(|c| c.name == "subPath").unwrap();
+    assert!(
+        subpath.detail.contains("CreateContainerError"),
+        "{}",
+        subpath.detail
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "sentinel removed"
+    );
+}
+
+#[tokio::test]
+async fn the_deadline_leaves_no_sentinel_and_no_namespace() {
+    let fake = FakeApi::new();
+    fake.put(
+        "/api/v1/nodes/local",
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "local"},
+               "spec": {}, "status": {"conditions": [{"type": "Ready", "status": "True"}],
+               "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]}}),
+    );
+    // Creating a pod never returns (a hanging admission webhook).
+    fake.stall("POST", "/api/v1/namespaces/devcluster-verify-");
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = options(2);
+    options.host_paths = vec![dir.path().to_path_buf()];
+    let (app, target) = (app(), target(&fake));
+    let run = verify::verify(&app, &target, &options, None);
+    let report = tokio::time::timeout(Duration::from_secs(15), run)
+        .await
+        .expect("verify outlived its deadline")
+        .unwrap();
+    assert!(report.failed());
+    assert!(
+        report
+            .checks
+            .iter()
+            .any(|c| c.detail.contains("did not finish by the deadline")),
+        "{:#?}",
+        report.checks
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "sentinel left behind"
+    );
+    assert!(
+        fake.objects_under("/api/v1/namespaces/devcluster-verify-")
+            .is_empty(),
+        "the probe namespace is left: {:?}",
+        fake.objects_under("/api/v1/namespaces/devcluster-verify-")
+    );
+}
+
+#[tokio::test]
+async fn an_interruption_removes_the_sentinel_and_the_namespace() {
+    let fake = FakeApi::new();
+    fake.put(
+        "/api/v1/nodes/local",
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "local"},
+               "spec": {}, "status": {"conditions": [{"type": "Ready", "status": "True"}],
+               "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}]}}),
+    );
+    fake.on_pod_create(|_| None);
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = options(60);
+    options.host_paths = vec![dir.path().to_path_buf()];
+    // Interrupted once, a second after the start; never again.
+    let fired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    options.interrupt = verify::Interrupt::new(move || {
+        let first = !fired.swap(true, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            if first {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        }
+    });
+    let (app, target) = (app(), target(&fake));
+    let run = verify::verify(&app, &target, &options, None);
+    let error = tokio::time::timeout(Duration::from_secs(15), run)
+        .await
+        .expect("the interruption was not heard")
+        .unwrap_err();
+    assert!(error.render().contains("interrupted"), "{}", error.render());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "sentinel left behind"
+    );
+    assert!(
+        fake.objects_under("/api/v1/namespaces/devcluster-verify-")
+            .is_empty()
+    );
+}
+
+#[test]
+fn up_and_verify_take_the_probe_and_echo_image_flags() {
+    let help = |command: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_devcluster"))
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let up = help("up");
+    for flag in ["--probe-image", "--image-pull-policy", "--echo-image"] {
+        assert!(up.contains(flag), "`up` lacks {flag}:\n{up}");
+    }
+    assert!(help("verify").contains("--echo-image"));
+}
+
+/// Plans `body` (after a one-node profile header) with the real binary.
+fn plan_of(body: &str) -> devcluster::plan::ClusterPlan {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    std::fs::write(
+        &file,
+        format!("apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nnodes:\n  controlPlanes: 1\n  workers: 0\n{body}"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_devcluster"))
+        .args([
+            "plan",
+            "-p",
+            file.to_str().unwrap(),
+            "--name",
+            "np",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The host port Docker publishes for the node, answered as kube-proxy would on
+/// the node port behind it: a Service of type NodePort holding that node port must
+/// select a running echo pod, whose token is served. Without one, nothing listens
+/// on the node port and the connection is reset.
+fn kube_proxy(fake: &FakeApi, node_port: u16) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host_port = listener.local_addr().unwrap().port();
+    let fake = fake.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            use std::io::{Read, Write};
+            let mut stream = stream;
+            let mut buffer = [0u8; 1024];
+            let _ = stream.read(&mut buffer);
+            let served = fake
+                .objects_under("/api/v1/namespaces/")
+                .into_iter()
+                .filter(|p| p.contains("/services/"))
+                .filter_map(|p| fake.object(&p))
+                .find(|s| {
+                    s["spec"]["type"] == "NodePort"
+                        && s["spec"]["ports"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|p| p["nodePort"] == node_port)
+                })
+                .and_then(|service| {
+                    let selector = service["spec"]["selector"]["devcluster.dev/probe"]
+                        .as_str()?
+                        .to_string();
+                    fake.objects_under("/api/v1/namespaces/")
+                        .into_iter()
+                        .filter(|p| p.contains("/pods/"))
+                        .filter_map(|p| fake.object(&p))
+                        .find(|pod| {
+                            pod["metadata"]["labels"]["devcluster.dev/probe"] == selector.as_str()
+                        })
+                })
+                .map(|pod| {
+                    pod["spec"]["containers"][0]["command"][2]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string()
+                });
+            match served {
+                // The echo script writes the token into its index page.
+                Some(script) => {
+                    let token = script.split('\'').nth(1).unwrap_or("").to_string();
+                    let _ = write!(stream, "HTTP/1.0 200 OK\r\n\r\n{token}\n");
+                }
+                None => drop(stream),
+            }
+        }
+    });
+    host_port
+}
+
+fn observed_node(
+    name: &str,
+    container_port: u16,
+    host_port: u16,
+) -> devcluster::docker::ObservedNode {
+    let published = devcluster::docker::ObservedPort {
+        container_port,
+        protocol: "tcp".into(),
+        host_ip: "127.0.0.1".into(),
+        host_port,
+    };
+    devcluster::docker::ObservedNode {
+        name: name.into(),
+        cluster: "np".into(),
+        role: "control-plane".into(),
+        state: "running".into(),
+        image: String::new(),
+        labels: Default::default(),
+        mounts: Vec::new(),
+        ports: vec![published.clone()],
+        // What kind asked for, and Docker reports as published.
+        requested_ports: vec![published],
+    }
+}
+
+#[tokio::test]
+async fn a_node_port_mapping_is_served_by_a_node_port_service_of_the_echo_backend() {
+    let fake = FakeApi::new();
+    let probe_fake = fake.clone();
+    let host_port = kube_proxy(&probe_fake, 31000);
+    let plan = plan_of(&format!(
+        "ports:\n  - containerPort: 31000\n    hostPort: {host_port}\n  - containerPort: 5432\n    hostPort: {}\n",
+        host_port + 1
+    ));
+    fake.add_ready_node("np-control-plane", json!([]));
+    let images: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>> = Default::default();
+    let seen = images.clone();
+    fake.on_pod_create(move |pod| {
+        let name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let image = pod["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        seen.lock().unwrap().push((name.clone(), image));
+        match name.as_str() {
+            "echo" | "rwop-holder" => Some(PodRun::new("Running", None, "")),
+            "rwop-second" => None,
+            _ => Some(PodRun::new("Succeeded", Some(0), "devcluster: ok\n")),
+        }
+    });
+    let mut node = observed_node("np-control-plane", 31000, host_port);
+    node.ports.push(devcluster::docker::ObservedPort {
+        container_port: 5432,
+        protocol: "tcp".into(),
+        host_ip: "127.0.0.1".into(),
+        host_port: host_port + 1,
+    });
+    let target = Target {
+        plan: Some(&plan),
+        docker: None,
+        nodes: vec![node],
+        node_layer_skipped: None,
+        api: Some(ProbeApi::new(fake.client())),
+        api_error: None,
+    };
+    let mut options = options(6);
+    options.echo_image = Some("mirror.example/echo:2".into());
+    let report = verify::verify(&app(), &target, &options, None)
+        .await
+        .unwrap();
+    let row = report
+        .checks
+        .iter()
+        .find(|c| c.name == "nodeport 31000")
+        .unwrap_or_else(|| panic!("{:#?}", report.checks));
+    assert_eq!(row.status, Status::Ok, "{row:?}");
+    // The echo backend runs the image chosen for it; every probe the probe image.
+    let images = images.lock().unwrap().clone();
+    assert!(images.iter().any(|(name, _)| name == "echo"), "{images:?}");
+    for (name, image) in &images {
+        let expected = if name == "echo" {
+            "mirror.example/echo:2"
+        } else {
+            "registry.example/busybox:1"
+        };
+        assert_eq!(image, expected, "{name}");
+    }
+    assert_eq!(row.node.as_deref(), Some("np-control-plane"));
+    let other = report
+        .checks
+        .iter()
+        .find(|c| c.name == "port 5432/TCP")
+        .unwrap();
+    assert_eq!(other.status, Status::Ok);
+    assert!(
+        other.detail.contains("published; not probed over HTTP"),
+        "{}",
+        other.detail
+    );
+    assert!(
+        !report
+            .checks
+            .iter()
+            .any(|c| c.hint.as_deref().unwrap_or("").contains("ingress"))
+    );
+}
+
+#[tokio::test]
+async fn a_node_port_another_service_holds_is_skipped_with_the_reason() {
+    let fake = FakeApi::new();
+    let plan = plan_of("ports:\n  - containerPort: 31000\n    hostPort: 39001\n");
+    fake.add_ready_node("np-control-plane", json!([]));
+    fake.put(
+        "/api/v1/namespaces/shop/services/web",
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"},
+               "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 31000}]}}),
+    );
+    healthy_pods(&fake);
+    let target = Target {
+        plan: Some(&plan),
+        docker: None,
+        nodes: vec![observed_node("np-control-plane", 31000, 39001)],
+        node_layer_skipped: None,
+        api: Some(ProbeApi::new(fake.client())),
+        api_error: None,
+    };
+    let report = verify::verify(&app(), &target, &options(4), None)
+        .await
+        .unwrap();
+    let row = report
+        .checks
+        .iter()
+        .find(|c| c.name == "nodeport 31000")
+        .unwrap();
+    assert_eq!(row.status, Status::Skip);
+    assert!(
+        row.detail.contains("taken by Service shop/web"),
+        "{}",
+        row.detail
+    );
+}
+
+#[tokio::test]
+async fn an_echo_image_that_cannot_be_pulled_fails_the_node_port_row_at_once_naming_the_flag() {
+    let fake = FakeApi::new();
+    let plan = plan_of("ports:\n  - containerPort: 31000\n    hostPort: 39002\n");
+    fake.add_ready_node("np-control-plane", json!([]));
+    unpullable(&fake, "echo");
+    let target = Target {
+        plan: Some(&plan),
+        docker: None,
+        nodes: vec![observed_node("np-control-plane", 31000, 39002)],
+        node_layer_skipped: None,
+        api: Some(ProbeApi::new(fake.client())),
+        api_error: None,
+    };
+    let (app, options) = (app(), options(60));
+    let run = verify::verify(&app, &target, &options, None);
+    let report = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("the echo backend was awaited until the deadline")
+        .unwrap();
+    let row = report
+        .checks
+        .iter()
+        .find(|c| c.name == "nodeport 31000")
+        .unwrap();
+    assert_eq!(row.status, Status::Fail);
+    assert!(
+        row.detail.contains("the echo backend did not start")
+            && row.detail.contains("ErrImagePull"),
+        "{}",
+        row.detail
+    );
+    assert!(
+        row.hint.as_deref().unwrap_or("").contains("--echo-image"),
+        "{:?}",
+        row.hint
+    );
+}
+
+#[tokio::test]
+async fn a_second_interruption_during_the_cleanup_names_what_is_left() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    fake.on_pod_create(|_| None);
+    // Deleting the namespace hangs, so the cleanup is still running when the
+    // second interruption comes.
+    fake.stall("DELETE", "/api/v1/namespaces/devcluster-verify-");
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut options = options(60);
+    options.interrupt = verify::Interrupt::new(move || {
+        let call = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            let wait = if call == 0 { 1000 } else { 300 };
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+    });
+    let (app, target) = (app(), target(&fake));
+    let run = verify::verify(&app, &target, &options, None);
+    let error = tokio::time::timeout(Duration::from_secs(15), run)
+        .await
+        .expect("the second interruption did not abort the cleanup")
+        .unwrap_err();
+    let text = error.render();
+    assert!(text.contains("interrupted during its cleanup"), "{text}");
+    assert!(
+        text.contains("namespace devcluster-verify-") && text.contains("kubectl delete namespace"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_webhook_denial_is_named_as_such_not_as_rbac() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    // A policy engine's webhook refusing the probe pods, with the default code.
+    fake.deny_by_webhook(
+        "POST",
+        "/api/v1/namespaces/devcluster-verify-",
+        400,
+        "validate.kyverno.svc-fail",
+        "policy disallow-latest-tag: image tag required",
+    );
+    let report = verify::verify(&app(), &target(&fake), &options(5), None)
+        .await
+        .unwrap();
+    let subpath = report.checks.iter().find(|c| c.name == "subPath").unwrap();
+    assert_eq!(subpath.status, Status::Fail);
+    assert!(
+        subpath.detail.contains("an admission webhook rejects it")
+            && subpath.detail.contains("validate.kyverno.svc-fail"),
+        "{}",
+        subpath.detail
+    );
+    assert!(!subpath.detail.contains("RBAC"), "{}", subpath.detail);
 }

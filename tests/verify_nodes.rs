@@ -22,6 +22,35 @@ use support::{Cleanup, docker_available, kind_emulator, unique_name};
 
 const HEADER: &str = "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nnodes:\n  controlPlanes: 1\n  workers: 2\n";
 
+/// A scratch directory whose real path is not under `/tmp` or `/run` (tmpfs in kind
+/// nodes: the planner refuses container paths there). The target directory's
+/// scratch space is used when it qualifies; a checkout (or `CARGO_TARGET_DIR`) under
+/// `/tmp` falls back to `/var/tmp`, then the home directory.
+fn scratch_outside_tmp() -> tempfile::TempDir {
+    let on_tmpfs = |path: &Path| {
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        real.starts_with("/tmp") || real.starts_with("/run")
+    };
+    let mut candidates = vec![std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))];
+    candidates.push("/var/tmp".into());
+    if let Some(home) = std::env::var_os("HOME") {
+        candidates.push(home.into());
+    }
+    for base in candidates {
+        if base.is_dir()
+            && !on_tmpfs(&base)
+            && let Ok(dir) = tempfile::Builder::new()
+                .prefix("devcluster-")
+                .tempdir_in(&base)
+        {
+            // Canonical, so the planned host path is the path Docker binds.
+            assert!(!on_tmpfs(dir.path()), "{}", dir.path().display());
+            return dir;
+        }
+    }
+    panic!("no writable scratch directory outside /tmp and /run for the host-path test");
+}
+
 /// Plans `profile` (YAML body after the header) with the real binary.
 fn plan(dir: &Path, cluster: &str, body: &str) -> (ClusterPlan, String) {
     let file = dir.join(format!("{}.yaml", support::unique_name("p")));
@@ -132,6 +161,7 @@ async fn run_verify_bundle(
         pull_policy: None,
         storage_class: None,
         host_paths,
+        ..Options::new(Instant::now())
     };
     verify::verify(&App::new(World::default()), &target, &options, bundle)
         .await
@@ -399,9 +429,10 @@ async fn host_path_mode_on_kind_like_nodes_finds_the_node_without_the_path() {
     if !docker_available("host_path_mode_on_kind_like_nodes_finds_the_node_without_the_path") {
         return;
     }
-    // Not under /tmp: that is a tmpfs inside kind nodes, which the planner refuses.
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let shared = dir.path().join("shared");
+    // The host path is also the container path, so it must not be under /tmp (a
+    // tmpfs inside kind nodes, which the planner refuses), wherever the checkout is.
+    let dir = scratch_outside_tmp();
+    let shared = std::fs::canonicalize(dir.path()).unwrap().join("shared");
     std::fs::create_dir_all(&shared).unwrap();
     let cluster = unique_name("vhp");
     let _cleanup = Cleanup::new().cluster(&cluster);
@@ -433,6 +464,7 @@ async fn host_path_mode_on_kind_like_nodes_finds_the_node_without_the_path() {
         pull_policy: None,
         storage_class: None,
         host_paths: vec![shared.clone()],
+        ..Options::new(Instant::now())
     };
     let report = verify::verify(&App::new(World::default()), &target, &options, None)
         .await

@@ -13,6 +13,7 @@ use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
 
 use crate::error::Error;
+use crate::kube::Refusal;
 
 /// Field manager name for server-side apply.
 const FIELD_MANAGER: &str = "devcluster";
@@ -87,7 +88,8 @@ pub struct ObservedApiNode {
 /// What the local-path toleration fix found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StorageFix {
-    /// The helper pod template had no catch-all toleration; devcluster added one.
+    /// The helper pod template did not tolerate NoSchedule and NoExecute taints;
+    /// devcluster added the tolerations and the provisioner rolled out with them.
     Applied,
     /// The helper pods already tolerate every taint.
     NotNeeded,
@@ -103,10 +105,19 @@ pub struct ClusterApi {
 
 fn api_error(action: &str, error: kube::Error) -> Error {
     match &error {
-        kube::Error::Api(status) if status.code == 403 => {
-            Error::failed(format!("cannot {action}: the API server forbids it (RBAC)"))
+        kube::Error::Api(status)
+            if status.code == 403 || Refusal::of(&status.message) == Refusal::Webhook =>
+        {
+            match Refusal::of(&status.message) {
+            Refusal::Rbac => {
+                Error::failed(format!("cannot {action}: the API server forbids it (RBAC)"))
+                    .cause(status.message.clone())
+                    .hint("use a kubeconfig with cluster-admin rights, such as the one kind writes")
+            }
+            refusal => Error::failed(format!("cannot {action}: {}", refusal.why()))
                 .cause(status.message.clone())
-                .hint("use a kubeconfig with cluster-admin rights, such as the one kind writes")
+                .hint("the message above names the admission plugin, webhook or policy that refuses it"),
+            }
         }
         _ => Error::failed(format!("cannot {action}")).cause(error),
     }
@@ -262,13 +273,20 @@ impl ClusterApi {
             .and_then(|d| d.get("record.json").cloned()))
     }
 
-    /// Gives local-path-provisioner's helper pods a catch-all toleration when they
-    /// lack one. local-path-provisioner v0.0.32+ (kind v0.31.0 and v0.32.0 node
-    /// images) dropped its tolerate-everything default, so volumes for pods on
-    /// tainted nodes stay Pending (kind#4100, fixed by kind PR #4210). The helper
-    /// pod template is `helperPod.yaml` in ConfigMap `local-path-storage/local-path-config`;
-    /// the provisioner is restarted so it reads the new template at once.
-    pub async fn fix_local_path_tolerations(&self) -> Result<StorageFix, Error> {
+    /// Gives local-path-provisioner's helper pods `operator: Exists` tolerations for
+    /// NoSchedule and NoExecute taints when they lack them (what kind does after
+    /// v0.32.0: kind#4100, PR #4210). local-path-provisioner v0.0.32+ (kind v0.31.0
+    /// and v0.32.0 node images) dropped its tolerate-everything default. Its helper
+    /// pods are bound with `nodeName` (`provisioner.go`, `createHelperPod`), so a
+    /// NoSchedule taint never stops them, but the kubelet rejects them on a node with
+    /// an untolerated NoExecute taint and the claim never binds.
+    ///
+    /// The template is `helperPod.yaml` in ConfigMap `local-path-storage/local-path-config`.
+    /// The provisioner reads it when it starts (`NewProvisioner`) and re-reads the
+    /// mounted file only every 30 s, after the kubelet has synced the ConfigMap
+    /// volume, so the provisioner is restarted and its rollout awaited until
+    /// `deadline`: until then the old pod still creates helpers from the old template.
+    pub async fn fix_local_path_tolerations(&self, deadline: Instant) -> Result<StorageFix, Error> {
         let namespace = "local-path-storage";
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
         let Some(config_map) = api
@@ -283,6 +301,9 @@ impl ClusterApi {
             return Ok(StorageFix::NotInstalled);
         };
         let Some(patched) = helper_with_toleration(helper)? else {
+            // A fix applied by an earlier run may still be rolling out.
+            self.wait_rollout(namespace, "local-path-provisioner", deadline)
+                .await?;
             return Ok(StorageFix::NotNeeded);
         };
         let patch = json!({"data": {"helperPod.yaml": patched}});
@@ -305,11 +326,73 @@ impl ClusterApi {
             )
             .await
         {
-            Ok(_) => {}
+            Ok(_) => {
+                self.wait_rollout(namespace, "local-path-provisioner", deadline)
+                    .await?;
+            }
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(api_error("restart local-path-provisioner", e)),
         }
         Ok(StorageFix::Applied)
+    }
+
+    /// Waits until a deployment's newest template is rolled out: the controller has
+    /// seen the newest generation and every wanted replica is updated and
+    /// available, with no old replica left (kubectl's `rollout status`,
+    /// `polymorphichelpers/rollout_status.go`).
+    pub async fn wait_rollout(
+        &self,
+        namespace: &str,
+        name: &str,
+        deadline: Instant,
+    ) -> Result<(), Error> {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
+        loop {
+            let deployment = api
+                .get_opt(name)
+                .await
+                .map_err(|e| api_error(&format!("read deployment {namespace}/{name}"), e))?;
+            let Some(deployment) = deployment else {
+                return Ok(());
+            };
+            let generation = deployment.metadata.generation.unwrap_or(0);
+            let wanted = deployment
+                .spec
+                .as_ref()
+                .and_then(|s| s.replicas)
+                .unwrap_or(1);
+            let status = deployment.status.unwrap_or_default();
+            let waiting = if status.observed_generation.unwrap_or(0) < generation {
+                Some("the new template is not observed yet".to_string())
+            } else if status.updated_replicas.unwrap_or(0) < wanted {
+                Some(format!(
+                    "{} of {wanted} replicas updated",
+                    status.updated_replicas.unwrap_or(0)
+                ))
+            } else if status.replicas.unwrap_or(0) > status.updated_replicas.unwrap_or(0) {
+                Some("old replicas are still terminating".to_string())
+            } else if status.available_replicas.unwrap_or(0) < wanted {
+                Some(format!(
+                    "{} of {wanted} updated replicas available",
+                    status.available_replicas.unwrap_or(0)
+                ))
+            } else {
+                None
+            };
+            let Some(waiting) = waiting else {
+                return Ok(());
+            };
+            if Instant::now() >= deadline {
+                return Err(Error::failed(format!(
+                    "deployment {namespace}/{name} did not finish rolling out in time"
+                ))
+                .cause(waiting)
+                .hint(format!(
+                    "look at `kubectl -n {namespace} rollout status deployment/{name}`"
+                )));
+            }
+            tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
+        }
     }
 
     /// Applies manifest documents with server-side apply, in order.
@@ -438,8 +521,8 @@ fn known_resource(kind: &str) -> Option<(&'static str, bool)> {
     })
 }
 
-/// The helper pod template with `tolerations: [{operator: Exists}]`, or `None` when
-/// it already tolerates everything.
+/// The helper pod template with `operator: Exists` tolerations for NoSchedule and
+/// NoExecute (kind PR #4210's template), or `None` when it already tolerates both.
 pub fn helper_with_toleration(helper_yaml: &str) -> Result<Option<String>, Error> {
     let mut pod: Value = crate::yaml::from_str(helper_yaml).map_err(|e| {
         Error::failed("cannot read local-path-provisioner's helperPod.yaml").cause(e)
@@ -460,14 +543,27 @@ pub fn helper_with_toleration(helper_yaml: &str) -> Result<Option<String>, Error
             "local-path-provisioner's helperPod.yaml has odd tolerations",
         ));
     };
-    let tolerates_all = list.iter().any(|t| {
-        t.get("operator").and_then(Value::as_str) == Some("Exists")
-            && t.get("key").is_none_or(|k| k.is_null() || k == "")
-    });
-    if tolerates_all {
+    // A toleration with operator Exists and no key matches every taint of its
+    // effect, or of every effect when it names none.
+    let tolerates = |effect: &str| {
+        list.iter().any(|t| {
+            t.get("operator").and_then(Value::as_str) == Some("Exists")
+                && t.get("key").is_none_or(|k| k.is_null() || k == "")
+                && t.get("effect")
+                    .and_then(Value::as_str)
+                    .is_none_or(|e| e.is_empty() || e == effect)
+        })
+    };
+    let missing: Vec<&str> = ["NoSchedule", "NoExecute"]
+        .into_iter()
+        .filter(|effect| !tolerates(effect))
+        .collect();
+    if missing.is_empty() {
         return Ok(None);
     }
-    list.push(json!({"operator": "Exists"}));
+    for effect in missing {
+        list.push(json!({"operator": "Exists", "effect": effect}));
+    }
     crate::yaml::to_string(&pod)
         .map(Some)
         .map_err(|e| Error::failed("cannot write the helper pod template").cause(e))
@@ -484,7 +580,27 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
             .unwrap_or_else(|| panic!("expected a patch"));
         assert!(patched.contains("operator: Exists"), "{patched}");
+        assert!(patched.contains("effect: NoSchedule"), "{patched}");
+        assert!(patched.contains("effect: NoExecute"), "{patched}");
         assert!(patched.contains("local-path-helper"), "{patched}");
+        // A template that already tolerates everything is left alone; one that
+        // tolerates only NoSchedule taints gets the NoExecute one.
+        let everything = format!("{helper}  tolerations:\n  - operator: Exists\n");
+        assert_eq!(
+            helper_with_toleration(&everything).unwrap_or_else(|e| panic!("{e}")),
+            None
+        );
+        let no_schedule =
+            format!("{helper}  tolerations:\n  - operator: Exists\n    effect: NoSchedule\n");
+        let patched = helper_with_toleration(&no_schedule)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("expected a patch"));
+        assert_eq!(
+            patched.matches("effect: NoSchedule").count(),
+            1,
+            "{patched}"
+        );
+        assert!(patched.contains("effect: NoExecute"), "{patched}");
         assert_eq!(
             helper_with_toleration(&patched).unwrap_or_else(|e| panic!("{e}")),
             None

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Event, Namespace, Node, PersistentVolumeClaim, Pod, Service,
+    ConfigMap, Event, Namespace, Node, PersistentVolumeClaim, Pod, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -14,10 +14,22 @@ use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 use serde_json::{Value, json};
 
 use crate::error::Error;
+use crate::kube::Refusal;
 use crate::plan::{Taint, TaintEffect};
 
 /// Label on everything verify creates.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "devcluster");
+/// Pod Security admission's namespace labels, all set to `privileged` on the probe
+/// namespace: hostPath probes are refused at `baseline` and `restricted`, the
+/// levels hardened clusters enforce by default.
+pub const POD_SECURITY_LABELS: [&str; 3] = [
+    "pod-security.kubernetes.io/enforce",
+    "pod-security.kubernetes.io/audit",
+    "pod-security.kubernetes.io/warn",
+];
+/// How long a waiting pull counts as one failed retry: longer than the kubelet's
+/// first image back-off (10 s, `pkg/kubelet/images/image_manager.go`).
+const PULL_BACK_OFF: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_millis(500);
 
 /// A node as verification needs it.
@@ -89,6 +101,10 @@ pub struct PodOutcome {
     pub events: Vec<String>,
     /// The container's waiting/terminated reason and message, if any.
     pub reason: String,
+    /// Set when the pod can never get further (an image that cannot be pulled, a
+    /// container the runtime cannot create, a hostPath of the wrong type): the
+    /// kubelet's own words. The wait ended there instead of at the deadline.
+    pub stuck: Option<String>,
 }
 
 impl PodOutcome {
@@ -148,13 +164,28 @@ fn api_error(
         None => (String::new(), String::new()),
     };
     match &error {
-        kube::Error::Api(status) if status.code == 403 => Error::failed(format!(
-            "cannot {verb} {resource}{scope}: RBAC forbids it"
-        ))
-        .cause(status.message.clone())
-        .hint(format!(
-            "grant this user `{verb}` on `{resource}` (or use a cluster-admin kubeconfig); `kubectl auth can-i {verb} {resource}{flag}` checks it"
-        )),
+        // Webhook denials come as 400 unless the webhook sets a code
+        // (apiserver `admission/plugin/webhook/errors/statuserror.go`).
+        kube::Error::Api(status)
+            if status.code == 403 || Refusal::of(&status.message) == Refusal::Webhook =>
+        {
+            let refusal = Refusal::of(&status.message);
+            let hint = match refusal {
+                Refusal::Rbac => format!(
+                    "grant this user `{verb}` on `{resource}` (or use a cluster-admin kubeconfig); `kubectl auth can-i {verb} {resource}{flag}` checks it"
+                ),
+                Refusal::PodSecurity => "the probes mount hostPath volumes, which need the `privileged` Pod Security level; devcluster labels its namespace `pod-security.kubernetes.io/enforce=privileged`, so a cluster-wide exemption or policy overrides that label: ask the cluster's admin".to_string(),
+                Refusal::Webhook => "the webhook named above rejects the probe; exempt namespaces labelled `app.kubernetes.io/managed-by=devcluster` from it, or ask the cluster's admin".to_string(),
+                Refusal::ServiceAccountMissing => "the ServiceAccount controller (kube-controller-manager) creates it moments after the namespace; if it never does, look at `kubectl -n kube-system get pods`".to_string(),
+                Refusal::Other => "an admission plugin or policy of the cluster refuses it; the message above names it".to_string(),
+            };
+            Error::failed(format!(
+                "cannot {verb} {resource}{scope}: {}",
+                refusal.why()
+            ))
+            .cause(status.message.clone())
+            .hint(hint)
+        }
         kube::Error::HyperError(_) | kube::Error::Service(_) => Error::failed(format!(
             "cannot reach the API server at {} (to {verb} {resource}{scope})",
             server.unwrap_or("the kubeconfig's address")
@@ -263,14 +294,72 @@ impl ProbeApi {
 
     pub async fn create_namespace(&self, name: &str) -> Result<(), Error> {
         let api: Api<Namespace> = Api::all(self.client.clone());
+        let mut labels = serde_json::Map::new();
+        labels.insert(MANAGED_BY.0.into(), json!(MANAGED_BY.1));
+        for label in POD_SECURITY_LABELS {
+            labels.insert(label.into(), json!("privileged"));
+        }
         let namespace: Namespace = from_json(json!({
             "apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "labels": {MANAGED_BY.0: MANAGED_BY.1}}
+            "metadata": {"name": name, "labels": labels}
         }))?;
         api.create(&PostParams::default(), &namespace)
             .await
             .map_err(|e| self.error("create", "namespaces", e))?;
         Ok(())
+    }
+
+    /// Waits for the namespace's `default` ServiceAccount, which the ServiceAccount
+    /// controller creates asynchronously after the namespace: until it exists the
+    /// ServiceAccount admission plugin refuses every pod with 403. When this user
+    /// may not read ServiceAccounts, returns at once (pod creation retries instead).
+    pub async fn wait_default_service_account(
+        &self,
+        namespace: &str,
+        deadline: Instant,
+    ) -> Result<(), Error> {
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
+        loop {
+            match api.get_opt("default").await {
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) => {}
+                Err(e) if is_status(&e, 403) => return Ok(()),
+                Err(e) => return Err(self.error_in(namespace, "get", "serviceaccounts", e)),
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::failed(format!(
+                    "the `default` ServiceAccount of namespace {namespace} did not appear in time"
+                ))
+                .hint("the ServiceAccount controller (kube-controller-manager) creates it; look at `kubectl -n kube-system get pods`"));
+            }
+            tokio::time::sleep(
+                Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now())),
+            )
+            .await;
+        }
+    }
+
+    /// Node ports Services of the cluster hold, as `(port, "namespace/name")`.
+    pub async fn node_ports_in_use(&self) -> Result<Vec<(u16, String)>, Error> {
+        let api: Api<Service> = Api::all(self.client.clone());
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| self.error("list", "services", e))?;
+        let mut ports = Vec::new();
+        for service in list.items {
+            let name = format!(
+                "{}/{}",
+                service.metadata.namespace.unwrap_or_default(),
+                service.metadata.name.unwrap_or_default()
+            );
+            for port in service.spec.and_then(|s| s.ports).unwrap_or_default() {
+                if let Some(node_port) = port.node_port.and_then(|p| u16::try_from(p).ok()) {
+                    ports.push((node_port, name.clone()));
+                }
+            }
+        }
+        Ok(ports)
     }
 
     /// Deletes the namespace and everything in it; a missing one is fine.
@@ -393,10 +482,22 @@ impl ProbeApi {
     pub async fn create_pod(&self, namespace: &str, probe: &ProbePod) -> Result<(), Error> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let pod: Pod = from_json(pod_manifest(namespace, probe))?;
-        api.create(&PostParams::default(), &pod)
-            .await
-            .map_err(|e| self.error_in(namespace, "create", "pods", e))?;
-        Ok(())
+        // A namespace's `default` ServiceAccount may still be on its way (see
+        // `wait_default_service_account`): that refusal is retried for a while.
+        let patience = Instant::now() + Duration::from_secs(10);
+        loop {
+            match api.create(&PostParams::default(), &pod).await {
+                Ok(_) => return Ok(()),
+                Err(kube::Error::Api(status))
+                    if status.code == 403
+                        && Refusal::of(&status.message) == Refusal::ServiceAccountMissing
+                        && Instant::now() < patience =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(self.error_in(namespace, "create", "pods", e)),
+            }
+        }
     }
 
     /// Waits until the pod has finished (or, with `until_running`, is Running), or
@@ -410,6 +511,7 @@ impl ProbeApi {
     ) -> Result<PodOutcome, Error> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let mut outcome = PodOutcome::default();
+        let mut pull = PullWatch::default();
         loop {
             let pod = api
                 .get_opt(name)
@@ -429,6 +531,9 @@ impl ProbeApi {
                     join_reason(terminated.reason.as_deref(), terminated.message.as_deref());
             } else if let Some(waiting) = state.as_ref().and_then(|s| s.waiting.as_ref()) {
                 outcome.reason = join_reason(waiting.reason.as_deref(), waiting.message.as_deref());
+                if pull.hopeless(waiting.reason.as_deref().unwrap_or(""), Instant::now()) {
+                    outcome.stuck = Some(outcome.reason.clone());
+                }
             } else if outcome.reason.is_empty() {
                 outcome.reason = status
                     .conditions
@@ -442,6 +547,21 @@ impl ProbeApi {
             let done = matches!(phase.as_str(), "Succeeded" | "Failed")
                 || (until_running && phase == "Running");
             if done {
+                break;
+            }
+            if phase == "Pending" && outcome.stuck.is_none() {
+                // A hostPath of the wrong type is reported only as an event; the
+                // kubelet retries the mount forever (`volume/hostpath/host_path.go`,
+                // `checkType`: "hostPath type check failed").
+                let events = self
+                    .events(namespace, "Pod", name)
+                    .await
+                    .unwrap_or_default();
+                outcome.stuck = events.into_iter().find(|e| {
+                    e.starts_with("FailedMount:") && e.contains("hostPath type check failed")
+                });
+            }
+            if outcome.stuck.is_some() {
                 break;
             }
             if Instant::now() >= deadline {
@@ -491,6 +611,37 @@ impl ProbeApi {
                     "{}: {}",
                     e.reason.unwrap_or_default(),
                     e.message.unwrap_or_default()
+                )
+            })
+            .collect())
+    }
+
+    /// The UID of a claim (the volume provisioned for it is `pvc-<UID>`).
+    pub async fn claim_uid(&self, namespace: &str, name: &str) -> Option<String> {
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), namespace);
+        api.get_opt(name).await.ok().flatten()?.metadata.uid
+    }
+
+    /// Events in `namespace` with `reason`, as `(object name, message)`, oldest first.
+    pub async fn namespace_events(
+        &self,
+        namespace: &str,
+        reason: &str,
+    ) -> Result<Vec<(String, String)>, Error> {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        let list = match api.list(&ListParams::default()).await {
+            Ok(list) => list,
+            Err(e) if is_status(&e, 403) || is_status(&e, 404) => return Ok(Vec::new()),
+            Err(e) => return Err(self.error_in(namespace, "list", "events", e)),
+        };
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .map(|e| {
+                (
+                    e.involved_object.name.unwrap_or_default(),
+                    e.message.unwrap_or_default(),
                 )
             })
             .collect())
@@ -546,6 +697,35 @@ impl ProbeApi {
             }
         }
         Ok(())
+    }
+}
+
+/// Decides when a container's waiting reason means it will never start. The
+/// kubelet retries image pulls forever with a growing back-off (ErrImagePull,
+/// then ImagePullBackOff, then ErrImagePull again): a pull that failed again after
+/// its first back-off will not succeed by itself. A missing image under
+/// `imagePullPolicy: Never`, an invalid image name and a container the runtime
+/// cannot create are final at once (`pkg/kubelet/images/types.go`,
+/// `pkg/kubelet/container/sync_result.go`).
+#[derive(Debug, Default)]
+struct PullWatch {
+    backed_off_since: Option<Instant>,
+}
+
+impl PullWatch {
+    fn hopeless(&mut self, reason: &str, now: Instant) -> bool {
+        match reason {
+            "ErrImageNeverPull"
+            | "InvalidImageName"
+            | "CreateContainerError"
+            | "CreateContainerConfigError" => true,
+            "ImagePullBackOff" => {
+                let since = *self.backed_off_since.get_or_insert(now);
+                now.duration_since(since) >= PULL_BACK_OFF
+            }
+            "ErrImagePull" => self.backed_off_since.is_some(),
+            _ => false,
+        }
     }
 }
 

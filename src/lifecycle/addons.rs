@@ -70,6 +70,13 @@ pub async fn fetch_manifest(source: &ControllerSource, cache_dir: &Path) -> Resu
 /// Parses the manifest and pins every workload whose pods match the selector to
 /// the ingress node: nodeSelector `ingress-ready=true`, tolerations for the
 /// node's taints, and host ports 80/443 on the container ports 80/443.
+///
+/// The manifest's Jobs get the same node selector and tolerations: ingress-nginx's
+/// admission Jobs (`ingress-nginx-admission-create` and `-patch` in v1.15.1's
+/// `deploy/static/provider/kind/deploy.yaml`) select only `kubernetes.io/os: linux`
+/// and carry no tolerations, so on a cluster whose every schedulable node is
+/// tainted they stay Pending, and the controller, which mounts the Secret they
+/// create, never starts. The ingress node is one they can run on by construction.
 pub fn pin_controller(
     manifest: &str,
     source: &ControllerSource,
@@ -80,6 +87,15 @@ pub fn pin_controller(
     let mut pinned = 0;
     for document in &mut documents {
         let kind = document.get("kind").and_then(Value::as_str).unwrap_or("");
+        if kind == "Job" {
+            if let Some(pod_spec) = document
+                .pointer_mut("/spec/template/spec")
+                .and_then(Value::as_object_mut)
+            {
+                pin_to_ingress_node(pod_spec, node_taints);
+            }
+            continue;
+        }
         if !matches!(kind, "Deployment" | "DaemonSet") {
             continue;
         }
@@ -101,26 +117,7 @@ pub fn pin_controller(
         else {
             continue;
         };
-        let selector = pod_spec.entry("nodeSelector").or_insert_with(|| json!({}));
-        if let Some(map) = selector.as_object_mut() {
-            map.insert(INGRESS_READY_LABEL.to_string(), json!("true"));
-        }
-        let tolerations = pod_spec.entry("tolerations").or_insert_with(|| json!([]));
-        if let Some(list) = tolerations.as_array_mut() {
-            for taint in node_taints {
-                let toleration = match &taint.value {
-                    Some(value) => {
-                        json!({"key": taint.key, "operator": "Equal", "value": value, "effect": taint.effect.as_str()})
-                    }
-                    None => {
-                        json!({"key": taint.key, "operator": "Exists", "effect": taint.effect.as_str()})
-                    }
-                };
-                if !list.contains(&toleration) {
-                    list.push(toleration);
-                }
-            }
-        }
+        pin_to_ingress_node(pod_spec, node_taints);
         if let Some(containers) = pod_spec.get_mut("containers").and_then(Value::as_array_mut) {
             for container in containers {
                 if let Some(ports) = container.get_mut("ports").and_then(Value::as_array_mut) {
@@ -151,6 +148,37 @@ pub fn pin_controller(
         );
     }
     Ok(documents)
+}
+
+/// Adds the `ingress-ready=true` node selector and tolerations for the ingress
+/// node's taints to a pod spec.
+fn pin_to_ingress_node(pod_spec: &mut serde_json::Map<String, Value>, node_taints: &[Taint]) {
+    let selector = pod_spec.entry("nodeSelector").or_insert_with(|| json!({}));
+    if selector.is_null() {
+        *selector = json!({});
+    }
+    if let Some(map) = selector.as_object_mut() {
+        map.insert(INGRESS_READY_LABEL.to_string(), json!("true"));
+    }
+    let tolerations = pod_spec.entry("tolerations").or_insert_with(|| json!([]));
+    if tolerations.is_null() {
+        *tolerations = json!([]);
+    }
+    if let Some(list) = tolerations.as_array_mut() {
+        for taint in node_taints {
+            let toleration = match &taint.value {
+                Some(value) => {
+                    json!({"key": taint.key, "operator": "Equal", "value": value, "effect": taint.effect.as_str()})
+                }
+                None => {
+                    json!({"key": taint.key, "operator": "Exists", "effect": taint.effect.as_str()})
+                }
+            };
+            if !list.contains(&toleration) {
+                list.push(toleration);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -194,12 +222,38 @@ spec:
 apiVersion: batch/v1
 kind: Job
 metadata:
-  name: admission-create
+  name: ingress-nginx-admission-create
+  namespace: ingress-nginx
+spec:
+  template:
+    metadata:
+      labels:
+        app.kubernetes.io/component: admission-webhook
+        app.kubernetes.io/name: ingress-nginx
+      name: ingress-nginx-admission-create
+    spec:
+      containers:
+      - name: create
+        image: registry.k8s.io/ingress-nginx/kube-webhook-certgen:v1.6.5
+      nodeSelector:
+        kubernetes.io/os: linux
+      restartPolicy: OnFailure
+      serviceAccountName: ingress-nginx-admission
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: ingress-nginx-admission-patch
   namespace: ingress-nginx
 spec:
   template:
     spec:
-      containers: []
+      containers:
+      - name: patch
+        image: registry.k8s.io/ingress-nginx/kube-webhook-certgen:v1.6.5
+      nodeSelector:
+        kubernetes.io/os: linux
+      restartPolicy: OnFailure
 "#;
 
     #[test]
@@ -227,7 +281,7 @@ spec:
         }];
         let documents =
             pin_controller(MANIFEST, &source, &taints).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(documents.len(), 3);
+        assert_eq!(documents.len(), 4);
         let spec = documents[1]
             .pointer("/spec/template/spec")
             .unwrap_or_else(|| panic!("no pod spec"));
@@ -242,12 +296,19 @@ spec:
         assert_eq!(ports[0]["hostPort"], 80);
         assert_eq!(ports[1]["hostPort"], 443);
         assert!(ports[2].get("hostPort").is_none());
-        // The Job is left alone.
-        assert!(
-            documents[2]
-                .pointer("/spec/template/spec/nodeSelector")
-                .is_none()
-        );
+        // The admission Jobs (no tolerations upstream) run where the controller runs.
+        for job in &documents[2..4] {
+            let spec = job
+                .pointer("/spec/template/spec")
+                .unwrap_or_else(|| panic!("no pod spec"));
+            assert_eq!(spec["nodeSelector"]["ingress-ready"], "true", "{job}");
+            assert_eq!(spec["nodeSelector"]["kubernetes.io/os"], "linux");
+            assert_eq!(
+                spec["tolerations"],
+                json!([{"key": "dedicated", "operator": "Equal", "value": "edge", "effect": "NoSchedule"}]),
+                "{job}"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,11 @@
 //! `up`, `down` and `status`: drive kind and Docker to a ready, recorded cluster,
 //! idempotently, and report what runs against what was recorded.
+//!
+//! `up` has two halves. *Create* (kind create, record, kubeconfig, connect, nodes
+//! Ready) makes the nodes; it is rolled back when it fails or is interrupted, unless
+//! `--retain`. *Converge* (storage fix, ingress controller, record, verify) works on
+//! nodes that exist and never deletes them: it fails with the next command, and the
+//! next `up` resumes it. The record in the cluster carries the phase `up` reached.
 
 pub mod addons;
 pub mod download;
@@ -13,50 +19,25 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::app::App;
-use crate::cli::{DownArgs, Output, StatusArgs, UpArgs, print_json};
+use crate::cli::{DownArgs, Output, ProfileArgs, StatusArgs, UpArgs, print_json};
 use crate::docker::{Docker, DockerError, ObservedNode};
 use crate::error::{Error, ExitCode, Result};
-use crate::kind::{CreateRequest, Kind};
+pub use crate::interrupt::Interrupt;
+use crate::kind::{CreateOutcome, CreateRequest, Kind, KindSource};
 use crate::kindconfig;
-use crate::kube::cluster::{Connector, StorageFix};
+use crate::kube::cluster::{ClusterApi, Connector, StorageFix};
 use crate::plan::{ClusterPlan, Role, TaintEffect};
-use record::Record;
+use record::{Decision, Phase, Record};
 
 /// How long past the deadline a step may take to report its own timeout.
 const DEADLINE_GRACE: Duration = Duration::from_secs(3);
 
 /// What the outside world lends `up`, so tests can replace the parts no test
-/// machine has (a real API server) and deliver a Ctrl-C on cue.
+/// machine has (a real API server) and deliver an interruption on cue.
 #[derive(Debug, Clone, Default)]
 pub struct Deps {
     pub connector: Connector,
     pub interrupt: Interrupt,
-}
-
-/// Where an interruption comes from.
-#[derive(Debug, Clone, Default)]
-pub enum Interrupt {
-    /// Ctrl-C (SIGINT) to this process.
-    #[default]
-    CtrlC,
-    /// As if Ctrl-C came after this long (tests).
-    After(Duration),
-    /// Never.
-    Never,
-}
-
-impl Interrupt {
-    async fn wait(&self) {
-        match self {
-            Interrupt::CtrlC => {
-                if tokio::signal::ctrl_c().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-            Interrupt::After(delay) => tokio::time::sleep(*delay).await,
-            Interrupt::Never => std::future::pending::<()>().await,
-        }
-    }
 }
 
 /// What `up` did, for `-o json`.
@@ -64,8 +45,11 @@ impl Interrupt {
 #[serde(rename_all = "camelCase")]
 pub struct UpResult {
     pub cluster: String,
-    /// `created`, `recreated` or `up-to-date`.
+    /// `created`, `recreated`, `converged` or `up-to-date`.
     pub action: &'static str,
+    /// The record's phase when `up` finished: `complete`, or `created` when the
+    /// steps after create had to wait (a profile without a CNI).
+    pub phase: &'static str,
     pub context: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kubeconfig: Option<PathBuf>,
@@ -74,6 +58,9 @@ pub struct UpResult {
     pub nodes: Vec<String>,
     pub plan_hash: String,
     pub steps: Vec<StepResult>,
+    /// Steps left out, with the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -112,11 +99,21 @@ pub fn docker_error(error: DockerError) -> Error {
     }
 }
 
+/// The user's lock directory: in their cache, else a private one in the shared
+/// temporary directory.
 fn lock_dir(app: &App) -> PathBuf {
     app.world
         .cache_dir()
         .map(|d| d.join("locks"))
-        .unwrap_or_else(|| std::env::temp_dir().join("devcluster-locks"))
+        .unwrap_or_else(lock::shared_temp_dir)
+}
+
+/// `now + timeout`, for any timeout the flags accept (they refuse more than a week).
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(crate::cli::MAX_DURATION))
+        .unwrap_or(now)
 }
 
 /// The first control-plane container, where the record lives.
@@ -127,20 +124,15 @@ fn record_holder(nodes: &[ObservedNode]) -> Option<&ObservedNode> {
         .min_by(|a, b| a.name.len().cmp(&b.name.len()).then(a.name.cmp(&b.name)))
 }
 
-/// Reads devcluster's record from the cluster's first control-plane container.
+/// Reads devcluster's record from the cluster's first control-plane container,
+/// through Docker's archive API, so a stopped node is read as well as a running one.
 pub async fn read_record(docker: &Docker, nodes: &[ObservedNode]) -> Option<Record> {
     let holder = record_holder(nodes)?;
-    if holder.state != "running" {
-        return None;
-    }
-    let output = docker
-        .exec(&holder.name, &["cat", record::RECORD_PATH])
+    let bytes = docker
+        .read_file(&holder.name, record::RECORD_PATH, record::MAX_RECORD_BYTES)
         .await
-        .ok()?;
-    if output.exit_code != 0 {
-        return None;
-    }
-    Record::from_json(&output.stdout)
+        .ok()??;
+    Record::from_json(&String::from_utf8_lossy(&bytes))
 }
 
 async fn write_node_record(docker: &Docker, node: &str, record: &Record) -> Result<()> {
@@ -164,68 +156,128 @@ async fn write_node_record(docker: &Docker, node: &str, record: &Record) -> Resu
     Ok(())
 }
 
-/// Finds kind, or installs the pinned release with `--install-kind` (or a yes at
-/// the prompt).
+/// The plan to compare an existing cluster with (`verify`, `status`). Without
+/// `--profile`, the plan in the cluster's record, so `verify --name NAME` proves what
+/// the cluster was made from; with `--profile`, that profile's plan, with a note
+/// when it disagrees with the record. Falls back to the profile (`devcluster.yaml`,
+/// else `single`) when the cluster has no readable record.
+pub async fn plan_for_cluster(
+    app: &App,
+    profile: &ProfileArgs,
+    docker: Option<&Docker>,
+) -> Result<ClusterPlan> {
+    let recorded = |name: String| async move {
+        let docker = docker?;
+        let nodes = docker.list_nodes(Some(&name)).await.ok()?;
+        read_record(docker, &nodes).await
+    };
+    if profile.profile.is_none() {
+        // The name from `--name`, else from the profile `up` would use.
+        let (name, fallback) = match &profile.name {
+            Some(name) => (name.clone(), None),
+            None => {
+                let (_, plan) = app.plan(None, None)?;
+                (plan.name.clone(), Some(plan))
+            }
+        };
+        if let Some(record) = recorded(name.clone()).await {
+            if let Some(plan) = record.plan {
+                app.ui.line(&format!(
+                    "using the plan recorded in cluster `{name}` (profile {}, {} node(s))",
+                    record.profile_source,
+                    plan.nodes.len()
+                ));
+                return Ok(plan);
+            }
+            app.ui.line(&format!(
+                "the record of cluster `{name}` was written by devcluster {} and its plan cannot be read here; using the profile instead",
+                record.devcluster_version
+            ));
+        }
+        return match fallback {
+            Some(plan) => Ok(plan),
+            None => Ok(app.plan(None, Some(&name))?.1),
+        };
+    }
+    let (_, plan) = app.plan(profile.profile.as_deref(), profile.name.as_deref())?;
+    if let Some(record) = recorded(plan.name.clone()).await {
+        note_disagreement(app, &plan, &record);
+    }
+    Ok(plan)
+}
+
+/// Says so when `plan` is not what the cluster's record says it was made from.
+pub fn note_disagreement(app: &App, plan: &ClusterPlan, record: &Record) {
+    if record.matches(plan) {
+        return;
+    }
+    app.ui.line(&format!(
+        "note: profile {} differs from what cluster `{}` was made from (profile {}); checking against {}:",
+        plan.source, plan.name, record.profile_source, plan.source
+    ));
+    if let Some(recorded) = &record.plan {
+        for change in record::diff(recorded, plan) {
+            app.ui.line(&format!("  {}", change.line()));
+        }
+    }
+    app.ui.line(&format!(
+        "  (leave out --profile to check the recorded plan: `devcluster verify --name {}`)",
+        plan.name
+    ));
+}
+
+/// kind from the one locator, or the pinned release installed with
+/// `--install-kind` (or a yes at the prompt), which the rest of the command uses.
 async fn find_kind(app: &App, install: bool) -> Result<Kind> {
-    match Kind::discover(&app.world) {
-        Ok(kind) => Ok(kind),
-        Err(missing) => {
-            let cached = app
-                .world
-                .cache_dir()
-                .zip(download::platform())
-                .map(|(dir, platform)| {
-                    dir.join("bin")
-                        .join(format!("kind-{}-{platform}", download::KIND_RELEASE))
-                });
-            if let Some(path) = cached.as_ref().filter(|p| p.is_file()) {
-                return Ok(Kind::at(path.clone(), &app.world));
-            }
-            let ask = !install
-                && app.world.can_prompt()
-                && dialoguer::Confirm::new()
-                    .with_prompt(format!(
-                        "kind is not installed. Download kind {} into {}?",
-                        download::KIND_RELEASE,
-                        cached
-                            .as_ref()
-                            .map(|p| p.display().to_string())
-                            .unwrap_or_default()
-                    ))
-                    .default(false)
-                    .interact()
-                    .unwrap_or(false);
-            if !(install || ask) {
-                return Err(missing);
-            }
-            let platform = download::platform().ok_or_else(|| {
-                Error::failed("kind publishes no release for this platform")
-                    .hint("install kind yourself")
-            })?;
-            let (url, sum) = download::kind_release(platform)
-                .ok_or_else(|| Error::failed(format!("no pinned kind release for {platform}")))?;
-            let dest = cached.ok_or_else(|| {
-                Error::failed("no cache directory to install kind into")
-                    .hint("set HOME or XDG_CACHE_HOME")
-            })?;
-            let step = app
-                .ui
-                .step(&format!("install kind {}", download::KIND_RELEASE));
-            match download::fetch_pinned(&url, sum, &dest, true).await {
-                Ok(path) => {
-                    step.done(&path.display().to_string());
-                    Ok(Kind::at(path, &app.world))
-                }
-                Err(e) => {
-                    step.fail("");
-                    Err(e)
-                }
-            }
+    let missing = match app.kind() {
+        Ok(kind) => return Ok(kind),
+        Err(missing) => missing,
+    };
+    let cached = crate::kind::cached_kind_path(&app.world);
+    let ask = !install
+        && app.world.can_prompt()
+        && dialoguer::Confirm::new()
+            .with_prompt(format!(
+                "kind is not installed. Download kind {} into {}?",
+                download::KIND_RELEASE,
+                cached
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ))
+            .default(false)
+            .interact()
+            .unwrap_or(false);
+    if !(install || ask) {
+        return Err(missing);
+    }
+    let platform = download::platform().ok_or_else(|| {
+        Error::failed("kind publishes no release for this platform").hint("install kind yourself")
+    })?;
+    let (url, sum) = download::kind_release(platform)
+        .ok_or_else(|| Error::failed(format!("no pinned kind release for {platform}")))?;
+    let dest = cached.ok_or_else(|| {
+        Error::failed("no cache directory to install kind into").hint("set HOME or XDG_CACHE_HOME")
+    })?;
+    let step = app
+        .ui
+        .step(&format!("install kind {}", download::KIND_RELEASE));
+    match download::fetch_pinned(&url, sum, &dest, true).await {
+        Ok(path) => {
+            step.done(&path.display().to_string());
+            let kind = Kind::at(path, KindSource::Cache, &app.world);
+            app.set_kind(kind.clone());
+            Ok(kind)
+        }
+        Err(e) => {
+            step.fail("");
+            Err(e)
         }
     }
 }
 
-/// Runs one step under a status line, racing it against Ctrl-C and the deadline.
+/// Runs one step under a status line, racing it against an interruption and the
+/// deadline.
 struct Runner<'a> {
     app: &'a App,
     deps: &'a Deps,
@@ -235,7 +287,8 @@ struct Runner<'a> {
 
 enum Outcome<T> {
     Done(T),
-    Interrupted,
+    /// Interrupted, by what.
+    Interrupted(&'static str),
 }
 
 impl Runner<'_> {
@@ -253,7 +306,7 @@ impl Runner<'_> {
             result = future => match result {
                 Ok((value, detail)) => {
                     step.done(&detail);
-                    self.steps.push(StepResult { name, seconds: started.elapsed().as_secs_f64(), detail });
+                    self.record(name, started, detail);
                     Ok(Outcome::Done(value))
                 }
                 Err(error) => {
@@ -261,9 +314,9 @@ impl Runner<'_> {
                     Err(error.context(format!("step `{name}` failed")))
                 }
             },
-            _ = self.deps.interrupt.wait() => {
+            why = self.deps.interrupt.wait() => {
                 step.fail("interrupted");
-                Ok(Outcome::Interrupted)
+                Ok(Outcome::Interrupted(why))
             }
             _ = tokio::time::sleep(remaining) => {
                 step.fail("deadline");
@@ -271,6 +324,14 @@ impl Runner<'_> {
                     .hint("raise `--timeout`"))
             }
         }
+    }
+
+    fn record(&mut self, name: &'static str, started: Instant, detail: String) {
+        self.steps.push(StepResult {
+            name,
+            seconds: started.elapsed().as_secs_f64(),
+            detail,
+        });
     }
 }
 
@@ -280,101 +341,302 @@ pub async fn run_up(app: &App, args: &UpArgs, deps: &Deps) -> Result<UpResult> {
         args.profile.profile.as_deref(),
         args.profile.name.as_deref(),
     )?;
-    let deadline = Instant::now() + args.timeout;
+    deps.interrupt.arm();
     let kind = find_kind(app, args.install_kind).await?;
     let docker = Docker::connect(&app.world).await.map_err(docker_error)?;
-    let _lock = lock::acquire(&lock_dir(app), &plan.name, args.timeout, |who| {
-        app.ui.line(&format!(
-            "waiting for {who}, which is working on cluster `{}` ...",
-            plan.name
-        ))
-    })
-    .await?;
+    let locks = lock_dir(app);
+    let _lock = tokio::select! {
+        lock = lock::acquire(&locks, &plan.name, args.lock_timeout, |who| {
+            app.ui.line(&format!(
+                "waiting for {who}, which is working on cluster `{}` ...",
+                plan.name
+            ))
+        }) => lock?,
+        why = deps.interrupt.wait() => {
+            return Err(Error::interrupted(format!(
+                "interrupted by {why} while waiting for the lock; nothing was changed"
+            )));
+        }
+    };
 
+    let mut runner = Runner {
+        app,
+        deps,
+        deadline: deadline_after(args.timeout),
+        steps: Vec::new(),
+    };
     let existing = docker
         .list_nodes(Some(&plan.name))
         .await
         .map_err(docker_error)?;
     let mut action = "created";
     if !existing.is_empty() {
-        match read_record(&docker, &existing).await {
-            Some(recorded) if recorded.matches(&plan) => {
+        let recorded = read_record(&docker, &existing).await;
+        let decision = match &recorded {
+            Some(recorded) => recorded.decide(&plan),
+            None => Decision::Recreate {
+                changes: Vec::new(),
+            },
+        };
+        match decision {
+            Decision::UpToDate => {
                 return up_to_date(app, args, &kind, &plan, &existing).await;
             }
-            recorded => {
-                confirm_recreate(app, args, &plan, recorded.as_ref())?;
+            Decision::Converge { reason, changes } => {
+                ensure_running(&plan, &existing, "is devcluster's")?;
+                app.ui.line(&format!(
+                    "cluster `{}` exists; converging it in place ({reason})",
+                    plan.name
+                ));
+                for change in &changes {
+                    app.ui.line(&format!("  {}", change.line()));
+                }
+                let manifest = fetch_artefacts(&mut runner, &plan).await?;
+                runner.deadline = deadline_after(args.timeout);
+                let established = match establish(&mut runner, &docker, &kind, &plan, args).await {
+                    Ok(Some(established)) => established,
+                    Ok(None) => return Err(kept_interrupted(&plan, "converging")),
+                    Err(error) => return Err(kept(error, &plan)),
+                };
+                return converge(
+                    &mut runner,
+                    &docker,
+                    &plan,
+                    args,
+                    established,
+                    manifest,
+                    "converged",
+                )
+                .await;
+            }
+            Decision::Recreate { changes } => {
+                confirm_recreate(app, args, &plan, recorded.as_ref(), &changes)?;
+                // Fetch before deleting: a network failure must not cost the cluster.
+                let manifest = fetch_artefacts(&mut runner, &plan).await?;
                 let step = app.ui.step(&format!("delete cluster {}", plan.name));
                 kind.delete(&plan.name, args.kubeconfig.as_deref()).await?;
                 step.done("");
                 action = "recreated";
+                return create_then_converge(
+                    &mut runner,
+                    &docker,
+                    &kind,
+                    &plan,
+                    args,
+                    manifest,
+                    action,
+                )
+                .await;
             }
         }
     }
+    let manifest = fetch_artefacts(&mut runner, &plan).await?;
+    create_then_converge(&mut runner, &docker, &kind, &plan, args, manifest, action).await
+}
 
-    let mut runner = Runner {
-        app,
-        deps,
-        deadline,
-        steps: Vec::new(),
-    };
-    preflight(&mut runner, &plan).await?;
-    let created = create(&mut runner, &docker, &kind, &plan, args).await?;
-    if !created {
-        cleanup(app, &docker, &kind, &plan, args, "interrupted").await;
-        return Err(Error::interrupted("interrupted while creating the cluster")
-            .hint(format!("nothing was kept; run `devcluster up` again when ready (or `devcluster down --name {}` if anything remains)", plan.name)));
+/// Refuses to work on a cluster whose nodes are not all running.
+fn ensure_running(plan: &ClusterPlan, existing: &[ObservedNode], what: &str) -> Result<()> {
+    let stopped: Vec<&str> = existing
+        .iter()
+        .filter(|n| n.state != "running")
+        .map(|n| n.name.as_str())
+        .collect();
+    if stopped.is_empty() {
+        return Ok(());
     }
-    match finish_up(&mut runner, &docker, &kind, &plan, args).await {
-        Ok(Some(mut result)) => {
-            result.action = action;
-            print_next_steps(app, &result);
-            Ok(result)
-        }
-        Ok(None) => {
-            cleanup(app, &docker, &kind, &plan, args, "interrupted").await;
-            Err(Error::interrupted(
-                "interrupted while setting up the cluster",
+    Err(Error::failed(format!(
+        "cluster `{}` {what} but nodes are not running: {}",
+        plan.name,
+        stopped.join(", ")
+    ))
+    .hint(format!(
+        "start them with `docker start {}`, then run `devcluster up` again",
+        stopped.join(" ")
+    )))
+}
+
+/// The command that resumes `up` for this plan.
+fn resume_command(plan: &ClusterPlan) -> String {
+    let profile = if plan.source.starts_with("builtin:") {
+        plan.source.trim_start_matches("builtin:").to_string()
+    } else {
+        crate::error::shell_quote(&[plan.source.as_str()])
+    };
+    format!("devcluster up --profile {profile} --name {}", plan.name)
+}
+
+/// A failure after the nodes exist: the cluster stays, and the error says how to
+/// go on.
+fn kept(error: Error, plan: &ClusterPlan) -> Error {
+    let earlier = error.hint.clone();
+    let mut hint = format!(
+        "the cluster was kept; fix the above, then run `{}` to resume (`devcluster down --name {}` deletes it)",
+        resume_command(plan),
+        plan.name
+    );
+    if let Some(earlier) = earlier.filter(|h| !h.contains("--retain")) {
+        hint = format!("{earlier}; {hint}");
+    }
+    error.hint(hint)
+}
+
+fn kept_interrupted(plan: &ClusterPlan, while_doing: &str) -> Error {
+    Error::interrupted(format!(
+        "interrupted while {while_doing} cluster `{}`",
+        plan.name
+    ))
+    .hint(format!(
+        "the cluster was kept; run `{}` to resume (`devcluster down --name {}` deletes it)",
+        resume_command(plan),
+        plan.name
+    ))
+}
+
+/// Downloads and checks every pinned artefact the plan needs before anything is
+/// created or deleted, so a network failure costs seconds, not a cluster.
+async fn fetch_artefacts(runner: &mut Runner<'_>, plan: &ClusterPlan) -> Result<Option<String>> {
+    let Some(source) = addons::controller_source(plan) else {
+        return Ok(None);
+    };
+    let cache = runner
+        .app
+        .world
+        .cache_dir()
+        .unwrap_or_else(|| std::env::temp_dir().join("devcluster-cache"));
+    let outcome = runner
+        .step("fetch", async {
+            let manifest = addons::fetch_manifest(&source, &cache).await?;
+            Ok((
+                manifest,
+                format!(
+                    "ingress controller manifest, SHA-256 {}",
+                    &source.sha256[..source.sha256.len().min(12)]
+                ),
             ))
+        })
+        .await
+        .map_err(|e| {
+            let hint = e.hint.clone().unwrap_or_default();
+            e.hint(format!(
+                "nothing was created or deleted; {}",
+                if hint.is_empty() {
+                    "check the network, then run `devcluster up` again".to_string()
+                } else {
+                    hint
+                }
+            ))
+        })?;
+    match outcome {
+        Outcome::Done(manifest) => Ok(Some(manifest)),
+        Outcome::Interrupted(why) => Err(Error::interrupted(format!(
+            "interrupted by {why} before the cluster was created; nothing was changed"
+        ))),
+    }
+}
+
+/// The create half, then the converge half.
+async fn create_then_converge(
+    runner: &mut Runner<'_>,
+    docker: &Docker,
+    kind: &Kind,
+    plan: &ClusterPlan,
+    args: &UpArgs,
+    manifest: Option<String>,
+    action: &'static str,
+) -> Result<UpResult> {
+    let app = runner.app;
+    preflight(runner, plan).await?;
+    create(runner, docker, kind, plan, args).await?;
+    // `--timeout` covers what follows kind create, not the image pull inside it.
+    runner.deadline = deadline_after(args.timeout);
+    let established = match establish(runner, docker, kind, plan, args).await {
+        Ok(Some(established)) => established,
+        Ok(None) => {
+            rollback(app, runner.deps, docker, kind, plan, args, "interrupted").await?;
+            return Err(Error::interrupted(format!(
+                "interrupted while creating cluster `{}`",
+                plan.name
+            ))
+            .hint(rolled_back_hint(plan, args)));
         }
         Err(error) => {
-            cleanup(app, &docker, &kind, &plan, args, "a step failed").await;
-            Err(error)
+            rollback(app, runner.deps, docker, kind, plan, args, "a step failed").await?;
+            return Err(error.hint(rolled_back_hint(plan, args)));
         }
+    };
+    converge(runner, docker, plan, args, established, manifest, action).await
+}
+
+fn rolled_back_hint(plan: &ClusterPlan, args: &UpArgs) -> String {
+    if args.retain {
+        format!(
+            "the nodes were kept (--retain); `{}` resumes, `devcluster down --name {}` deletes them",
+            resume_command(plan),
+            plan.name
+        )
+    } else {
+        format!(
+            "the half-made cluster was deleted; run `devcluster up` again, or add `--retain` to keep it for debugging (`devcluster down --name {}` removes anything left)",
+            plan.name
+        )
     }
 }
 
 /// Deletes the half-made cluster unless `--retain`. A killed kind may leave a
 /// `docker run` of its own still finishing, so node containers that appear after
-/// the delete are deleted too.
-async fn cleanup(
+/// the delete are deleted too. A second interruption abandons the cleanup at once,
+/// naming what is left.
+async fn rollback(
     app: &App,
+    deps: &Deps,
     docker: &Docker,
     kind: &Kind,
     plan: &ClusterPlan,
     args: &UpArgs,
     why: &str,
-) {
+) -> Result<()> {
     if args.retain {
         app.ui.line(&format!(
             "keeping cluster `{}` for debugging (--retain); delete it with `devcluster down --name {}`",
             plan.name, plan.name
         ));
-        return;
+        return Ok(());
     }
     let step = app.ui.step(&format!("clean up ({why})"));
-    let mut outcome = Ok(());
-    for attempt in 0..3 {
-        outcome = kind.delete(&plan.name, args.kubeconfig.as_deref()).await;
-        tokio::time::sleep(Duration::from_millis(if attempt == 0 { 500 } else { 1500 })).await;
-        match docker.list_nodes(Some(&plan.name)).await {
-            Ok(nodes) if nodes.is_empty() => break,
-            Ok(_) => continue,
-            Err(_) => break,
+    let work = async {
+        let mut outcome = Ok(());
+        for attempt in 0..3 {
+            outcome = kind.delete(&plan.name, args.kubeconfig.as_deref()).await;
+            tokio::time::sleep(Duration::from_millis(if attempt == 0 { 500 } else { 1500 })).await;
+            match docker.list_nodes(Some(&plan.name)).await {
+                Ok(nodes) if nodes.is_empty() => break,
+                Ok(_) => continue,
+                Err(_) => break,
+            }
         }
-    }
-    match outcome {
-        Ok(()) => step.done(&format!("deleted cluster {}", plan.name)),
-        Err(e) => step.fail(&format!("{e}; run `devcluster down --name {}`", plan.name)),
+        outcome
+    };
+    tokio::select! {
+        outcome = work => {
+            match outcome {
+                Ok(()) => step.done(&format!("deleted cluster {}", plan.name)),
+                Err(e) => step.fail(&format!("{e}; run `devcluster down --name {}`", plan.name)),
+            }
+            Ok(())
+        }
+        why = deps.interrupt.wait_again() => {
+            step.fail("abandoned");
+            let left = docker
+                .list_nodes(Some(&plan.name))
+                .await
+                .map(|nodes| nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>().join(", "))
+                .unwrap_or_else(|_| "(Docker did not say)".to_string());
+            Err(Error::interrupted(format!(
+                "cleanup abandoned after a second interruption ({why})"
+            ))
+            .cause(format!("left behind: cluster `{}`, node containers: {left}", plan.name))
+            .hint(format!("delete them with `devcluster down --name {}`", plan.name)))
+        }
     }
 }
 
@@ -385,22 +647,7 @@ async fn up_to_date(
     plan: &ClusterPlan,
     existing: &[ObservedNode],
 ) -> Result<UpResult> {
-    let stopped: Vec<&str> = existing
-        .iter()
-        .filter(|n| n.state != "running")
-        .map(|n| n.name.as_str())
-        .collect();
-    if !stopped.is_empty() {
-        return Err(Error::failed(format!(
-            "cluster `{}` matches the profile but nodes are not running: {}",
-            plan.name,
-            stopped.join(", ")
-        ))
-        .hint(format!(
-            "start them with `docker start {}`, then run `devcluster status`",
-            stopped.join(" ")
-        )));
-    }
+    ensure_running(plan, existing, "matches the profile")?;
     if let Some(path) = &args.kubeconfig {
         write_kubeconfig(kind, &plan.name, path).await?;
     }
@@ -411,70 +658,95 @@ async fn up_to_date(
     let result = UpResult {
         cluster: plan.name.clone(),
         action: "up-to-date",
+        phase: Phase::Complete.as_str(),
         context: plan.context_name(),
         kubeconfig: args.kubeconfig.clone(),
         ingress_url: ingress_url(plan),
         nodes: plan.nodes.iter().map(|n| n.name.clone()).collect(),
         plan_hash: record::plan_hash(plan),
         steps: Vec::new(),
+        skipped: Vec::new(),
     };
     print_next_steps(app, &result);
     Ok(result)
 }
 
+/// Writes the cluster's kubeconfig to `path` with mode 0600, as kind writes its
+/// own (kind `pkg/cluster/internal/kubeconfig/internal/kubeconfig/write.go`): it
+/// holds the cluster's admin credentials.
 async fn write_kubeconfig(kind: &Kind, name: &str, path: &Path) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let text = kind.kubeconfig(name).await?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::failed(format!("cannot create {}", dir.display())).cause(e))?;
     }
-    std::fs::write(path, text).map_err(|e| {
+    let cannot = |e: std::io::Error| {
         Error::failed(format!("cannot write the kubeconfig {}", path.display())).cause(e)
-    })
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(cannot)?;
+    // An existing file keeps its mode on open; narrow it too.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(cannot)?;
+    file.write_all(text.as_bytes()).map_err(cannot)
 }
 
 /// Decides whether an existing cluster may be deleted: `--recreate`, or a yes at a
-/// terminal prompt; never silently.
+/// terminal prompt; never silently. The changes are printed once: as lines when
+/// the cluster is recreated or a question is asked, else in the error.
 fn confirm_recreate(
     app: &App,
     args: &UpArgs,
     plan: &ClusterPlan,
     recorded: Option<&Record>,
+    changes: &[record::Change],
 ) -> Result<()> {
-    let (reason, changes) = match recorded {
-        Some(recorded) => (
-            format!("cluster `{}` differs from the profile", plan.name),
-            record::diff(&recorded.plan, plan),
+    let reason = match recorded {
+        Some(_) => format!(
+            "cluster `{}` differs from the profile in what only a new cluster can change",
+            plan.name
         ),
-        None => (
-            format!(
-                "cluster `{}` exists but devcluster did not create it (it has no devcluster record)",
-                plan.name
-            ),
-            Vec::new(),
+        None => format!(
+            "cluster `{}` exists but devcluster did not create it (it has no devcluster record)",
+            plan.name
         ),
     };
     let mut details = String::new();
-    for change in &changes {
-        details.push_str(&format!("{} {}\n", change.sign, change.text));
+    for change in changes {
+        details.push_str(&change.line());
+        details.push('\n');
     }
     if recorded.is_some() {
-        details.push_str("Docker cannot add mounts or ports to a running node container, so the cluster must be recreated (its workloads and data are lost).");
+        details.push_str("Docker cannot add mounts or ports to a running node container, so the changes marked \"needs a new cluster\" force a recreate (its workloads and data are lost).");
     }
-    app.ui.line(&format!("{reason}:"));
-    if !details.is_empty() {
+    let show = |app: &App| {
+        app.ui.line(&format!("{reason}:"));
         for line in details.lines() {
             app.ui.line(&format!("  {line}"));
         }
-    }
-    let confirmed = if args.recreate {
-        args.yes
-            || !app.world.can_prompt()
-            || prompt(&format!("Delete and recreate cluster `{}`?", plan.name))
+    };
+    let question = format!("Delete and recreate cluster `{}`?", plan.name);
+    let confirmed = if args.recreate && (args.yes || !app.world.can_prompt()) {
+        show(app);
+        true
+    } else if (args.recreate || !app.world.is_ci()) && app.world.can_prompt() {
+        show(app);
+        if prompt(&question) {
+            true
+        } else {
+            return Err(Error::failed(format!("{reason}; nothing was changed")).hint(
+                "run `devcluster up --recreate` to delete and recreate it, or pick another name with `--name`",
+            ));
+        }
     } else {
-        !app.world.is_ci()
-            && app.world.can_prompt()
-            && prompt(&format!("Delete and recreate cluster `{}`?", plan.name))
+        false
     };
     if confirmed {
         return Ok(());
@@ -518,20 +790,23 @@ async fn preflight(runner: &mut Runner<'_>, plan: &ClusterPlan) -> Result<()> {
         .await?;
     match outcome {
         Outcome::Done(()) => Ok(()),
-        Outcome::Interrupted => Err(Error::interrupted(
-            "interrupted before the cluster was created",
-        )),
+        Outcome::Interrupted(why) => Err(Error::interrupted(format!(
+            "interrupted by {why} before the cluster was created; nothing was changed"
+        ))),
     }
 }
 
-/// Runs `kind create cluster`; `Ok(false)` when interrupted (kind was stopped).
+/// Runs `kind create cluster` under its own limit. An interruption stops kind's
+/// whole process group; then, as after a failed create, the nodes are rolled back
+/// unless `--retain`.
 async fn create(
     runner: &mut Runner<'_>,
     docker: &Docker,
     kind: &Kind,
     plan: &ClusterPlan,
     args: &UpArgs,
-) -> Result<bool> {
+) -> Result<()> {
+    let app = runner.app;
     let config = kindconfig::render(plan);
     let request = CreateRequest {
         name: &plan.name,
@@ -539,55 +814,102 @@ async fn create(
         image: plan.image.as_deref(),
         kubeconfig: args.kubeconfig.as_deref(),
         retain: args.retain,
+        limit: args.create_timeout,
     };
-    let ui = runner.app.ui.clone();
+    let ui = app.ui.clone();
     let relay = move |line: &str| ui.line(&format!("    {line}"));
-    let result = runner
-        .step("create", async {
-            kind.create(&request, relay).await?;
-            Ok(((), format!("{} node(s)", plan.nodes.len())))
-        })
-        .await;
+    let started = Instant::now();
+    let step = app.ui.step("create");
+    let mut interrupted_by = "an interruption";
+    let stop = async {
+        interrupted_by = runner.deps.interrupt.wait().await;
+    };
+    let result = kind.create(&request, relay, stop).await;
     match result {
-        Ok(Outcome::Done(())) => Ok(true),
-        Ok(Outcome::Interrupted) => Ok(false),
+        Ok(CreateOutcome::Created) => {
+            let detail = format!("{} node(s)", plan.nodes.len());
+            step.done(&detail);
+            runner.record("create", started, detail);
+            Ok(())
+        }
+        Ok(CreateOutcome::Stopped) => {
+            step.fail("interrupted");
+            rollback(app, runner.deps, docker, kind, plan, args, "interrupted").await?;
+            Err(Error::interrupted(format!(
+                "interrupted by {interrupted_by} while kind was creating cluster `{}`; kind was stopped",
+                plan.name
+            ))
+            .hint(rolled_back_hint(plan, args)))
+        }
         Err(error) => {
+            step.fail("");
             // kind deletes its nodes after a failed create unless --retain; make
             // sure, since a killed kind cannot.
-            cleanup(runner.app, docker, kind, plan, args, "kind failed").await;
-            Err(error)
+            rollback(app, runner.deps, docker, kind, plan, args, "kind failed").await?;
+            Err(error.context("step `create` failed"))
         }
     }
 }
 
-/// Everything after `kind create`: record, readiness, add-ons, verification.
+/// What the create half hands the converge half.
+struct Established {
+    api: ClusterApi,
+    /// Why the steps after this one cannot run yet (nodes without a CNI).
+    blocked: Option<String>,
+}
+
+/// Why nodes of this plan will not become Ready by themselves: no CNI, or no
+/// kube-proxy (kind `pkg/cluster/internal/create/actions/installcni/cni.go` skips
+/// kindnet when `disableDefaultCNI` is set; the kubelet reports NotReady until a
+/// network plugin is initialized).
+pub fn waits_for_cni(plan: &ClusterPlan) -> Option<&'static str> {
+    if plan.networking.disable_default_cni {
+        Some("the profile disables kind's default CNI (`disableDefaultCNI: true`)")
+    } else if plan.networking.kube_proxy_mode.as_deref() == Some("none") {
+        Some("the profile runs no kube-proxy (`kubeProxyMode: none`)")
+    } else {
+        None
+    }
+}
+
+/// Record (phase `created`), kubeconfig, API connection and node readiness.
 /// `Ok(None)` when interrupted.
-async fn finish_up(
+async fn establish(
     runner: &mut Runner<'_>,
     docker: &Docker,
     kind: &Kind,
     plan: &ClusterPlan,
     args: &UpArgs,
-) -> Result<Option<UpResult>> {
+) -> Result<Option<Established>> {
     let app = runner.app;
-    let record = Record::new(plan);
-    let holder = plan
-        .control_planes()
-        .next()
-        .map(|n| n.name.clone())
-        .ok_or_else(|| Error::failed("the plan has no control-plane"))?;
+    let holder = record_holder_name(plan)?;
     macro_rules! step {
         ($name:expr, $body:expr) => {
             match runner.step($name, $body).await? {
                 Outcome::Done(value) => value,
-                Outcome::Interrupted => return Ok(None),
+                Outcome::Interrupted(_) => return Ok(None),
             }
         };
     }
-    step!("record (node)", async {
-        write_node_record(docker, &holder, &record).await?;
-        Ok(((), format!("{holder}:{}", record::RECORD_PATH)))
-    });
+    let existing = read_record(
+        docker,
+        &docker
+            .list_nodes(Some(&plan.name))
+            .await
+            .unwrap_or_default(),
+    )
+    .await;
+    // A record from an earlier run keeps its phase until the steps run again.
+    if existing.is_none() {
+        let record = Record::new(plan, Phase::Created);
+        step!("record", async {
+            write_node_record(docker, &holder, &record).await?;
+            Ok((
+                (),
+                format!("phase created, {holder}:{}", record::RECORD_PATH),
+            ))
+        });
+    }
     let kubeconfig = step!("kubeconfig", async {
         let text = kind.kubeconfig(&plan.name).await?;
         if let Some(path) = &args.kubeconfig {
@@ -607,16 +929,178 @@ async fn finish_up(
     let deadline = runner.deadline;
     let expected: Vec<String> = plan.nodes.iter().map(|n| n.name.clone()).collect();
     let ui = app.ui.clone();
-    step!("wait", async {
-        api.wait_ready(&expected, deadline, |waiting| {
-            ui.line(&format!("    waiting: {waiting}"))
-        })
-        .await?;
-        Ok((
-            (),
-            format!("{} node(s) Ready, CoreDNS available", expected.len()),
-        ))
-    });
+    let blocked = match waits_for_cni(plan) {
+        None => {
+            step!("wait", async {
+                api.wait_ready(&expected, deadline, |waiting| {
+                    ui.line(&format!("    waiting: {waiting}"))
+                })
+                .await?;
+                Ok((
+                    None,
+                    format!("{} node(s) Ready, CoreDNS available", expected.len()),
+                ))
+            })
+        }
+        Some(why) => step!("wait", async {
+            let blocked = wait_registered(&api, &expected, deadline, why, |waiting| {
+                ui.line(&format!("    waiting: {waiting}"))
+            })
+            .await?;
+            let detail = match &blocked {
+                None => format!("{} node(s) Ready, CoreDNS available", expected.len()),
+                Some(_) => format!(
+                    "{} node(s) registered; not Ready without a CNI",
+                    expected.len()
+                ),
+            };
+            Ok((blocked, detail))
+        }),
+    };
+    Ok(Some(Established { api, blocked }))
+}
+
+fn record_holder_name(plan: &ClusterPlan) -> Result<String> {
+    plan.control_planes()
+        .next()
+        .map(|n| n.name.clone())
+        .ok_or_else(|| Error::failed("the plan has no control-plane"))
+}
+
+/// For a plan without a CNI: waits until every node has registered, then says
+/// why the rest cannot run yet (`None` when the nodes are Ready and CoreDNS is
+/// available, e.g. after the user installed a CNI).
+async fn wait_registered(
+    api: &ClusterApi,
+    expected: &[String],
+    deadline: Instant,
+    why: &str,
+    mut progress: impl FnMut(&str),
+) -> Result<Option<String>> {
+    let mut last = String::new();
+    loop {
+        let waiting = match api.nodes().await {
+            Ok(nodes) => {
+                let missing: Vec<&str> = expected
+                    .iter()
+                    .filter(|name| !nodes.iter().any(|n| &n.name == *name))
+                    .map(String::as_str)
+                    .collect();
+                if missing.is_empty() {
+                    let not_ready: Vec<String> = nodes
+                        .iter()
+                        .filter(|n| expected.contains(&n.name) && !n.ready)
+                        .map(|n| format!("{} ({})", n.name, n.reason))
+                        .collect();
+                    if not_ready.is_empty() && api.coredns_available().await.unwrap_or(false) {
+                        return Ok(None);
+                    }
+                    let state = if not_ready.is_empty() {
+                        "CoreDNS is not available".to_string()
+                    } else {
+                        format!("nodes not Ready: {}", not_ready.join(", "))
+                    };
+                    return Ok(Some(format!("{why}; {state}")));
+                }
+                format!("nodes not registered: {}", missing.join(", "))
+            }
+            Err(e) => e.to_string(),
+        };
+        if waiting != last {
+            progress(&waiting);
+            last = waiting.clone();
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::failed("the nodes did not register in time")
+                .cause(waiting)
+                .hint("raise `--timeout`, or look at `kubectl get nodes -o wide`"));
+        }
+        tokio::time::sleep(
+            Duration::from_millis(1000).min(deadline.saturating_duration_since(Instant::now())),
+        )
+        .await;
+    }
+}
+
+/// The converge half: storage fix, ingress controller, record, verification, on
+/// nodes that exist. Never deletes: a failure keeps the cluster and says how to
+/// resume; the record's phase says how far it got.
+async fn converge(
+    runner: &mut Runner<'_>,
+    docker: &Docker,
+    plan: &ClusterPlan,
+    args: &UpArgs,
+    established: Established,
+    manifest: Option<String>,
+    action: &'static str,
+) -> Result<UpResult> {
+    let app = runner.app;
+    let holder = record_holder_name(plan)?;
+    let Established { api, blocked } = established;
+    let mut result = UpResult {
+        cluster: plan.name.clone(),
+        action,
+        phase: Phase::Created.as_str(),
+        context: plan.context_name(),
+        kubeconfig: args.kubeconfig.clone(),
+        ingress_url: ingress_url(plan),
+        nodes: plan.nodes.iter().map(|n| n.name.clone()).collect(),
+        plan_hash: record::plan_hash(plan),
+        steps: Vec::new(),
+        skipped: Vec::new(),
+    };
+    if let Some(why) = blocked {
+        // The nodes stay as kind made them; the record says `up` has not finished.
+        write_node_record(docker, &holder, &Record::new(plan, Phase::Created)).await?;
+        for step in ["CoreDNS", "storage", "ingress", "verify"] {
+            let skipped = format!("{step}: skipped, {why}");
+            app.ui.line(&format!("- {skipped}"));
+            result.skipped.push(skipped);
+        }
+        app.ui.line("");
+        app.ui.line(&format!(
+            "cluster `{}` is created but not finished: its nodes need a CNI (a network plugin) to become Ready.",
+            plan.name
+        ));
+        app.ui.line(&format!(
+            "Next: install a CNI (e.g. Calico or Cilium) with `kubectl --context {} apply -f ...`, then run `{}` again to finish.",
+            plan.context_name(),
+            resume_command(plan)
+        ));
+        result.steps = runner.steps.clone();
+        return Ok(result);
+    }
+    match converge_steps(runner, docker, plan, args, &api, manifest, &holder).await {
+        Ok(Some(())) => {}
+        Ok(None) => return Err(kept_interrupted(plan, "converging")),
+        Err(error) => return Err(kept(error, plan)),
+    }
+    result.phase = Phase::Complete.as_str();
+    result.steps = runner.steps.clone();
+    print_next_steps(app, &result);
+    Ok(result)
+}
+
+/// The steps of the converge half; `Ok(None)` when interrupted.
+async fn converge_steps(
+    runner: &mut Runner<'_>,
+    docker: &Docker,
+    plan: &ClusterPlan,
+    args: &UpArgs,
+    api: &ClusterApi,
+    manifest: Option<String>,
+    holder: &str,
+) -> Result<Option<()>> {
+    let app = runner.app;
+    let deadline = runner.deadline;
+    macro_rules! step {
+        ($name:expr, $body:expr) => {
+            match runner.step($name, $body).await? {
+                Outcome::Done(value) => value,
+                Outcome::Interrupted(_) => return Ok(None),
+            }
+        };
+    }
     let tainted = plan.nodes.iter().any(|n| {
         n.taints
             .iter()
@@ -624,7 +1108,7 @@ async fn finish_up(
     });
     if plan.storage.tolerate_tainted_nodes && tainted {
         step!("storage", async {
-            let detail = match api.fix_local_path_tolerations().await? {
+            let detail = match api.fix_local_path_tolerations(deadline).await? {
                 StorageFix::Applied => "local-path helper pods now tolerate tainted nodes",
                 StorageFix::NotNeeded => "local-path helper pods already tolerate tainted nodes",
                 StorageFix::NotInstalled => "no local-path-provisioner found; nothing to fix",
@@ -632,13 +1116,12 @@ async fn finish_up(
             Ok(((), detail.to_string()))
         });
     }
-    if let (Some(source), Some(node)) = (addons::controller_source(plan), plan.ingress_node()) {
-        let cache = app
-            .world
-            .cache_dir()
-            .unwrap_or_else(|| std::env::temp_dir().join("devcluster-cache"));
+    if let (Some(source), Some(node), Some(manifest)) = (
+        addons::controller_source(plan),
+        plan.ingress_node(),
+        manifest,
+    ) {
         step!("ingress", async {
-            let manifest = addons::fetch_manifest(&source, &cache).await?;
             let documents = addons::pin_controller(&manifest, &source, &node.taints)?;
             api.apply(&documents).await?;
             api.wait_pods_ready(&source.namespace, &source.pod_selector, deadline)
@@ -646,38 +1129,47 @@ async fn finish_up(
             Ok(((), format!("controller ready on {}", node.name)))
         });
     }
-    step!("record (api)", async {
-        api.write_record(
-            record::RECORD_NAMESPACE,
-            record::RECORD_CONFIGMAP,
-            &record.to_json(),
-        )
-        .await?;
-        Ok((
-            (),
-            format!(
-                "ConfigMap {}/{}",
+    let record_step = |phase: Phase| {
+        let record = Record::new(plan, phase);
+        async move {
+            // The node's copy decides what the next `up` does: written last, so it
+            // never claims a phase the ConfigMap did not get.
+            api.write_record(
                 record::RECORD_NAMESPACE,
-                record::RECORD_CONFIGMAP
-            ),
-        ))
-    });
-    if !args.no_verify {
-        step!("verify", async {
-            let detail = crate::verify::verify_after_up(app, docker, plan, deadline, &api).await?;
-            Ok(((), detail))
-        });
+                record::RECORD_CONFIGMAP,
+                &record.to_json(),
+            )
+            .await?;
+            write_node_record(docker, holder, &record).await?;
+            Ok((
+                (),
+                format!(
+                    "phase {}, {holder}:{} and ConfigMap {}/{}",
+                    phase.as_str(),
+                    record::RECORD_PATH,
+                    record::RECORD_NAMESPACE,
+                    record::RECORD_CONFIGMAP
+                ),
+            ))
+        }
+    };
+    if args.no_verify {
+        step!("record", record_step(Phase::Complete));
+        return Ok(Some(()));
     }
-    Ok(Some(UpResult {
-        cluster: plan.name.clone(),
-        action: "created",
-        context: plan.context_name(),
-        kubeconfig: args.kubeconfig.clone(),
-        ingress_url: ingress_url(plan),
-        nodes: expected,
-        plan_hash: record.plan_hash.clone(),
-        steps: runner.steps.clone(),
-    }))
+    step!("record", record_step(Phase::Converged));
+    step!("verify", async {
+        let images = crate::verify::Images {
+            probe_image: args.probe_image.clone(),
+            echo_image: args.echo_image.clone(),
+            pull_policy: args.image_pull_policy,
+        };
+        let detail =
+            crate::verify::verify_after_up(app, docker, plan, deadline, api, &images).await?;
+        Ok(((), detail))
+    });
+    step!("record", record_step(Phase::Complete));
+    Ok(Some(()))
 }
 
 fn ingress_url(plan: &ClusterPlan) -> Option<String> {
@@ -717,9 +1209,9 @@ fn print_next_steps(app: &App, result: &UpResult) {
         .line(&format!("  devcluster down --name {}", result.cluster));
 }
 
-/// `devcluster down`.
+/// `devcluster down`. kind is needed only when there is a cluster to delete, so
+/// deleting one that does not exist succeeds without kind installed.
 pub async fn run_down(app: &App, args: &DownArgs) -> Result<ExitCode> {
-    let kind = Kind::discover(&app.world)?;
     let docker = Docker::connect(&app.world).await.map_err(docker_error)?;
     let explicit = args.profile.name.is_some();
     let names: Vec<String> = if args.all {
@@ -743,11 +1235,10 @@ pub async fn run_down(app: &App, args: &DownArgs) -> Result<ExitCode> {
             }
         }
         ours
+    } else if let Some(name) = &args.profile.name {
+        vec![name.clone()]
     } else {
-        let (_, plan) = app.plan(
-            args.profile.profile.as_deref(),
-            args.profile.name.as_deref(),
-        )?;
+        let (_, plan) = app.plan(args.profile.profile.as_deref(), None)?;
         vec![plan.name]
     };
     if names.is_empty() {
@@ -777,6 +1268,7 @@ pub async fn run_down(app: &App, args: &DownArgs) -> Result<ExitCode> {
                 "to delete it anyway, name it: `devcluster down --name {name}`"
             )));
         }
+        let kind = app.kind()?;
         let step = app.ui.step(&format!("delete cluster {name}"));
         match kind.delete(&name, args.kubeconfig.as_deref()).await {
             Ok(()) => step.done(&format!("{} node(s)", nodes.len())),

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::app::App;
 use crate::cli::{Output, StatusArgs, print_json};
-use crate::docker::{Docker, ObservedNode};
+use crate::docker::{Binding, Docker, ObservedNode, WantedPort};
 use crate::error::{Error, ExitCode, Result};
 use crate::lifecycle::{docker_error, read_record};
 use crate::plan::{ClusterPlan, NodePlan};
@@ -16,6 +16,10 @@ pub struct Drift {
     pub node: String,
     pub problem: String,
     pub hint: String,
+    /// Docker neither confirms nor contradicts the planned state (a port binding
+    /// the engine does not report): a warning, not drift that fails `status`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unconfirmed: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -31,6 +35,9 @@ struct StatusReport {
     devcluster_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     plan_hash: Option<String>,
+    /// How far `up` got: `created`, `converged` or `complete`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phase: Option<&'static str>,
     nodes: Vec<ObservedNode>,
     drift: Vec<Drift>,
 }
@@ -47,6 +54,7 @@ pub fn drift(plan: &ClusterPlan, observed: &[ObservedNode]) -> Vec<Drift> {
                     "recreate the cluster: `devcluster up --recreate --name {}`",
                     plan.name
                 ),
+                unconfirmed: false,
             }),
             Some(o) if o.state != "running" => drift.push(Drift {
                 node: node.name.clone(),
@@ -55,6 +63,7 @@ pub fn drift(plan: &ClusterPlan, observed: &[ObservedNode]) -> Vec<Drift> {
                     o.state
                 ),
                 hint: format!("start it: `docker start {}`", node.name),
+                unconfirmed: false,
             }),
             Some(o) => drift.extend(node_drift(&plan.name, node, o)),
         }
@@ -68,6 +77,7 @@ pub fn drift(plan: &ClusterPlan, observed: &[ObservedNode]) -> Vec<Drift> {
                     "recreate the cluster: `devcluster up --recreate --name {}`",
                     plan.name
                 ),
+                unconfirmed: false,
             });
         }
     }
@@ -108,41 +118,68 @@ fn node_drift(cluster: &str, node: &NodePlan, observed: &ObservedNode) -> Vec<Dr
                 node: node.name.clone(),
                 problem,
                 hint: recreate.clone(),
+                unconfirmed: false,
             });
         }
     }
     for port in &node.ports {
         let protocol = port.protocol.as_str().to_ascii_lowercase();
-        let published = observed.ports.iter().any(|p| {
-            p.container_port == port.container_port
-                && p.protocol.eq_ignore_ascii_case(&protocol)
-                && (port.host_port <= 0 || i32::from(p.host_port) == port.host_port)
-                && (p.host_ip == port.listen_address
-                    || (p.host_ip.is_empty() && port.listen_address == "0.0.0.0"))
-        });
-        if !published {
-            let now: Vec<String> = observed
-                .ports
-                .iter()
-                .filter(|p| p.container_port == port.container_port)
-                .map(|p| format!("{}:{}", p.host_ip, p.host_port))
-                .collect();
-            drift.push(Drift {
+        let wanted = WantedPort {
+            container_port: port.container_port,
+            protocol: &protocol,
+            host_port: port.host_port,
+            listen_address: &port.listen_address,
+        };
+        let mapping = format!(
+            "{}:{} -> {}/{}",
+            port.listen_address,
+            port.host_port,
+            port.container_port,
+            port.protocol.as_str()
+        );
+        match observed.binding(&wanted) {
+            Binding::Published(_) => {}
+            Binding::Unconfirmed(_) => drift.push(Drift {
                 node: node.name.clone(),
                 problem: format!(
-                    "port {}:{} -> {}/{} is not published{}",
-                    port.listen_address,
-                    port.host_port,
-                    port.container_port,
-                    port.protocol.as_str(),
-                    if now.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (Docker has {})", now.join(", "))
-                    }
+                    "port {mapping} is unconfirmed: the container was created with it, but Docker reports no host binding (some Docker Desktop releases report them empty: docker/for-mac#7787)"
                 ),
-                hint: recreate.clone(),
-            });
+                hint: format!(
+                    "check it from the host, e.g. `curl http://{}:{}/`, or with `docker port {}`",
+                    if port.listen_address == "0.0.0.0" {
+                        "127.0.0.1"
+                    } else {
+                        &port.listen_address
+                    },
+                    port.host_port,
+                    node.name
+                ),
+                unconfirmed: true,
+            }),
+            Binding::Missing => {
+                let now: Vec<String> = observed
+                    .ports
+                    .iter()
+                    .chain(&observed.requested_ports)
+                    .filter(|p| p.container_port == port.container_port)
+                    .map(|p| format!("{}:{}", p.host_ip, p.host_port))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                drift.push(Drift {
+                    node: node.name.clone(),
+                    problem: format!(
+                        "port {mapping} is not published{}",
+                        if now.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (Docker has {})", now.join(", "))
+                        }
+                    ),
+                    hint: recreate.clone(),
+                    unconfirmed: false,
+                });
+            }
         }
     }
     drift
@@ -156,8 +193,12 @@ pub async fn run(app: &App, args: &StatusArgs) -> Result<ExitCode> {
     let docker = Docker::connect(&app.world).await.map_err(docker_error)?;
     let nodes = docker.list_nodes(Some(&name)).await.map_err(docker_error)?;
     let record = read_record(&docker, &nodes).await;
-    let drift = match &record {
-        Some(record) => drift(&record.plan, &nodes),
+    if let (Some(record), Some(_)) = (&record, &args.profile.profile) {
+        let (_, plan) = app.plan(args.profile.profile.as_deref(), Some(&name))?;
+        crate::lifecycle::note_disagreement(app, &plan, record);
+    }
+    let drift = match record.as_ref().and_then(|r| r.plan.as_ref()) {
+        Some(plan) => drift(plan, &nodes),
         None => Vec::new(),
     };
     let report = StatusReport {
@@ -167,6 +208,7 @@ pub async fn run(app: &App, args: &StatusArgs) -> Result<ExitCode> {
         profile_source: record.as_ref().map(|r| r.profile_source.clone()),
         devcluster_version: record.as_ref().map(|r| r.devcluster_version.clone()),
         plan_hash: record.as_ref().map(|r| r.plan_hash.clone()),
+        phase: record.as_ref().map(|r| r.phase.as_str()),
         nodes,
         drift,
     };
@@ -182,7 +224,7 @@ pub async fn run(app: &App, args: &StatusArgs) -> Result<ExitCode> {
         return Err(Error::failed(format!("no cluster named `{name}`"))
             .hint(format!("create it with `devcluster up --name {name}`")));
     }
-    Ok(if report.drift.is_empty() {
+    Ok(if report.drift.iter().all(|d| d.unconfirmed) {
         ExitCode::Success
     } else {
         ExitCode::Failure
@@ -214,8 +256,13 @@ fn print_human(app: &App, report: &StatusReport) {
                 )
             })
             .collect();
-        let ports: Vec<String> = node
-            .ports
+        // A stopped container reports no live bindings; show what it was created with.
+        let shown = if node.ports.is_empty() {
+            &node.requested_ports
+        } else {
+            &node.ports
+        };
+        let ports: Vec<String> = shown
             .iter()
             .map(|p| {
                 format!(
@@ -242,22 +289,97 @@ fn print_human(app: &App, report: &StatusReport) {
     }
     app.ui.table(&rows);
     match (&report.profile_source, &report.devcluster_version) {
-        (Some(source), Some(version)) => app
-            .ui
-            .line(&format!("recorded: profile {source}, devcluster {version}")),
+        (Some(source), Some(version)) => app.ui.line(&format!(
+            "recorded: profile {source}, devcluster {version}, phase {}",
+            report.phase.unwrap_or("unknown")
+        )),
         _ => app
             .ui
             .line("no devcluster record: this cluster was not created by devcluster"),
     }
-    if report.drift.is_empty() {
+    if report.drift.iter().all(|d| d.unconfirmed) {
         if report.managed {
             app.ui.line("✓ no drift from the recorded plan");
         }
     } else {
         app.ui.line("drift:");
-        for d in &report.drift {
-            app.ui.line(&format!("  ✗ {}: {}", d.node, d.problem));
-            app.ui.line(&format!("    hint: {}", d.hint));
+    }
+    for d in &report.drift {
+        let mark = if d.unconfirmed { "!" } else { "✗" };
+        app.ui.line(&format!("  {mark} {}: {}", d.node, d.problem));
+        app.ui.line(&format!("    hint: {}", d.hint));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::ObservedPort;
+    use crate::plan::{PlanInput, plan};
+    use crate::profile::Profile;
+
+    fn planned() -> ClusterPlan {
+        let text = "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nports:\n  - containerPort: 30000\n    hostPort: 8080\n";
+        let profile = Profile::decode(text).unwrap_or_else(|e| panic!("{e:?}"));
+        let input = PlanInput {
+            profile: &profile,
+            name_override: Some("dev"),
+            base_dir: std::path::Path::new("/p"),
+            home_dir: None,
+            source: "test".into(),
+            file: None,
+        };
+        plan(&input).unwrap_or_else(|e| panic!("{e:?}")).plan
+    }
+
+    fn port(host_ip: &str, host_port: u16) -> ObservedPort {
+        ObservedPort {
+            container_port: 30000,
+            protocol: "tcp".into(),
+            host_ip: host_ip.into(),
+            host_port,
         }
+    }
+
+    fn observed(live: Vec<ObservedPort>, requested: Vec<ObservedPort>) -> Vec<ObservedNode> {
+        vec![ObservedNode {
+            name: "dev-control-plane".into(),
+            cluster: "dev".into(),
+            role: "control-plane".into(),
+            state: "running".into(),
+            image: "kindest/node:v1.36.1".into(),
+            labels: Default::default(),
+            mounts: Vec::new(),
+            ports: live,
+            requested_ports: requested,
+        }]
+    }
+
+    #[test]
+    fn port_drift_reads_both_of_dockers_views() {
+        let plan = planned();
+        // Linux: both views agree.
+        let same = observed(vec![port("127.0.0.1", 8080)], vec![port("127.0.0.1", 8080)]);
+        assert_eq!(drift(&plan, &same), Vec::new());
+        // Docker Desktop rewrote HostIp; kind asked for 127.0.0.1: no drift.
+        let rewritten = observed(vec![port("0.0.0.0", 8080)], vec![port("127.0.0.1", 8080)]);
+        assert_eq!(drift(&plan, &rewritten), Vec::new());
+        // Docker Desktop reports no binding: unconfirmed, a warning.
+        let empty = observed(Vec::new(), vec![port("127.0.0.1", 8080)]);
+        let found = drift(&plan, &empty);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].unconfirmed, "{found:?}");
+        assert!(found[0].problem.contains("unconfirmed"), "{found:?}");
+        // The node was created with another port: drift that fails `status`.
+        let moved = observed(Vec::new(), vec![port("127.0.0.1", 9090)]);
+        let found = drift(&plan, &moved);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(!found[0].unconfirmed);
+        assert!(
+            found[0].problem.contains(
+                "127.0.0.1:8080 -> 30000/TCP is not published (Docker has 127.0.0.1:9090)"
+            ),
+            "{found:?}"
+        );
     }
 }

@@ -18,7 +18,6 @@ use crate::app::App;
 use crate::cli::{Output, PullPolicy, VerifyArgs, print_json};
 use crate::docker::{Docker, ObservedNode};
 use crate::error::{Error, ExitCode, Result};
-use crate::kind::Kind;
 use crate::kube::cluster::{ClusterApi, Connector};
 use crate::kube::probe::{ProbeApi, ProbeNode, ProbeVolume, VolumeSource, server_url};
 use crate::plan::{ClusterPlan, ControllerPlan, PortPurpose};
@@ -31,14 +30,110 @@ use report::{Check, Layer, Report, Status};
 /// busybox 1.36.1, pinned by digest, pulled only if missing.
 pub const DEFAULT_PROBE_IMAGE: &str = "docker.io/library/busybox:1.36.1@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662";
 
+/// The echo backend's image when none is chosen: the same pinned busybox, whose
+/// `httpd` serves the token (kind's preloaded helper image has no HTTP server).
+pub const DEFAULT_ECHO_IMAGE: &str = DEFAULT_PROBE_IMAGE;
+
+/// How long past its deadline a run may take before it is cut short: every wait
+/// ends at the deadline, so only a request that never returns needs this.
+const DEADLINE_GRACE: Duration = Duration::from_secs(2);
+
+/// How long the cleanup may wait for the API server to accept the namespace's
+/// deletion (the deletion itself runs on in the cluster).
+const CLEANUP_LIMIT: Duration = Duration::from_secs(30);
+
 /// What a run may use and change.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub deadline: Instant,
     pub probe_image: Option<String>,
+    /// The echo backend's image (`--echo-image`); default: `--probe-image`, else
+    /// [`DEFAULT_ECHO_IMAGE`].
+    pub echo_image: Option<String>,
     pub pull_policy: Option<String>,
     pub storage_class: Option<String>,
     pub host_paths: Vec<PathBuf>,
+    /// What ends the run early (Ctrl-C by default); its cleanup still runs, and a
+    /// second interruption during the cleanup abandons it, naming what is left.
+    pub interrupt: Interrupt,
+}
+
+impl Options {
+    /// A run until `deadline` with the default images and nothing else.
+    pub fn new(deadline: Instant) -> Options {
+        Options {
+            deadline,
+            probe_image: None,
+            echo_image: None,
+            pull_policy: None,
+            storage_class: None,
+            host_paths: Vec::new(),
+            interrupt: Interrupt::default(),
+        }
+    }
+}
+
+/// The images a run uses, as `up` and `verify` take them from their flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Images {
+    pub probe_image: Option<String>,
+    pub echo_image: Option<String>,
+    pub pull_policy: Option<PullPolicy>,
+}
+
+/// A source of interruptions: each call gives a future that completes when the
+/// user interrupts. Swappable, so a caller with its own signal handling (or a
+/// test) decides what counts.
+#[derive(Clone)]
+pub struct Interrupt(
+    std::sync::Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>,
+);
+
+impl Interrupt {
+    pub fn new<F, Fut>(source: F) -> Interrupt
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        Interrupt(std::sync::Arc::new(move || Box::pin(source())))
+    }
+
+    /// Never interrupts.
+    pub fn never() -> Interrupt {
+        Interrupt::new(std::future::pending::<()>)
+    }
+
+    pub fn wait(&self) -> futures_util::future::BoxFuture<'static, ()> {
+        (self.0)()
+    }
+}
+
+impl Default for Interrupt {
+    /// Ctrl-C (SIGINT), SIGTERM or SIGHUP to this process, as `up` hears them; each
+    /// call waits for a signal that comes after it.
+    fn default() -> Interrupt {
+        crate::interrupt::Interrupt::Signals.arm();
+        Interrupt::new(|| {
+            let next = crate::interrupt::Interrupt::Signals.next();
+            async move {
+                next.await;
+            }
+        })
+    }
+}
+
+impl std::fmt::Debug for Interrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Interrupt")
+    }
+}
+
+fn pull_policy_name(policy: PullPolicy) -> String {
+    match policy {
+        PullPolicy::Always => "Always".to_string(),
+        PullPolicy::IfNotPresent => "IfNotPresent".to_string(),
+        PullPolicy::Never => "Never".to_string(),
+    }
 }
 
 /// The cluster being verified, as far as devcluster can see it.
@@ -59,17 +154,15 @@ pub async fn run(app: &App, args: &VerifyArgs) -> Result<ExitCode> {
     let options = Options {
         deadline: Instant::now() + args.timeout,
         probe_image: args.probe_image.clone(),
-        pull_policy: args.image_pull_policy.map(|p| match p {
-            PullPolicy::Always => "Always".to_string(),
-            PullPolicy::IfNotPresent => "IfNotPresent".to_string(),
-            PullPolicy::Never => "Never".to_string(),
-        }),
+        echo_image: args.echo_image.clone(),
+        pull_policy: args.image_pull_policy.map(pull_policy_name),
         storage_class: args.storage_class.clone(),
         host_paths: args
             .host_paths
             .iter()
             .map(|p| absolute(&app.world.cwd, p))
             .collect(),
+        interrupt: Interrupt::default(),
     };
     let foreign = args.kubeconfig.is_some()
         || args.context.is_some()
@@ -98,10 +191,8 @@ pub async fn run(app: &App, args: &VerifyArgs) -> Result<ExitCode> {
         })?;
         (None, text, args.context.clone())
     } else {
-        let (_, plan) = app.plan(
-            args.profile.profile.as_deref(),
-            args.profile.name.as_deref(),
-        )?;
+        let plan =
+            crate::lifecycle::plan_for_cluster(app, &args.profile, docker.as_ref().ok()).await?;
         let text = kind_kubeconfig(app, &plan).await?;
         let context = plan.context_name();
         (Some(plan), text, Some(context))
@@ -175,7 +266,7 @@ pub async fn verify_cluster(
 
 /// The kubeconfig kind prints for the plan's cluster.
 async fn kind_kubeconfig(app: &App, plan: &ClusterPlan) -> Result<String> {
-    let kind = Kind::discover(&app.world)?;
+    let kind = app.kind()?;
     kind.kubeconfig(&plan.name).await.map_err(|e| {
         e.context(format!(
             "cannot get the kubeconfig of cluster `{}`",
@@ -202,6 +293,7 @@ pub async fn verify_after_up(
     plan: &ClusterPlan,
     deadline: Instant,
     api: &ClusterApi,
+    images: &Images,
 ) -> Result<String> {
     let nodes = docker
         .list_nodes(Some(&plan.name))
@@ -221,11 +313,10 @@ pub async fn verify_after_up(
         api_error: None,
     };
     let options = Options {
-        deadline,
-        probe_image: None,
-        pull_policy: None,
-        storage_class: None,
-        host_paths: Vec::new(),
+        probe_image: images.probe_image.clone(),
+        echo_image: images.echo_image.clone(),
+        pull_policy: images.pull_policy.map(pull_policy_name),
+        ..Options::new(deadline)
     };
     let bundle_dir = ci_bundle_dir(app);
     let report = verify(app, &target, &options, bundle_dir.as_deref()).await?;
@@ -247,7 +338,10 @@ pub async fn verify_after_up(
             .collect();
         return Err(Error::failed("verification failed")
             .details(failed.join("\n"))
-            .hint(format!("`devcluster verify --name {}` repeats the checks; `--retain` keeps the cluster for debugging", plan.name)));
+            .hint(format!(
+                "`devcluster verify --name {}` repeats the checks; the cluster is kept",
+                plan.name
+            )));
     }
     Ok(report.summary())
 }
@@ -318,7 +412,9 @@ pub fn token() -> String {
 }
 
 /// Runs every check against `target` under one deadline, concurrently, inside a
-/// temporary namespace that is deleted afterwards, on failure, timeout or Ctrl-C.
+/// temporary namespace. What the run leaves behind (sentinel files in the user's
+/// directories, the namespace) is removed on every path: success, failure, the
+/// deadline, an interruption, and an early error.
 pub async fn verify(
     app: &App,
     target: &Target<'_>,
@@ -326,15 +422,14 @@ pub async fn verify(
     bundle_dir: Option<&Path>,
 ) -> Result<Report> {
     let token = token();
-    let mut checks = Vec::new();
     let Some(api) = &target.api else {
-        checks.push(Check::new(
+        let checks = vec![Check::new(
             "cluster",
             None,
             Layer::Pod,
             Status::Fail,
             target.api_error.clone().unwrap_or_default(),
-        ));
+        )];
         return Ok(Report { checks });
     };
     let version = api.server_version().await?;
@@ -345,42 +440,57 @@ pub async fn verify(
         .cloned()
         .collect();
     let namespace = format!("devcluster-verify-{token}");
+    let mut cleanup = Cleanup::new(api.clone());
     api.create_namespace(&namespace).await?;
-    let image = match &options.probe_image {
-        Some(image) => image.clone(),
-        None => match api.helper_image().await.ok().flatten() {
-            Some(image) => image,
-            None => DEFAULT_PROBE_IMAGE.to_string(),
-        },
-    };
+    cleanup.namespace(&namespace);
     let context = PodContext {
         echo_image: options
-            .probe_image
+            .echo_image
             .clone()
-            .unwrap_or_else(|| DEFAULT_PROBE_IMAGE.to_string()),
+            .or_else(|| options.probe_image.clone())
+            .unwrap_or_else(|| DEFAULT_ECHO_IMAGE.to_string()),
         namespace: namespace.clone(),
         pull_policy: options
             .pull_policy
             .clone()
             .unwrap_or_else(|| "IfNotPresent".to_string()),
-        image,
+        image: options.probe_image.clone().unwrap_or_default(),
         token: token.clone(),
         deadline: options.deadline,
+        leftovers: cleanup.leftovers(),
     };
     let work = async {
+        // Pods are refused until the namespace's ServiceAccount exists.
+        if let Err(e) = api
+            .wait_default_service_account(&namespace, options.deadline)
+            .await
+        {
+            return vec![
+                Check::new("namespace", None, Layer::Pod, Status::Fail, e.to_string())
+                    .hint(e.hint.unwrap_or_default()),
+            ];
+        }
+        let mut context = context.clone();
+        if context.image.is_empty() {
+            context.image = match api.helper_image().await.ok().flatten() {
+                Some(image) => image,
+                None => DEFAULT_PROBE_IMAGE.to_string(),
+            };
+        }
+        let context = &context;
         let (mount_checks, host_path_checks, subpath_checks, storage_checks, port_checks) = tokio::join!(
-            mount_checks(target, api, &context, &api_nodes),
-            host_path_checks(target, api, &context, &api_nodes, &options.host_paths),
-            pods::subpath(api, &context, &schedulable),
+            mount_checks(target, api, context, &api_nodes),
+            host_path_checks(target, api, context, &api_nodes, &options.host_paths),
+            pods::subpath(api, context, &schedulable),
             storage_checks(
                 target,
                 api,
-                &context,
+                context,
                 &schedulable,
                 options.storage_class.as_deref(),
                 version
             ),
-            port_checks(target, api, &context, &schedulable),
+            port_checks(target, api, context, &schedulable),
         );
         let mut all = Vec::new();
         if let Some(why) = &target.node_layer_skipped {
@@ -399,12 +509,23 @@ pub async fn verify(
         all.extend(port_checks);
         all
     };
-    let interrupted = tokio::select! {
-        all = work => { checks = all; false }
-        _ = tokio::signal::ctrl_c() => true,
+    let cut_off = tokio::time::Instant::from_std(options.deadline + DEADLINE_GRACE);
+    let mut interrupted = false;
+    let checks = tokio::select! {
+        all = work => all,
+        () = options.interrupt.wait() => { interrupted = true; Vec::new() }
+        () = tokio::time::sleep_until(cut_off) => vec![Check::new(
+            "verify",
+            None,
+            Layer::Pod,
+            Status::Fail,
+            "did not finish by the deadline: a request to the API server did not return",
+        )
+        .hint("raise `--timeout`, or check the API server and its admission webhooks (`kubectl get --raw /readyz?verbose`)")],
     };
     let report = Report { checks };
-    if report.failed()
+    if !interrupted
+        && report.failed()
         && let Some(dir) = bundle_dir
     {
         match bundle::collect(dir, target, api, &namespace, &report).await {
@@ -416,14 +537,130 @@ pub async fn verify(
                 .line(&format!("could not write the failure bundle: {e}")),
         }
     }
-    let cleanup = api.delete_namespace(&namespace).await;
+    let cleaned = tokio::select! {
+        result = tokio::time::timeout(CLEANUP_LIMIT, cleanup.run()) => match result {
+            Ok(result) => result,
+            Err(_) => Err(Error::failed("the cleanup did not finish in time")
+                .details(cleanup.describe_left())
+                .hint("the API server did not answer the deletion; remove what is listed above by hand")),
+        },
+        () = options.interrupt.wait() => {
+            return Err(Error::interrupted("verification interrupted during its cleanup")
+                .details(cleanup.describe_left())
+                .hint("remove what is listed above by hand"));
+        }
+    };
     if interrupted {
         return Err(Error::interrupted(
-            "verification interrupted; its probe namespace was deleted",
+            "verification interrupted; its sentinel files and probe namespace were removed",
         ));
     }
-    cleanup?;
+    cleaned?;
     Ok(report)
+}
+
+/// What a run has put into the world and must take away again: sentinel files in
+/// the user's mounted directories, and the probe namespace. Registered as they
+/// are made; removed by [`Cleanup::run`], or, if the run is dropped before that,
+/// by `Drop` (files at once, the namespace's deletion handed to the runtime).
+pub struct Cleanup {
+    api: ProbeApi,
+    leftovers: std::sync::Arc<Leftovers>,
+}
+
+/// The parts of a run not cleaned up yet.
+#[derive(Debug, Default)]
+pub struct Leftovers {
+    sentinels: std::sync::Mutex<Vec<(PathBuf, MountProbe)>>,
+    namespace: std::sync::Mutex<Option<String>>,
+}
+
+impl Leftovers {
+    /// A sentinel was written for `probe` into `host_path`.
+    pub fn sentinel(&self, host_path: &Path, probe: &MountProbe) {
+        self.lock_sentinels()
+            .push((host_path.to_path_buf(), probe.clone()));
+    }
+
+    /// Removes a sentinel and its replies now.
+    pub fn remove_sentinel(&self, host_path: &Path, probe: &MountProbe) {
+        mounts::clean_host(host_path, probe);
+        self.lock_sentinels()
+            .retain(|(path, p)| !(path == host_path && p.token == probe.token));
+    }
+
+    fn lock_sentinels(&self) -> std::sync::MutexGuard<'_, Vec<(PathBuf, MountProbe)>> {
+        self.sentinels.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_namespace(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.namespace.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn remove_sentinels(&self) {
+        let sentinels = std::mem::take(&mut *self.lock_sentinels());
+        for (path, probe) in sentinels {
+            mounts::clean_host(&path, &probe);
+        }
+    }
+}
+
+impl Cleanup {
+    pub fn new(api: ProbeApi) -> Cleanup {
+        Cleanup {
+            api,
+            leftovers: std::sync::Arc::default(),
+        }
+    }
+
+    pub fn leftovers(&self) -> std::sync::Arc<Leftovers> {
+        self.leftovers.clone()
+    }
+
+    /// The probe namespace exists and must be deleted.
+    pub fn namespace(&mut self, name: &str) {
+        *self.leftovers.lock_namespace() = Some(name.to_string());
+    }
+
+    /// Removes every sentinel, then deletes the namespace.
+    pub async fn run(&mut self) -> Result<()> {
+        self.leftovers.remove_sentinels();
+        let namespace = self.leftovers.lock_namespace().clone();
+        if let Some(namespace) = namespace {
+            self.api.delete_namespace(&namespace).await?;
+            *self.leftovers.lock_namespace() = None;
+        }
+        Ok(())
+    }
+
+    /// What is still left, one item a line.
+    pub fn describe_left(&self) -> String {
+        let mut lines: Vec<String> = self
+            .leftovers
+            .lock_sentinels()
+            .iter()
+            .map(|(path, probe)| format!("sentinel {}", path.join(probe.sentinel_name()).display()))
+            .collect();
+        if let Some(namespace) = self.leftovers.lock_namespace().as_ref() {
+            lines.push(format!(
+                "namespace {namespace} (`kubectl delete namespace {namespace}`)"
+            ));
+        }
+        lines.join("\n")
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.leftovers.remove_sentinels();
+        let namespace = self.leftovers.lock_namespace().take();
+        if let (Some(namespace), Ok(runtime)) = (namespace, tokio::runtime::Handle::try_current()) {
+            let api = self.api.clone();
+            runtime.spawn(async move {
+                let _ = api.delete_namespace(&namespace).await;
+            });
+        }
+    }
 }
 
 /// The plan's mounts on every node that should have them: host, node, pod.
@@ -465,6 +702,7 @@ async fn mount_checks(
                 checks.push(check);
                 return checks;
             }
+            context.leftovers.sentinel(&host_path, &probe);
             checks.push(Check::new(
                 &format!("mount {}", probe.path),
                 None,
@@ -530,7 +768,7 @@ async fn mount_checks(
             for node_checks in join_all(per_node).await {
                 checks.extend(node_checks);
             }
-            mounts::clean_host(&host_path, &probe);
+            context.leftovers.remove_sentinel(&host_path, &probe);
             checks
         });
     for mount_checks in join_all(runs).await {
@@ -611,7 +849,11 @@ async fn pod_layer(
             Status::Fail,
             pods::describe(&outcome),
         )
-        .hint("the probe pod did not finish; its last events are above"),
+        .hint(
+            pods::stuck_hint(&outcome, "--probe-image").unwrap_or_else(|| {
+                "the probe pod did not finish; its last events are above".to_string()
+            }),
+        ),
         Ok(outcome) => mounts::judge(
             probe,
             Layer::Pod,
@@ -652,6 +894,7 @@ async fn host_path_checks(
             checks.push(check);
             continue;
         }
+        context.leftovers.sentinel(path, &probe);
         checks.push(Check::new(
             &format!("mount {text}"),
             None,
@@ -698,7 +941,7 @@ async fn host_path_checks(
         for node_checks in join_all(runs).await {
             checks.extend(node_checks);
         }
-        mounts::clean_host(path, &probe);
+        context.leftovers.remove_sentinel(path, &probe);
     }
     checks
 }
@@ -742,6 +985,11 @@ async fn node_layer_exec(
             false
         }
     }
+}
+
+/// A TCP mapping whose container port is in the default NodePort range.
+fn is_node_port(port: &crate::plan::PortPlan) -> bool {
+    port.protocol == crate::plan::Protocol::Tcp && (30000..=32767).contains(&port.container_port)
 }
 
 /// Whether a node is this machine: one of its addresses is local here, or its name
@@ -837,7 +1085,8 @@ async fn port_checks(
         return Vec::new();
     };
     let mut checks = Vec::new();
-    let node_layer = target.docker.is_some() && target.node_layer_skipped.is_none();
+    // Only what Docker showed of the node containers is read here.
+    let node_layer = !target.nodes.is_empty() && target.node_layer_skipped.is_none();
     let mut reachable = Vec::new();
     for node in &plan.nodes {
         for port in &node.ports {
@@ -849,33 +1098,61 @@ async fn port_checks(
                 continue;
             };
             let protocol = port.protocol.as_str().to_ascii_lowercase();
-            let binding = observed.ports.iter().find(|p| {
-                p.container_port == port.container_port
-                    && p.protocol.eq_ignore_ascii_case(&protocol)
-                    && (port.host_port <= 0 || i32::from(p.host_port) == port.host_port)
-            });
-            let Some(binding) = binding else {
-                checks.push(
-                    Check::new(
-                        &name,
-                        Some(&node.name),
-                        Layer::Node,
-                        Status::Fail,
-                        format!(
-                            "{} does not publish {}:{}",
-                            node.name, port.listen_address, port.host_port
-                        ),
-                    )
-                    .hint("`devcluster up --recreate` rebuilds the node from the profile"),
-                );
-                continue;
+            let wanted = crate::docker::WantedPort {
+                container_port: port.container_port,
+                protocol: &protocol,
+                host_port: port.host_port,
+                listen_address: &port.listen_address,
+            };
+            let binding = match observed.binding(&wanted) {
+                crate::docker::Binding::Published(binding) => binding,
+                crate::docker::Binding::Unconfirmed(asked) => {
+                    checks.push(
+                        Check::new(
+                            &name,
+                            Some(&node.name),
+                            Layer::Node,
+                            Status::Warn,
+                            format!(
+                                "unconfirmed: {} was created with {}:{}, but Docker reports no host binding",
+                                node.name, port.listen_address, port.host_port
+                            ),
+                        )
+                        .hint("some Docker Desktop releases report bindings empty (docker/for-mac#7787); `docker port NODE` or a request to the port shows whether it works"),
+                    );
+                    if asked.host_port != 0 {
+                        reachable.push((
+                            port.clone(),
+                            asked.host_ip.clone(),
+                            asked.host_port,
+                            node.name.clone(),
+                        ));
+                    }
+                    continue;
+                }
+                crate::docker::Binding::Missing => {
+                    checks.push(
+                        Check::new(
+                            &name,
+                            Some(&node.name),
+                            Layer::Node,
+                            Status::Fail,
+                            format!(
+                                "{} does not publish {}:{}",
+                                node.name, port.listen_address, port.host_port
+                            ),
+                        )
+                        .hint("`devcluster up --recreate` rebuilds the node from the profile"),
+                    );
+                    continue;
+                }
             };
             let others: Vec<&str> = target
                 .nodes
                 .iter()
                 .filter(|o| {
                     o.name != node.name
-                        && o.ports.iter().any(|p| {
+                        && o.ports.iter().chain(&o.requested_ports).any(|p| {
                             p.host_port == binding.host_port
                                 && p.protocol.eq_ignore_ascii_case(&protocol)
                         })
@@ -883,17 +1160,31 @@ async fn port_checks(
                 .map(|o| o.name.as_str())
                 .collect();
             if others.is_empty() {
+                // A profile mapping outside the NodePort range has nothing devcluster
+                // could answer behind it: the node layer is its whole proof.
+                let probed = port.purpose != PortPurpose::Profile || is_node_port(port);
                 checks.push(Check::new(
                     &name,
                     Some(&node.name),
                     Layer::Node,
                     Status::Ok,
                     format!(
-                        "published on {}:{} by this node only",
-                        binding.host_ip, binding.host_port
+                        "published on {}:{} by this node only{}",
+                        binding.host_ip,
+                        binding.host_port,
+                        if probed {
+                            ""
+                        } else {
+                            "; published; not probed over HTTP"
+                        }
                     ),
                 ));
-                reachable.push((port.clone(), binding.host_ip.clone(), binding.host_port));
+                reachable.push((
+                    port.clone(),
+                    binding.host_ip.clone(),
+                    binding.host_port,
+                    node.name.clone(),
+                ));
             } else {
                 checks.push(Check::new(
                     &name,
@@ -915,15 +1206,33 @@ async fn port_checks(
         .filter(|i| i.controller != ControllerPlan::None);
     let http = reachable
         .iter()
-        .find(|(p, _, _)| p.purpose == PortPurpose::IngressHttp);
-    let node_ports: Vec<_> = reachable
+        .find(|(p, _, _, _)| p.purpose == PortPurpose::IngressHttp);
+    let mut node_ports: Vec<_> = reachable
         .iter()
-        .filter(|(p, _, _)| {
-            p.purpose == PortPurpose::Profile
-                && p.protocol == crate::plan::Protocol::Tcp
-                && (30000..=32767).contains(&p.container_port)
-        })
+        .filter(|(p, _, _, _)| p.purpose == PortPurpose::Profile && is_node_port(p))
         .collect();
+    // A node port another Service holds cannot be the echo backend's.
+    if !node_ports.is_empty() {
+        let held = api.node_ports_in_use().await.unwrap_or_default();
+        node_ports.retain(|(port, _, _, node)| {
+            match held.iter().find(|(p, _)| *p == port.container_port) {
+                Some((_, service)) => {
+                    checks.push(Check::new(
+                        &format!("nodeport {}", port.container_port),
+                        Some(node),
+                        Layer::Pod,
+                        Status::Skip,
+                        format!(
+                            "skipped: node port {} is taken by Service {service}; published; not probed over HTTP",
+                            port.container_port
+                        ),
+                    ));
+                    false
+                }
+                None => true,
+            }
+        });
+    }
     if (ingress.is_none() || http.is_none()) && node_ports.is_empty() {
         return checks;
     }
@@ -948,14 +1257,26 @@ async fn port_checks(
             .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
+    let mut echo_hint = None;
     let ready = match ready {
         Ok(outcome) if outcome.phase == "Running" => Ok(()),
-        Ok(outcome) => Err(pods::describe(&outcome)),
+        Ok(outcome) => {
+            echo_hint = pods::stuck_hint(&outcome, "--echo-image");
+            Err(pods::describe(&outcome))
+        }
         Err(e) => Err(e),
     };
     if let Some(routes_error) = match (
         &ready,
-        pods::echo_routes(&context.namespace, &context.token, ingress.is_some()),
+        pods::echo_routes(
+            &context.namespace,
+            &context.token,
+            ingress.is_some() && http.is_some(),
+            &node_ports
+                .iter()
+                .map(|(p, _, _, _)| p.container_port)
+                .collect::<Vec<_>>(),
+        ),
     ) {
         (Ok(()), Ok(routes)) => api
             .create_echo_routes(&context.namespace, &routes)
@@ -965,27 +1286,36 @@ async fn port_checks(
         (Err(e), _) => Some(format!("the echo backend did not start: {e}")),
         (_, Err(e)) => Some(e),
     } {
-        checks.push(Check::new(
-            "ingress",
-            None,
-            Layer::Pod,
-            Status::Fail,
-            routes_error,
-        ));
+        let name = match (ingress.is_some() && http.is_some(), node_ports.first()) {
+            (true, _) | (false, None) => "ingress".to_string(),
+            (false, Some((port, _, _, _))) => format!("nodeport {}", port.container_port),
+        };
+        let mut check = Check::new(&name, None, Layer::Pod, Status::Fail, routes_error);
+        if let Some(hint) = echo_hint {
+            check = check.hint(hint);
+        }
+        checks.push(check);
         return checks;
     }
-    let mut probes: Vec<(String, String, u16)> = Vec::new();
-    if let (Some(_), Some((_, ip, port))) = (ingress, http) {
-        probes.push(("ingress".to_string(), ip.clone(), *port));
+    // (row name, node, host address, host port, hint when it fails)
+    let mut probes: Vec<(String, String, String, u16, String)> = Vec::new();
+    if let (Some(_), Some((_, ip, port, node))) = (ingress, http) {
+        probes.push(("ingress".to_string(), node.clone(), ip.clone(), *port,
+            "the controller must run on the node that publishes the port (nodeSelector ingress-ready=true); see `kubectl -n ingress-nginx get pods -o wide`".to_string()));
     }
-    for (port, ip, host_port) in node_ports {
+    for (port, ip, host_port, node) in node_ports {
         probes.push((
             format!("nodeport {}", port.container_port),
+            node.clone(),
             ip.clone(),
             *host_port,
+            format!(
+                "the NodePort Service on {} must reach the echo pod: kube-proxy serves node ports on every node (`kubectl -n kube-system get pods -l k8s-app=kube-proxy -o wide`)",
+                port.container_port
+            ),
         ));
     }
-    for (name, ip, port) in probes {
+    for (name, node, ip, port, hint) in probes {
         let host = if ip.is_empty() || ip == "0.0.0.0" {
             "127.0.0.1".to_string()
         } else {
@@ -1005,10 +1335,22 @@ async fn port_checks(
             tokio::time::sleep(Duration::from_secs(1)).await;
         };
         checks.push(if ok {
-            Check::new(&name, Some(&plan.ingress.as_ref().map(|i| i.node.clone()).unwrap_or_default()), Layer::Pod, Status::Ok, format!("http://{host}:{port}{path}/ returned this run's token"))
+            Check::new(
+                &name,
+                Some(&node),
+                Layer::Pod,
+                Status::Ok,
+                format!("http://{host}:{port}{path}/ returned this run's token"),
+            )
         } else {
-            Check::new(&name, None, Layer::Pod, Status::Fail, format!("http://{host}:{port}{path}/ did not return the token: {last}"))
-                .hint("the controller must run on the node that publishes the port (nodeSelector ingress-ready=true); see `kubectl -n ingress-nginx get pods -o wide`")
+            Check::new(
+                &name,
+                Some(&node),
+                Layer::Pod,
+                Status::Fail,
+                format!("http://{host}:{port}{path}/ did not return the token: {last}"),
+            )
+            .hint(hint)
         });
     }
     checks

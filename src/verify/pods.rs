@@ -17,8 +17,10 @@ pub struct PodContext {
     pub token: String,
     pub deadline: Instant,
     /// The echo backend needs an HTTP server, which kind's preloaded helper image
-    /// lacks: busybox's `httpd` (`--probe-image` overrides it).
+    /// lacks: busybox's `httpd` (`--echo-image` overrides it).
     pub echo_image: String,
+    /// What the run must remove again (sentinel files), registered as it goes.
+    pub leftovers: std::sync::Arc<crate::verify::Leftovers>,
 }
 
 impl PodContext {
@@ -71,6 +73,41 @@ pub fn describe(outcome: &PodOutcome) -> String {
     }
 }
 
+/// What to do about a pod that can never get further (see [`PodOutcome::stuck`]);
+/// `image_flag` is the flag that chooses its image.
+pub fn stuck_hint(outcome: &PodOutcome, image_flag: &str) -> Option<String> {
+    let stuck = outcome.stuck.as_deref()?;
+    let image = [
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "ErrImageNeverPull",
+        "InvalidImageName",
+    ];
+    Some(if image.iter().any(|r| stuck.starts_with(r)) {
+        format!(
+            "the kubelet cannot pull the image: pass `{image_flag} IMAGE` with an image this cluster can pull (or load it into the nodes with `kind load docker-image`), or change `--image-pull-policy`"
+        )
+    } else if stuck.contains("hostPath type check failed") {
+        "the path in the node is not what the mount says (a directory or a file): compare the node's path with the mount's `type`".to_string()
+    } else {
+        "the container runtime cannot create the container; its message is above".to_string()
+    })
+}
+
+/// Whether the pod is stuck on its image, not on what it mounts.
+fn stuck_on_image(outcome: &PodOutcome) -> bool {
+    outcome.stuck.as_deref().is_some_and(|s| {
+        [
+            "ErrImagePull",
+            "ImagePullBackOff",
+            "ErrImageNeverPull",
+            "InvalidImageName",
+        ]
+        .iter()
+        .any(|r| s.starts_with(r))
+    })
+}
+
 /// Runs one probe pod to its end.
 pub async fn run_probe(
     api: &ProbeApi,
@@ -115,6 +152,8 @@ pub async fn subpath(api: &ProbeApi, context: &PodContext, nodes: &[ProbeNode]) 
         let check = |status, detail: String| Check::new("subPath", Some(&node.name), Layer::Pod, status, detail);
         match outcome {
             Ok(outcome) if outcome.succeeded() => check(Status::Ok, "ConfigMap key mounted as a single file".into()),
+            Ok(outcome) if stuck_on_image(&outcome) => check(Status::Fail, describe(&outcome))
+                .hint(stuck_hint(&outcome, "--probe-image").unwrap_or_default()),
             Ok(outcome) => {
                 let runtime = outcome
                     .events
@@ -165,17 +204,31 @@ pub async fn storage(
         let mut pod = context.pod(pod_name("storage", index), node, script, vec![volume]);
         pod.via_scheduler = true;
         pod.run_as_root = true;
-        match run_probe(api, context, &pod).await {
+        // A helper the kubelet rejected for this claim will not come back: the
+        // probe ends there instead of at the deadline.
+        let outcome = tokio::select! {
+            outcome = run_probe(api, context, &pod) => outcome,
+            message = rejected_helper_watch(api, &context.namespace, &claim, context.deadline), if !node.taints.is_empty() => {
+                return check(
+                    Status::Fail,
+                    format!("the provisioner's helper pod cannot run on this tainted node: {message}"),
+                )
+                .hint(HELPER_HINT);
+            }
+        };
+        match outcome {
             Ok(outcome) if outcome.succeeded() => check(Status::Ok, format!("claim on `{class}` bound and writable")),
+            Ok(outcome) if stuck_on_image(&outcome) => check(Status::Fail, describe(&outcome))
+                .hint(stuck_hint(&outcome, "--probe-image").unwrap_or_default()),
             Ok(outcome) => {
-                let stuck = stuck_helpers(api).await;
+                let stuck = if node.taints.is_empty() { None } else { stuck_helpers(api, &context.namespace, &claim).await };
                 match stuck {
-                    Some(message) if !node.taints.is_empty() => check(
+                    Some(message) => check(
                         Status::Fail,
                         format!("the provisioner's helper pod cannot run on this tainted node: {message}"),
                     )
-                    .hint("the provisioner's helper pods lack tolerations (local-path-provisioner v0.0.32+ in kind v0.31/v0.32 node images); `devcluster up` patches `local-path-config`, or upgrade kind"),
-                    _ => check(Status::Fail, describe(&outcome)),
+                    .hint(HELPER_HINT),
+                    None => check(Status::Fail, describe(&outcome)),
                 }
             }
             Err(e) => check(Status::Fail, e),
@@ -184,8 +237,80 @@ pub async fn storage(
     futures_util::future::join_all(probes).await
 }
 
-/// A Pending helper pod in a provisioner namespace, with the scheduler's message.
-async fn stuck_helpers(api: &ProbeApi) -> Option<String> {
+const HELPER_HINT: &str = "the provisioner's helper pods lack tolerations for this node's taints (local-path-provisioner v0.0.32+ in kind v0.31/v0.32 node images binds them with nodeName, so the kubelet rejects them on NoExecute taints); `devcluster up` adds Exists tolerations to `local-path-config`'s helperPod.yaml, or upgrade kind";
+
+/// Completes, quoting the cluster, once the kubelet has rejected the helper pod
+/// of `claim`; never before the deadline otherwise.
+async fn rejected_helper_watch(
+    api: &ProbeApi,
+    namespace: &str,
+    claim: &str,
+    deadline: Instant,
+) -> String {
+    loop {
+        if let Some(message) = rejected_helper(api, namespace, claim).await {
+            return message;
+        }
+        if Instant::now() >= deadline {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The kubelet's rejection of the helper pod local-path-provisioner made for
+/// `claim` (named after its volume, `pvc-<claim UID>`), with the claim's
+/// `ProvisioningFailed` event when there is one.
+async fn rejected_helper(api: &ProbeApi, namespace: &str, claim: &str) -> Option<String> {
+    let uid = api.claim_uid(namespace, claim).await?;
+    for helpers in ["local-path-storage", "kube-system"] {
+        let rejected = api
+            .namespace_events(helpers, "TaintToleration")
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .find(|(object, _)| object.contains(&uid));
+        if let Some((object, message)) = rejected {
+            let mut text =
+                format!("the kubelet rejected {helpers}/{object} (TaintToleration: {message})");
+            let provisioning = api
+                .events(namespace, "PersistentVolumeClaim", claim)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .rev()
+                .find(|e| e.starts_with("ProvisioningFailed:"));
+            if let Some(event) = provisioning {
+                text.push_str(&format!("; the claim says {event}"));
+            }
+            return Some(text);
+        }
+    }
+    None
+}
+
+/// Why a provisioner's helper pod could not serve the claim, quoting the cluster.
+/// Two faces: local-path-provisioner binds helpers with `nodeName`
+/// (`provisioner.go`, `createHelperPod`), so the kubelet rejects one on an
+/// untolerated NoExecute taint (event `TaintToleration`, then the taint manager
+/// deletes it) and the claim gets `ProvisioningFailed`; a provisioner that places
+/// helpers through the scheduler (MicroK8s' hostpath provisioner) leaves them
+/// Pending with the scheduler's untolerated-taint message.
+async fn stuck_helpers(api: &ProbeApi, namespace: &str, claim: &str) -> Option<String> {
+    if let Some(message) = rejected_helper(api, namespace, claim).await {
+        return Some(message);
+    }
+    let claim_events = api
+        .events(namespace, "PersistentVolumeClaim", claim)
+        .await
+        .unwrap_or_default();
+    let provisioning = claim_events
+        .into_iter()
+        .rev()
+        .find(|e| e.starts_with("ProvisioningFailed:"));
+    if let Some(event) = provisioning {
+        return Some(format!("the claim says {event}"));
+    }
     for namespace in ["local-path-storage", "kube-system"] {
         if let Ok(pending) = api.pending_pods(namespace).await
             && let Some((name, message)) = pending.into_iter().find(|(name, message)| {
@@ -314,20 +439,36 @@ pub async fn read_write_once_pod(
     }
 }
 
-/// The echo backend's routes, rendered from `templates/echo-routes.yaml`.
+/// The echo backend's routes, rendered from `templates/echo-routes.yaml`: the
+/// NodePort Service gets one port per entry of `node_ports` (and is left out
+/// without any), the Ingress is left out without an ingress.
 pub fn echo_routes(
     namespace: &str,
     token: &str,
     with_ingress: bool,
+    node_ports: &[u16],
 ) -> Result<Vec<serde_json::Value>, String> {
     let text = include_str!("../../templates/echo-routes.yaml")
         .replace("{{NAMESPACE}}", namespace)
         .replace("{{TOKEN}}", token)
         .replace("{{PATH}}", &echo_path(token));
     let documents = crate::yaml::documents(&text).map_err(|e| e.to_string())?;
+    let ports: Vec<serde_json::Value> = node_ports
+        .iter()
+        .map(|port| serde_json::json!({"name": format!("np-{port}"), "port": port, "targetPort": 8080, "nodePort": port}))
+        .collect();
     Ok(documents
         .into_iter()
         .filter(|d| with_ingress || d.get("kind").and_then(|k| k.as_str()) != Some("Ingress"))
+        .filter_map(|mut d| {
+            if d.pointer("/spec/type").and_then(|t| t.as_str()) == Some("NodePort") {
+                if ports.is_empty() {
+                    return None;
+                }
+                d["spec"]["ports"] = serde_json::Value::Array(ports.clone());
+            }
+            Some(d)
+        })
         .collect())
 }
 
@@ -384,7 +525,7 @@ mod tests {
 
     #[test]
     fn templates_render_with_the_token() {
-        let routes = echo_routes("ns1", "tok", true).unwrap_or_default();
+        let routes = echo_routes("ns1", "tok", true, &[]).unwrap_or_default();
         assert_eq!(routes.len(), 2);
         assert_eq!(
             routes[0]["spec"]["selector"]["devcluster.dev/probe"],
@@ -395,8 +536,18 @@ mod tests {
             "/devcluster-tok"
         );
         assert_eq!(
-            echo_routes("ns1", "tok", false).unwrap_or_default().len(),
+            echo_routes("ns1", "tok", false, &[])
+                .unwrap_or_default()
+                .len(),
             1
+        );
+        let routes = echo_routes("ns1", "tok", false, &[31000]).unwrap_or_default();
+        assert_eq!(routes.len(), 2);
+        assert_eq!(routes[1]["spec"]["type"], "NodePort");
+        assert_eq!(routes[1]["spec"]["ports"][0]["nodePort"], 31000);
+        assert_eq!(
+            routes[1]["spec"]["selector"]["devcluster.dev/probe"],
+            "echo-tok"
         );
         let script = echo_script("tok");
         assert!(

@@ -1,6 +1,8 @@
 //! `cargo bench --bench up`: devcluster's own time in `up` outside the kind process,
-//! and a no-op `up`, on real Docker with the kind emulator (the Kubernetes API is the
-//! in-memory fake, so waiting on real pods is not part of the figure).
+//! a no-op `up`, and an `up` resuming a half-made cluster (its record left at phase
+//! `created`, as after a failed converge), on real Docker with the kind emulator (the
+//! Kubernetes API is the in-memory fake, so waiting on real pods is not part of the
+//! figure).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../support/mod.rs"]
@@ -85,14 +87,10 @@ fn main() {
             profile: Some(profile.display().to_string()),
             name: Some(cluster.clone()),
         },
-        recreate: false,
-        retain: false,
         no_verify: true,
         timeout: Duration::from_secs(120),
-        kubeconfig: None,
-        yes: false,
-        install_kind: false,
         output: Output::Text,
+        ..UpArgs::default()
     };
     let down = DownArgs {
         profile: args.profile.clone(),
@@ -103,6 +101,7 @@ fn main() {
     let mut own = Vec::new();
     let mut total = Vec::new();
     let mut noop = Vec::new();
+    let mut resume = Vec::new();
     for _ in 0..RUNS {
         let started = Instant::now();
         let result = runtime
@@ -123,6 +122,26 @@ fn main() {
             .unwrap();
         noop.push(started.elapsed().as_secs_f64());
         assert_eq!(again.action, "up-to-date");
+        // Half-made: the record says `up` stopped right after kind create.
+        let holder = format!("{cluster}-control-plane");
+        let reset = std::process::Command::new("docker")
+            .args([
+                "exec",
+                &holder,
+                "sed",
+                "-i",
+                "s/\"phase\": \"complete\"/\"phase\": \"created\"/",
+                "/kind/devcluster/record.json",
+            ])
+            .status()
+            .unwrap();
+        assert!(reset.success());
+        let started = Instant::now();
+        let resumed = runtime
+            .block_on(lifecycle::run_up(&app, &args, &deps))
+            .unwrap();
+        resume.push(started.elapsed().as_secs_f64());
+        assert_eq!(resumed.action, "converged");
         runtime.block_on(lifecycle::run_down(&app, &down)).unwrap();
     }
     println!("up --profile ingress (emulated kind, {RUNS} runs)");
@@ -137,5 +156,9 @@ fn main() {
     println!(
         "  no-op up (up to date), median:     {:.3} s (target < 1 s)",
         median(noop)
+    );
+    println!(
+        "  up resuming a half-made cluster, median: {:.3} s",
+        median(resume)
     );
 }

@@ -167,6 +167,7 @@ fn main() {
                 pull_policy: None,
                 storage_class: None,
                 host_paths: Vec::new(),
+                ..Options::new(Instant::now())
             };
             verify::verify(&App::new(World::default()), &target, &options, None)
                 .await

@@ -15,7 +15,11 @@
 //!
 //! Test hooks: `KIND_EMULATOR_VERSION` (the version `kind version` reports),
 //! `KIND_EMULATOR_IMAGE` (default node image), `KIND_EMULATOR_FAIL_AFTER_NODES=1`
-//! (fail after the nodes exist), `KIND_EMULATOR_SLOW_SECONDS=N` (pause mid-create).
+//! (fail after the nodes exist), `KIND_EMULATOR_SLOW_SECONDS=N` (pause mid-create),
+//! `KIND_EMULATOR_HANG_PID_FILE=PATH` (once the nodes exist, wait on a child process
+//! that never ends by itself, its pid written to PATH: kind runs `docker` and other
+//! commands as child processes, `pkg/exec/local.go`, and one of them can hang, e.g. a
+//! slow image pull), `KIND_EMULATOR_DELETE_SLOW_SECONDS=N` (pause before deleting).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Read, Write};
@@ -815,6 +819,25 @@ fn after_nodes() -> Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     check_interrupted()?;
+    if let Some(pid_file) = std::env::var_os("KIND_EMULATOR_HANG_PID_FILE") {
+        let mut child = Command::new("sleep")
+            .arg("3600")
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| Failure(format!("failed to run sleep: {e}")))?;
+        std::fs::write(&pid_file, child.id().to_string())
+            .map_err(|e| Failure(format!("failed to write the pid file: {e}")))?;
+        // Like kind's exec.Cmd.Run: wait for the child, however long it takes.
+        let status = child
+            .wait()
+            .map_err(|e| Failure(format!("failed to wait for sleep: {e}")))?;
+        check_interrupted()?;
+        if !status.success() {
+            return fail(format!(
+                "command \"sleep 3600\" failed with error: {status}"
+            ));
+        }
+    }
     if std::env::var("KIND_EMULATOR_FAIL_AFTER_NODES").is_ok_and(|v| v == "1") {
         return fail("KIND_EMULATOR_FAIL_AFTER_NODES=1: failing after the nodes were created");
     }
@@ -1409,6 +1432,12 @@ fn delete_cluster(rest: &[String]) -> Result<()> {
     let cluster = flags.cluster_name();
     // pkg/cmd/kind/delete/cluster/deletecluster.go; deleting nothing succeeds.
     eprintln!("Deleting cluster {cluster:?} ...");
+    if let Some(seconds) = std::env::var("KIND_EMULATOR_DELETE_SLOW_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        std::thread::sleep(Duration::from_secs(seconds));
+    }
     let run = || -> Result<()> {
         remove_from_kubeconfig(&cluster, &merge_path(flags.value("kubeconfig")))?;
         let nodes = list_nodes(&cluster)?;

@@ -1,11 +1,19 @@
 //! An in-memory Kubernetes API for tests: objects by path, list/get/create/
 //! patch/replace/delete, label selectors, and 403 rules. It answers through a
 //! `kube::Client`, so the real client code runs against it.
+//!
+//! Besides storage it models, each after the upstream component named where it is
+//! done: the ServiceAccount controller (a new namespace's `default` ServiceAccount
+//! appears a moment later) and the ServiceAccount admission plugin; Pod Security
+//! admission's hostPath check; the scheduler's and the kubelet's taint checks;
+//! NodePort allocation; the Deployment controller's rollouts; and
+//! local-path-provisioner's helper pods.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use http::{Request, Response, StatusCode};
 use kube::client::Body;
@@ -18,6 +26,9 @@ pub struct PodRun {
     pub logs: String,
     /// Events about the pod, as `(reason, message)`.
     pub events: Vec<(String, String)>,
+    /// The container's waiting state, as `(reason, message)` (the kubelet's view
+    /// of a container that has not started).
+    pub waiting: Option<(String, String)>,
 }
 
 impl PodRun {
@@ -27,19 +38,63 @@ impl PodRun {
             exit_code,
             logs: logs.to_string(),
             events: Vec::new(),
+            waiting: None,
         }
+    }
+
+    /// A Pending pod whose container waits for `reason`.
+    pub fn waiting(reason: &str, message: &str) -> PodRun {
+        let mut run = PodRun::new("Pending", None, "");
+        run.waiting = Some((reason.to_string(), message.to_string()));
+        run
     }
 }
 
 type PodHook = Arc<dyn Fn(&Value) -> Option<PodRun> + Send + Sync>;
 
-#[derive(Default)]
 struct State {
     objects: BTreeMap<String, Value>,
     logs: BTreeMap<String, String>,
     requests: Vec<String>,
     forbidden: Vec<(String, String)>,
+    /// Requests (method, path prefix) an admission webhook denies: (code, webhook, reason).
+    denied: Vec<(String, String, u16, String, String)>,
     pod_hook: Option<PodHook>,
+    /// Requests (method, path prefix) that never get an answer.
+    stalled: Vec<(String, String)>,
+    /// Namespaces created here, and when their `default` ServiceAccount appears.
+    service_accounts_due: BTreeMap<String, Instant>,
+    service_account_delay: Duration,
+    /// Pod Security admission's cluster-wide default `enforce` level.
+    pod_security_default: String,
+    /// Deployments rolling out, and when the controller finishes each.
+    rollouts: Vec<(String, Instant)>,
+    rollout_delay: Duration,
+    /// The helper pod template local-path-provisioner's running pod loaded.
+    local_path_template: Option<Value>,
+    counter: u64,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            objects: BTreeMap::new(),
+            logs: BTreeMap::new(),
+            requests: Vec::new(),
+            forbidden: Vec::new(),
+            denied: Vec::new(),
+            pod_hook: None,
+            stalled: Vec::new(),
+            service_accounts_due: BTreeMap::new(),
+            // Long enough that a pod created right after its namespace is refused.
+            service_account_delay: Duration::from_millis(400),
+            pod_security_default: "privileged".to_string(),
+            rollouts: Vec::new(),
+            rollout_delay: Duration::from_millis(800),
+            local_path_template: None,
+            counter: 0,
+        }
+    }
 }
 
 /// The fake API server.
@@ -76,6 +131,70 @@ impl FakeApi {
         self.lock()
             .forbidden
             .push((method.to_string(), prefix.to_string()));
+    }
+
+    /// An admission webhook named `webhook` denies `method` on paths starting with
+    /// `prefix` for `reason`, answering `code` (the apiserver turns a denial into a
+    /// status of at least 400: `admission/plugin/webhook/errors/statuserror.go`).
+    pub fn deny_by_webhook(
+        &self,
+        method: &str,
+        prefix: &str,
+        code: u16,
+        webhook: &str,
+        reason: &str,
+    ) {
+        self.lock().denied.push((
+            method.to_string(),
+            prefix.to_string(),
+            code,
+            webhook.to_string(),
+            reason.to_string(),
+        ));
+    }
+
+    /// Requests `method` on paths starting with `prefix` never get an answer, as
+    /// from an API server whose admission webhook hangs.
+    pub fn stall(&self, method: &str, prefix: &str) {
+        self.lock()
+            .stalled
+            .push((method.to_string(), prefix.to_string()));
+    }
+
+    /// Pod Security admission's default `enforce` level for namespaces without the
+    /// label (an AdmissionConfiguration's `defaults`, as hardened clusters set).
+    pub fn enforce_pod_security_by_default(&self, level: &str) {
+        self.lock().pod_security_default = level.to_string();
+    }
+
+    /// Puts local-path-provisioner in the cluster as kind node images ship it: the
+    /// `standard` default StorageClass (WaitForFirstConsumer), ConfigMap
+    /// `local-path-config` with `helper_yaml` as its helper pod template, and the
+    /// provisioner's Deployment, running with that template.
+    pub fn install_local_path(&self, helper_yaml: &str) {
+        self.put(
+            "/apis/storage.k8s.io/v1/storageclasses/standard",
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "standard",
+                  "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+                  "provisioner": "rancher.io/local-path", "volumeBindingMode": "WaitForFirstConsumer"}),
+        );
+        self.put(
+            "/api/v1/namespaces/local-path-storage/configmaps/local-path-config",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "local-path-config", "namespace": "local-path-storage"},
+                   "data": {"helperPod.yaml": helper_yaml,
+                            "config.json": "{\"nodePathMap\":[{\"node\":\"DEFAULT_PATH_FOR_NON_LISTED_NODES\",\"paths\":[\"/var/local-path-provisioner\"]}]}"}}),
+        );
+        self.put(
+            "/apis/apps/v1/namespaces/local-path-storage/deployments/local-path-provisioner",
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "local-path-provisioner", "namespace": "local-path-storage", "generation": 1},
+                   "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "local-path-provisioner"}},
+                            "template": {"metadata": {"labels": {"app": "local-path-provisioner"}}, "spec": {"containers": []}}},
+                   "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1}}),
+        );
+        let template: Value = devcluster::yaml::from_str(helper_yaml).unwrap_or(Value::Null);
+        self.lock().local_path_template = Some(template);
     }
 
     /// Decides what each created pod does (run its script somewhere, or not).
@@ -162,7 +281,16 @@ impl FakeApi {
             .await
             .unwrap_or_default();
         let body: Option<Value> = serde_json::from_slice(&body).ok();
+        let stalled = self
+            .lock()
+            .stalled
+            .iter()
+            .any(|(m, prefix)| *m == method && path.starts_with(prefix.as_str()));
+        if stalled {
+            std::future::pending::<()>().await;
+        }
         let mut state = self.lock();
+        tick(&mut state);
         state.requests.push(format!(
             "{method} {path}{}",
             if query.is_empty() {
@@ -176,10 +304,22 @@ impl FakeApi {
             .iter()
             .any(|(m, prefix)| *m == method && path.starts_with(prefix.as_str()))
         {
+            return status(403, "Forbidden", &rbac_denial(&method, &path));
+        }
+        if let Some((_, _, code, webhook, reason)) = state
+            .denied
+            .iter()
+            .find(|(m, prefix, ..)| *m == method && path.starts_with(prefix.as_str()))
+        {
+            let message = format!("admission webhook \"{webhook}\" denied the request: {reason}");
             return status(
-                403,
-                "Forbidden",
-                &format!("{method} {path} is forbidden: User \"test\" cannot do it"),
+                *code,
+                if *code == 403 {
+                    "Forbidden"
+                } else {
+                    "BadRequest"
+                },
+                &message,
             );
         }
         if path == "/version" {
@@ -205,10 +345,20 @@ impl FakeApi {
             ("GET", true) => {
                 let selector = label_selector(&query);
                 let prefix = format!("{path}/");
+                // `/api/v1/services` lists the Services of every namespace.
+                let (base, resource) = path.rsplit_once('/').unwrap_or(("", ""));
+                let across = format!("{base}/namespaces/");
                 let items: Vec<Value> = state
                     .objects
                     .iter()
-                    .filter(|(p, _)| p.starts_with(&prefix) && !p[prefix.len()..].contains('/'))
+                    .filter(|(p, _)| {
+                        (p.starts_with(&prefix) && !p[prefix.len()..].contains('/'))
+                            || (resource != "namespaces"
+                                && p.strip_prefix(&across).is_some_and(|rest| {
+                                    let parts: Vec<&str> = rest.split('/').collect();
+                                    parts.len() == 3 && parts[1] == resource
+                                }))
+                    })
                     .map(|(_, v)| v.clone())
                     .filter(|v| matches_labels(v, &selector))
                     .collect();
@@ -235,6 +385,26 @@ impl FakeApi {
                     return status(409, "AlreadyExists", &format!("{key} already exists"));
                 }
                 stamp(&mut object);
+                if path == "/api/v1/namespaces" {
+                    let due = Instant::now() + state.service_account_delay;
+                    state.service_accounts_due.insert(name.clone(), due);
+                }
+                if path.ends_with("/services")
+                    && let Some(refusal) = allocate_node_ports(&state, &object)
+                {
+                    return status(422, "Invalid", &refusal);
+                }
+                if path.ends_with("/pods") {
+                    let namespace = namespace_of(&path);
+                    if let Some(refusal) = admit_pod(&state, &namespace, &name, &object) {
+                        return status(403, "Forbidden", &refusal);
+                    }
+                    if let Some(run) = place_pod(&mut state, &namespace, &object) {
+                        apply_run(&mut state, &key, &mut object, run);
+                        state.objects.insert(key, object.clone());
+                        return respond(201, object);
+                    }
+                }
                 if path.ends_with("/pods")
                     && let Some(hook) = state.pod_hook.clone()
                 {
@@ -267,12 +437,24 @@ impl FakeApi {
                 let entry = state.objects.get(&path).cloned();
                 let object = match entry {
                     Some(mut existing) => {
+                        let template = existing.pointer("/spec/template").cloned();
                         merge(&mut existing, &patch);
+                        if path.contains("/deployments/")
+                            && existing.pointer("/spec/template").cloned() != template
+                        {
+                            start_rollout(&mut state, &path, &mut existing);
+                        }
                         existing
                     }
                     None if apply => {
                         let mut created = patch.clone();
                         stamp(&mut created);
+                        if let Some(name) = path.strip_prefix("/api/v1/namespaces/")
+                            && !name.contains('/')
+                        {
+                            let due = Instant::now() + state.service_account_delay;
+                            state.service_accounts_due.insert(name.to_string(), due);
+                        }
                         created
                     }
                     None => return status(404, "NotFound", &format!("{path} not found")),
@@ -293,12 +475,351 @@ impl FakeApi {
     }
 }
 
+/// What time has done since the last request: `default` ServiceAccounts that are
+/// due appear (the ServiceAccount controller, `pkg/controller/serviceaccount/
+/// serviceaccounts_controller.go`, creates them asynchronously after the
+/// namespace), and rollouts that are due finish.
+fn tick(state: &mut State) {
+    let now = Instant::now();
+    let due: Vec<String> = state
+        .service_accounts_due
+        .iter()
+        .filter(|(_, at)| **at <= now)
+        .map(|(namespace, _)| namespace.clone())
+        .collect();
+    for namespace in due {
+        state.service_accounts_due.remove(&namespace);
+        if state
+            .objects
+            .contains_key(&format!("/api/v1/namespaces/{namespace}"))
+        {
+            state.objects.insert(
+                format!("/api/v1/namespaces/{namespace}/serviceaccounts/default"),
+                json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                       "metadata": {"name": "default", "namespace": namespace}}),
+            );
+        }
+    }
+    let finished: Vec<String> = state
+        .rollouts
+        .iter()
+        .filter(|(_, at)| *at <= now)
+        .map(|(path, _)| path.clone())
+        .collect();
+    state.rollouts.retain(|(_, at)| *at > now);
+    for path in finished {
+        let Some(deployment) = state.objects.get_mut(&path) else {
+            continue;
+        };
+        let generation = deployment["metadata"]["generation"].as_i64().unwrap_or(1);
+        let replicas = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
+        deployment["status"] = json!({"observedGeneration": generation, "replicas": replicas,
+            "updatedReplicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas});
+        // A new local-path-provisioner pod loads the helper template as it starts
+        // (`provisioner.go`, `NewProvisioner` -> `loadHelperPodFile`).
+        if path.ends_with("/local-path-storage/deployments/local-path-provisioner") {
+            let template = state
+                .objects
+                .get("/api/v1/namespaces/local-path-storage/configmaps/local-path-config")
+                .and_then(|c| c["data"]["helperPod.yaml"].as_str().map(str::to_string))
+                .and_then(|y| devcluster::yaml::from_str::<Value>(&y).ok());
+            if template.is_some() {
+                state.local_path_template = template;
+            }
+        }
+    }
+}
+
+/// A changed pod template starts a rollout (the Deployment controller,
+/// `pkg/controller/deployment/sync.go`): the generation moves on, no replica runs
+/// the new template yet, and the old pod keeps serving until the new one is up.
+fn start_rollout(state: &mut State, path: &str, deployment: &mut Value) {
+    let generation = deployment["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+    deployment["metadata"]["generation"] = json!(generation);
+    let replicas = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
+    deployment["status"] = json!({"observedGeneration": generation, "replicas": replicas + 1,
+        "updatedReplicas": 0, "readyReplicas": replicas, "availableReplicas": replicas});
+    let due = Instant::now() + state.rollout_delay;
+    state.rollouts.retain(|(p, _)| p != path);
+    state.rollouts.push((path.to_string(), due));
+}
+
+/// `/api/v1/namespaces/NS/...` -> `NS`.
+fn namespace_of(path: &str) -> String {
+    path.split('/').nth(4).unwrap_or("").to_string()
+}
+
+/// The authorizer's denial (apiserver `endpoints/handlers/responsewriters/errors.go`).
+fn rbac_denial(method: &str, path: &str) -> String {
+    let verb = match method {
+        "GET" => "get",
+        "POST" => "create",
+        "PUT" => "update",
+        "PATCH" => "patch",
+        "DELETE" => "delete",
+        _ => "use",
+    };
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (namespace, resource) = match segments.iter().position(|s| *s == "namespaces") {
+        Some(i) if segments.len() > i + 2 => (Some(segments[i + 1]), segments[i + 2]),
+        _ => (None, segments.get(2).copied().unwrap_or("namespaces")),
+    };
+    let scope = namespace.map_or(" at the cluster scope".to_string(), |n| {
+        format!(" in the namespace \"{n}\"")
+    });
+    format!(
+        "{resource} is forbidden: User \"test\" cannot {verb} resource \"{resource}\" in API group \"\"{scope}"
+    )
+}
+
+/// Admission of a new pod: the ServiceAccount plugin refuses it while its
+/// ServiceAccount does not exist (`plugin/pkg/admission/serviceaccount/admission.go`),
+/// and Pod Security admission refuses hostPath volumes below the `privileged` level
+/// (`pod-security-admission/policy/check_hostPathVolumes.go`).
+fn admit_pod(state: &State, namespace: &str, name: &str, pod: &Value) -> Option<String> {
+    let account = pod["spec"]["serviceAccountName"]
+        .as_str()
+        .unwrap_or("default");
+    if state.service_accounts_due.contains_key(namespace)
+        && !state.objects.contains_key(&format!(
+            "/api/v1/namespaces/{namespace}/serviceaccounts/{account}"
+        ))
+    {
+        return Some(format!(
+            "pods \"{name}\" is forbidden: error looking up service account {namespace}/{account}: serviceaccount \"{account}\" not found"
+        ));
+    }
+    let level = state
+        .objects
+        .get(&format!("/api/v1/namespaces/{namespace}"))
+        .and_then(|n| {
+            n["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| state.pod_security_default.clone());
+    let host_paths: Vec<String> = pod["spec"]["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v.get("hostPath").is_some())
+        .map(|v| format!("\"{}\"", v["name"].as_str().unwrap_or("")))
+        .collect();
+    if level != "privileged" && !host_paths.is_empty() {
+        return Some(format!(
+            "pods \"{name}\" is forbidden: violates PodSecurity \"{level}:latest\": hostPath volumes ({} {})",
+            if host_paths.len() == 1 {
+                "volume"
+            } else {
+                "volumes"
+            },
+            host_paths.join(", ")
+        ));
+    }
+    None
+}
+
+/// Whether `tolerations` tolerate `taint` (`staging/src/k8s.io/api/core/v1/toleration.go`,
+/// `ToleratesTaint`).
+fn tolerates(tolerations: &Value, taint: &Value) -> bool {
+    tolerations.as_array().into_iter().flatten().any(|t| {
+        let effect_ok = t["effect"]
+            .as_str()
+            .is_none_or(|e| e.is_empty() || Some(e) == taint["effect"].as_str());
+        let key = t["key"].as_str().unwrap_or("");
+        let key_ok = key.is_empty() || Some(key) == taint["key"].as_str();
+        let value_ok = match t["operator"].as_str().unwrap_or("Equal") {
+            "Exists" => true,
+            _ => t["value"].as_str().unwrap_or("") == taint["value"].as_str().unwrap_or(""),
+        };
+        effect_ok && key_ok && value_ok
+    })
+}
+
+/// The taints of `node` that `pod` does not tolerate, among those `effects`.
+fn untolerated(state: &State, node: &str, pod: &Value, effects: &[&str]) -> Vec<Value> {
+    let taints = state
+        .objects
+        .get(&format!("/api/v1/nodes/{node}"))
+        .and_then(|n| n["spec"]["taints"].as_array().cloned())
+        .unwrap_or_default();
+    taints
+        .into_iter()
+        .filter(|t| effects.contains(&t["effect"].as_str().unwrap_or("")))
+        .filter(|t| !tolerates(&pod["spec"]["tolerations"], t))
+        .collect()
+}
+
+/// Where a new pod goes, when that decides its fate before it runs. A pod bound
+/// with `nodeName` skips the scheduler; the kubelet admits it unless the node has a
+/// NoExecute taint it does not tolerate (`pkg/kubelet/lifecycle/predicate.go`,
+/// `generalFilter`: "Kubelet is only interested in the NoExecute taint"), and
+/// rejects it with phase Failed, reason `TaintToleration`. A pod placed by the
+/// scheduler stays Pending on NoSchedule and NoExecute taints it does not tolerate.
+/// A pod whose claim local-path-provisioner cannot provision stays Pending.
+fn place_pod(state: &mut State, namespace: &str, pod: &Value) -> Option<PodRun> {
+    if let Some(node) = pod["spec"]["nodeName"].as_str() {
+        if !untolerated(state, node, pod, &["NoExecute"]).is_empty() {
+            let mut run = PodRun::new("Failed", None, "");
+            run.events.push((
+                "TaintToleration".into(),
+                "Predicate TaintToleration failed".into(),
+            ));
+            return Some(run);
+        }
+        return None;
+    }
+    let node = pod["spec"]["nodeSelector"]["kubernetes.io/hostname"]
+        .as_str()?
+        .to_string();
+    let blocking = untolerated(state, &node, pod, &["NoSchedule", "NoExecute"]);
+    if let Some(taint) = blocking.first() {
+        let mut run = PodRun::new("Pending", None, "");
+        run.events.push((
+            "FailedScheduling".into(),
+            format!(
+                "0/1 nodes are available: 1 node(s) had untolerated taint {{{}: {}}}.",
+                taint["key"].as_str().unwrap_or(""),
+                taint["value"].as_str().unwrap_or("")
+            ),
+        ));
+        return Some(run);
+    }
+    for volume in pod["spec"]["volumes"].as_array().into_iter().flatten() {
+        let Some(claim) = volume["persistentVolumeClaim"]["claimName"].as_str() else {
+            continue;
+        };
+        if let Err(message) = provision(state, namespace, claim, &node) {
+            state.counter += 1;
+            let event = format!("{claim}.{}", state.counter);
+            state.objects.insert(
+                format!("/api/v1/namespaces/{namespace}/events/{event}"),
+                json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": event},
+                       "involvedObject": {"kind": "PersistentVolumeClaim", "name": claim},
+                       "reason": "ProvisioningFailed", "message": message}),
+            );
+            return Some(PodRun::new("Pending", None, ""));
+        }
+    }
+    None
+}
+
+/// local-path-provisioner provisioning `claim` for a pod on `node`
+/// (`provisioner.go`, `createHelperPod`): a helper pod from the running
+/// provisioner's template, bound to the node with `nodeName`, with the template's
+/// tolerations (only a disk-pressure one when the template has none). When the
+/// kubelet rejects it, the taint manager deletes it and the provisioner's wait for
+/// it fails; the claim gets a `ProvisioningFailed` event (sig-storage-lib-external-
+/// provisioner `controller.go`). Claims of other provisioners bind at once.
+fn provision(state: &mut State, namespace: &str, claim: &str, node: &str) -> Result<(), String> {
+    let claim_path = format!("/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim}");
+    let class = state
+        .objects
+        .get(&claim_path)
+        .and_then(|c| c["spec"]["storageClassName"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let provisioner = state
+        .objects
+        .get(&format!("/apis/storage.k8s.io/v1/storageclasses/{class}"))
+        .and_then(|c| c["provisioner"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let template = match (&state.local_path_template, provisioner.as_str()) {
+        (Some(template), "rancher.io/local-path") => template.clone(),
+        _ => return Ok(()),
+    };
+    // The external-provisioner library names the volume `pvc-<claim UID>`.
+    let uid = state
+        .objects
+        .get(&claim_path)
+        .and_then(|c| c["metadata"]["uid"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let volume = format!("pvc-{uid}");
+    let helper_name = format!("helper-pod-create-{volume}");
+    let mut tolerations = template["spec"]["tolerations"].clone();
+    if tolerations.is_null() {
+        tolerations = json!([{"key": "node.kubernetes.io/disk-pressure", "operator": "Exists", "effect": "NoSchedule"}]);
+    }
+    let helper = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": helper_name, "namespace": "local-path-storage"},
+        "spec": {"nodeName": node, "tolerations": tolerations, "restartPolicy": "Never"}});
+    if !untolerated(state, node, &helper, &["NoExecute"]).is_empty() {
+        for (index, (reason, message)) in [
+            (
+                "TaintToleration",
+                "Predicate TaintToleration failed".to_string(),
+            ),
+            (
+                "TaintManagerEviction",
+                format!("Marking for deletion Pod local-path-storage/{helper_name}"),
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let event = format!("{helper_name}.{index}");
+            state.objects.insert(
+                format!("/api/v1/namespaces/local-path-storage/events/{event}"),
+                json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": event},
+                       "involvedObject": {"kind": "Pod", "name": helper_name, "namespace": "local-path-storage"},
+                       "reason": reason, "message": message}),
+            );
+        }
+        return Err(format!(
+            "failed to provision volume with StorageClass \"{class}\": failed to create volume {volume}: pods \"{helper_name}\" not found"
+        ));
+    }
+    if let Some(object) = state.objects.get_mut(&claim_path) {
+        object["status"] = json!({"phase": "Bound"});
+        object["spec"]["volumeName"] = json!(volume);
+    }
+    Ok(())
+}
+
+/// NodePort allocation (`pkg/registry/core/service/portallocator`): a node port
+/// outside 30000-32767, or one another Service holds, is refused.
+fn allocate_node_ports(state: &State, service: &Value) -> Option<String> {
+    let name = service["metadata"]["name"].as_str().unwrap_or("");
+    let held: Vec<i64> = state
+        .objects
+        .iter()
+        .filter(|(p, _)| p.contains("/services/"))
+        .flat_map(|(_, s)| s["spec"]["ports"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p["nodePort"].as_i64())
+        .collect();
+    for port in service["spec"]["ports"].as_array().into_iter().flatten() {
+        let Some(node_port) = port["nodePort"].as_i64() else {
+            continue;
+        };
+        if !(30000..=32767).contains(&node_port) {
+            return Some(format!(
+                "Service \"{name}\" is invalid: spec.ports[0].nodePort: Invalid value: {node_port}: provided port is not in the valid range. The range of valid ports is 30000-32767"
+            ));
+        }
+        if held.contains(&node_port) {
+            return Some(format!(
+                "Service \"{name}\" is invalid: spec.ports[0].nodePort: Invalid value: {node_port}: provided port is already allocated"
+            ));
+        }
+    }
+    None
+}
+
 /// Gives a pod object the phase, exit code, logs and events of `run`.
 fn apply_run(state: &mut State, key: &str, object: &mut Value, run: PodRun) {
     let mut status = json!({"phase": run.phase, "conditions": []});
     if let Some(code) = run.exit_code {
         status["containerStatuses"] = json!([{"name": "probe", "ready": false, "restartCount": 0, "image": "", "imageID": "",
             "state": {"terminated": {"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }}}}]);
+    } else if let Some((reason, message)) = &run.waiting {
+        status["containerStatuses"] = json!([{"name": "probe", "ready": false, "restartCount": 0, "image": "", "imageID": "",
+            "state": {"waiting": {"reason": reason, "message": message}}}]);
+    }
+    if run.phase == "Failed" && run.exit_code.is_none() {
+        // A pod the kubelet rejected at admission (`kubelet.go`, `rejectPod`).
+        if let Some((reason, message)) = run.events.first() {
+            status["reason"] = json!(reason);
+            status["message"] = json!(format!("Pod was rejected: {message}"));
+        }
     }
     object["status"] = status;
     state.logs.insert(key.to_string(), run.logs);
@@ -307,8 +828,9 @@ fn apply_run(state: &mut State, key: &str, object: &mut Value, run: PodRun) {
         .unwrap_or("")
         .to_string();
     let collection = key.rsplit_once("/pods/").map_or(key, |(c, _)| c);
-    for (index, (reason, message)) in run.events.into_iter().enumerate() {
-        let event = format!("{pod_name}.{index}");
+    for (reason, message) in run.events.into_iter() {
+        state.counter += 1;
+        let event = format!("{pod_name}.{}", state.counter);
         state.objects.insert(
             format!("{collection}/events/{event}"),
             json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": event},
@@ -319,10 +841,12 @@ fn apply_run(state: &mut State, key: &str, object: &mut Value, run: PodRun) {
 }
 
 fn stamp(object: &mut Value) {
+    static UIDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.entry("resourceVersion").or_insert(json!("1"));
+        let n = UIDS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         meta.entry("uid")
-            .or_insert(json!("00000000-0000-0000-0000-000000000001"));
+            .or_insert(json!(format!("00000000-0000-0000-0000-{n:012}")));
     }
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_kube;
+pub mod images;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -114,8 +115,19 @@ pub fn devcluster_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_devcluster"))
 }
 
-/// The test-only kind emulator, built by `cargo test` as an example.
+/// The test-only kind emulator, built by `cargo test` as an example, or the one
+/// `DEVCLUSTER_TEST_KIND_EMULATOR` names.
 pub fn kind_emulator() -> PathBuf {
+    // A prebuilt emulator, for test binaries run without cargo (as another user).
+    if let Some(prebuilt) = std::env::var_os("DEVCLUSTER_TEST_KIND_EMULATOR") {
+        let path = PathBuf::from(prebuilt);
+        assert!(
+            path.exists(),
+            "DEVCLUSTER_TEST_KIND_EMULATOR={} does not exist",
+            path.display()
+        );
+        return path;
+    }
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("no current exe: {e}"));
     // target/debug/deps/<test> -> target/debug/examples/kind-emulator
     let debug_dir = exe

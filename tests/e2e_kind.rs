@@ -929,8 +929,10 @@ fn a_failed_verify_after_create_keeps_the_cluster() {
             "devcluster-e2e/no-such-image:1",
             "--image-pull-policy",
             "Never",
+            // The deadline starts after kind create; it bounds the nodes-Ready wait
+            // and the probes (a probe pod that can never start waits it out).
             "--timeout",
-            "2m",
+            "60s",
         ],
     );
     let stderr = text(&up.stderr);

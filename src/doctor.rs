@@ -241,7 +241,7 @@ pub async fn checks(app: &App, plan: &ClusterPlan, existing_cluster: bool) -> Ve
         match &info {
             Some(info) => {
                 let mut engine = vec![cgroup_check(info, &kubernetes)];
-                engine.extend(resource_checks(app, info, plan).await);
+                engine.extend(resource_checks(info, plan));
                 engine
             }
             None => ["cgroups", "resources", "disk"]
@@ -557,7 +557,7 @@ fn inotify_check(dir: &Path) -> Check {
     }
 }
 
-async fn resource_checks(app: &App, info: &EngineInfo, plan: &ClusterPlan) -> Vec<Check> {
+fn resource_checks(info: &EngineInfo, plan: &ClusterPlan) -> Vec<Check> {
     let mut checks = Vec::new();
     let memory = info.memory_bytes.unwrap_or(0);
     let cpus = info.cpus.unwrap_or(0);
@@ -579,7 +579,7 @@ async fn resource_checks(app: &App, info: &EngineInfo, plan: &ClusterPlan) -> Ve
     }
     let local_root = info.flavor == EngineFlavor::Native;
     match (&info.data_root, local_root) {
-        (Some(root), true) => match free_disk(app, root).await {
+        (Some(root), true) => match free_disk(root) {
             Some(free) if free < MIN_FREE_DISK => checks.push(Check::warn(
                 "disk",
                 format!("{:.1} GiB free under {root}", free as f64 / 1073741824.0),
@@ -593,24 +593,11 @@ async fn resource_checks(app: &App, info: &EngineInfo, plan: &ClusterPlan) -> Ve
     checks
 }
 
-/// Free bytes on the filesystem holding `path`, from POSIX `df -Pk`.
-async fn free_disk(app: &App, path: &str) -> Option<u64> {
-    let output = tokio::time::timeout(
-        Duration::from_secs(3),
-        tokio::process::Command::new("df")
-            .args(["-Pk", path])
-            .env_clear()
-            .envs(&app.world.env)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let line = text.lines().nth(1)?;
-    let available: u64 = line.split_whitespace().nth(3)?.parse().ok()?;
-    Some(available * 1024)
+/// Free bytes on the filesystem holding `path` for an unprivileged writer: what
+/// `df` calls "Available" (`f_bavail` blocks of `f_frsize` bytes), from statvfs(3).
+fn free_disk(path: &str) -> Option<u64> {
+    let stat = rustix::fs::statvfs(path).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 /// Docker Desktop shares these host roots by default (Settings > Resources > File sharing).
@@ -989,6 +976,48 @@ fn socket_owner(inode: u64) -> Option<(u32, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `df -Pk`'s "Available" column for `path`, in bytes: the number `free_disk` must match.
+    fn df_available(path: &Path) -> u64 {
+        let out = std::process::Command::new("df")
+            .arg("-Pk")
+            .arg(path)
+            .output()
+            .unwrap_or_else(|e| panic!("df: {e}"));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = text
+            .lines()
+            .nth(1)
+            .unwrap_or_else(|| panic!("df said {text:?}"));
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(3)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("df said {text:?}"));
+        kib * 1024
+    }
+
+    #[test]
+    fn free_disk_agrees_with_df() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let root = dir.path().join("data root with spaces");
+        std::fs::create_dir(&root).unwrap_or_else(|e| panic!("{e}"));
+        let before = df_available(&root);
+        let free = free_disk(&root.display().to_string()).unwrap_or_else(|| panic!("statvfs"));
+        let after = df_available(&root);
+        // Other writers share the disk: allow what they may use in between, plus df's
+        // rounding to whole KiB.
+        let slack = 64 * 1024 * 1024;
+        assert!(
+            free + slack >= before.min(after) && free <= before.max(after) + slack,
+            "statvfs {free}, df {before}..{after}"
+        );
+    }
+
+    #[test]
+    fn free_disk_of_a_missing_path_is_unknown() {
+        assert_eq!(free_disk("/nonexistent/devcluster/data-root"), None);
+    }
 
     #[test]
     fn inotify_limits() {

@@ -159,34 +159,81 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// Quotes `args` so the line can be pasted into a POSIX shell.
+///
+/// A NUL byte cannot be passed to a program nor typed into a shell, so it never
+/// reaches here from a real command line; should one appear, it is shown as `\0`.
 pub fn shell_quote<S: AsRef<str>>(args: &[S]) -> String {
-    args.iter()
-        .map(|arg| {
-            let arg = arg.as_ref();
-            let plain = !arg.is_empty()
-                && arg
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,+%".contains(&b));
-            if plain {
-                arg.to_string()
-            } else {
-                format!("'{}'", arg.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    let words: Vec<String> = args
+        .iter()
+        .map(|a| a.as_ref().replace('\0', "\\0"))
+        .collect();
+    shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// What a POSIX shell makes of `line`: the words it passes to a program.
+    fn words_read_back_by_sh(line: &str) -> Vec<String> {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf '%s\\0' {line}"))
+            .output();
+        let out = match out {
+            Ok(out) if out.status.success() => out,
+            other => panic!("sh rejected {line:?}: {other:?}"),
+        };
+        String::from_utf8_lossy(&out.stdout)
+            .split_terminator('\0')
+            .map(str::to_string)
+            .collect()
+    }
+
     #[test]
     fn shell_quote_is_pasteable() {
+        let words = ["kind", "create", "cluster", "--name", "it's here", ""];
+        let line = shell_quote(&words);
+        assert_eq!(words_read_back_by_sh(&line), words);
+        // Words made only of characters a shell leaves alone stay bare.
+        assert!(line.starts_with("kind create cluster --name "), "{line}");
+    }
+
+    #[test]
+    fn shell_quote_survives_odd_strings() {
+        let words = [
+            "$HOME",
+            "`id`",
+            "$(id)",
+            "a\"b",
+            "back\\slash",
+            "two\nlines",
+            "tab\there",
+            "*",
+            "~root",
+            "{a,b}",
+            "x=1",
+            "50%",
+            "a;b|c&d",
+            "#comment",
+            "!bang",
+            "'",
+            "''",
+            "é/ü",
+            "--config=/tmp/a b",
+        ];
+        let line = shell_quote(&words);
+        assert_eq!(words_read_back_by_sh(&line), words, "{line}");
         assert_eq!(
-            shell_quote(&["kind", "create", "cluster", "--name", "it's here", ""]),
-            "kind create cluster --name 'it'\\''s here' ''"
+            shell_quote(&["/usr/bin/kind", "-v", "a@b:c+d_e"]),
+            "/usr/bin/kind -v a@b:c+d_e"
         );
+    }
+
+    #[test]
+    fn shell_quote_shows_a_nul_instead_of_failing() {
+        let line = shell_quote(&["a\0b"]);
+        assert_eq!(words_read_back_by_sh(&line), ["a\\0b"], "{line}");
     }
 
     #[test]

@@ -163,7 +163,8 @@ impl Serialize for LiteralBlock {
 
 /// A decoded value with the line and column where it stood in its file.
 ///
-/// Serialises as the bare value, so plans and schemas never see positions.
+/// Serialises as the bare value, so plans and schemas never see positions (except
+/// inside [`with_positions`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Located<T> {
     pub value: T,
@@ -185,8 +186,66 @@ impl<T> Located<T> {
     }
 }
 
+/// The key that marks a [`Located`] value written out with its position, so the
+/// value can pass through a generic tree (see [`with_positions`]) and come back.
+pub const POSITIONED_MARKER: &str = "$located";
+
+thread_local! {
+    static WITH_POSITIONS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every [`Located`] serialising as `{"$located": true, value, line,
+/// column, file}` and deserialising from that form, instead of as the bare value
+/// read from YAML. Lets a profile go through a generic value and back without
+/// losing where each value came from.
+pub fn with_positions<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            WITH_POSITIONS.with(|flag| flag.set(self.0));
+        }
+    }
+    let _reset = Reset(WITH_POSITIONS.with(|flag| flag.replace(true)));
+    f()
+}
+
+fn positions_kept() -> bool {
+    WITH_POSITIONS.with(|flag| flag.get())
+}
+
+#[derive(Serialize)]
+struct PositionedRef<'a, T> {
+    #[serde(rename = "$located")]
+    marker: bool,
+    value: &'a T,
+    line: u64,
+    column: u64,
+    file: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Positioned<T> {
+    #[serde(rename = "$located")]
+    #[allow(dead_code)]
+    marker: bool,
+    value: T,
+    line: u64,
+    column: u64,
+    file: Option<String>,
+}
+
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if positions_kept() {
+            let positioned = Positioned::<T>::deserialize(deserializer)?;
+            return Ok(Located {
+                value: positioned.value,
+                line: positioned.line,
+                column: positioned.column,
+                file: positioned.file.map(Into::into),
+            });
+        }
         let spanned = serde_saphyr::Spanned::<T>::deserialize(deserializer)?;
         Ok(Located {
             value: spanned.value,
@@ -199,6 +258,16 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
 
 impl<T: Serialize> Serialize for Located<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if positions_kept() {
+            return PositionedRef {
+                marker: true,
+                value: &self.value,
+                line: self.line,
+                column: self.column,
+                file: self.file.as_deref(),
+            }
+            .serialize(serializer);
+        }
         self.value.serialize(serializer)
     }
 }

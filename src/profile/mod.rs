@@ -4,6 +4,7 @@
 //! Decoding is strict: an unknown field is an error naming its line and column.
 //! Reading files and finding profiles is in [`source`]; this module does no I/O.
 
+pub mod merge;
 pub mod source;
 
 use std::collections::BTreeMap;
@@ -369,143 +370,15 @@ impl Profile {
 
     /// Records `file` as the origin of every located value, so problems found after
     /// `extends:` merged several files still name the right one.
-    pub fn set_file(&mut self, file: &str) {
-        let file: std::sync::Arc<str> = file.into();
-        fn set<T>(located: &mut Located<T>, file: &std::sync::Arc<str>) {
-            located.file = Some(file.clone());
-        }
-        let f = &file;
-        self.extends.iter_mut().for_each(|l| set(l, f));
-        self.name.iter_mut().for_each(|l| set(l, f));
-        self.image.iter_mut().for_each(|l| set(l, f));
-        self.mounts.iter_mut().for_each(|l| set(l, f));
-        self.ports.iter_mut().for_each(|l| set(l, f));
-        if let Some(nodes) = &mut self.nodes {
-            nodes.control_planes.iter_mut().for_each(|l| set(l, f));
-            nodes.workers.iter_mut().for_each(|l| set(l, f));
-            nodes.ingress.iter_mut().for_each(|l| set(l, f));
-            nodes.labels.values_mut().for_each(|l| set(l, f));
-            nodes.taints.values_mut().for_each(|l| set(l, f));
-        }
-        if let Some(ingress) = &mut self.ingress {
-            ingress.enabled.iter_mut().for_each(|l| set(l, f));
-            ingress.http_port.iter_mut().for_each(|l| set(l, f));
-            ingress.https_port.iter_mut().for_each(|l| set(l, f));
-            ingress.listen_address.iter_mut().for_each(|l| set(l, f));
-            ingress.controller.iter_mut().for_each(|l| set(l, f));
-            ingress.manifest.iter_mut().for_each(|l| set(l, f));
-        }
-        if let Some(net) = &mut self.networking {
-            net.ip_family.iter_mut().for_each(|l| set(l, f));
-            net.api_server_address.iter_mut().for_each(|l| set(l, f));
-            net.api_server_port.iter_mut().for_each(|l| set(l, f));
-            net.pod_subnet.iter_mut().for_each(|l| set(l, f));
-            net.service_subnet.iter_mut().for_each(|l| set(l, f));
-            net.kube_proxy_mode.iter_mut().for_each(|l| set(l, f));
-        }
+    pub fn with_file(&self, file: &str) -> Result<Profile, merge::MergeError> {
+        merge::with_file(self, file)
     }
 
     /// Merges `self` over `base`: scalars set here win, lists append after the
     /// base's, maps merge key by key (this profile's value wins for a key in both).
-    pub fn merged_over(self, base: Profile) -> Profile {
-        let mut mounts = base.mounts;
-        mounts.extend(self.mounts);
-        let mut ports = base.ports;
-        ports.extend(self.ports);
-        Profile {
-            api_version: self.api_version,
-            kind: self.kind,
-            description: self.description.or(base.description),
-            extends: self.extends,
-            name: self.name.or(base.name),
-            image: self.image.or(base.image),
-            nodes: merge_option(self.nodes, base.nodes, NodesSpec::merged_over),
-            mounts,
-            ports,
-            ingress: merge_option(self.ingress, base.ingress, IngressSpec::merged_over),
-            storage: merge_option(self.storage, base.storage, |over, base| StorageSpec {
-                tolerate_tainted_nodes: over.tolerate_tainted_nodes.or(base.tolerate_tainted_nodes),
-            }),
-            networking: merge_option(
-                self.networking,
-                base.networking,
-                NetworkingSpec::merged_over,
-            ),
-        }
-    }
-}
-
-fn merge_option<T>(over: Option<T>, base: Option<T>, merge: impl FnOnce(T, T) -> T) -> Option<T> {
-    match (over, base) {
-        (Some(over), Some(base)) => Some(merge(over, base)),
-        (over, base) => over.or(base),
-    }
-}
-
-impl NodesSpec {
-    fn merged_over(self, base: NodesSpec) -> NodesSpec {
-        let mut labels = base.labels;
-        for (selector, over) in self.labels {
-            match labels.get_mut(&selector) {
-                Some(existing) => {
-                    existing.value.extend(over.value);
-                    existing.line = over.line;
-                    existing.column = over.column;
-                    existing.file = over.file;
-                }
-                None => {
-                    labels.insert(selector, over);
-                }
-            }
-        }
-        let mut taints = base.taints;
-        for (selector, over) in self.taints {
-            match taints.get_mut(&selector) {
-                Some(existing) => {
-                    existing.value.extend(over.value);
-                    existing.line = over.line;
-                    existing.column = over.column;
-                    existing.file = over.file;
-                }
-                None => {
-                    taints.insert(selector, over);
-                }
-            }
-        }
-        NodesSpec {
-            control_planes: self.control_planes.or(base.control_planes),
-            workers: self.workers.or(base.workers),
-            ingress: self.ingress.or(base.ingress),
-            labels,
-            taints,
-        }
-    }
-}
-
-impl IngressSpec {
-    fn merged_over(self, base: IngressSpec) -> IngressSpec {
-        IngressSpec {
-            enabled: self.enabled.or(base.enabled),
-            http_port: self.http_port.or(base.http_port),
-            https_port: self.https_port.or(base.https_port),
-            listen_address: self.listen_address.or(base.listen_address),
-            controller: self.controller.or(base.controller),
-            manifest: self.manifest.or(base.manifest),
-        }
-    }
-}
-
-impl NetworkingSpec {
-    fn merged_over(self, base: NetworkingSpec) -> NetworkingSpec {
-        NetworkingSpec {
-            ip_family: self.ip_family.or(base.ip_family),
-            api_server_address: self.api_server_address.or(base.api_server_address),
-            api_server_port: self.api_server_port.or(base.api_server_port),
-            pod_subnet: self.pod_subnet.or(base.pod_subnet),
-            service_subnet: self.service_subnet.or(base.service_subnet),
-            kube_proxy_mode: self.kube_proxy_mode.or(base.kube_proxy_mode),
-            disable_default_cni: self.disable_default_cni.or(base.disable_default_cni),
-        }
+    /// The rules are in [`merge`], generic over the fields.
+    pub fn merged_over(&self, base: &Profile) -> Result<Profile, merge::MergeError> {
+        merge::merged(self, base)
     }
 }
 

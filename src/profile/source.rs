@@ -124,14 +124,16 @@ fn load_one(
     }
     chain.push(source.clone());
 
-    let mut profile = Profile::decode(&text).map_err(|e| {
+    let profile = Profile::decode(&text).map_err(|e| {
         let mut problem = Problem::error(e.message).in_file(Some(file.clone()));
         problem.line = e.line;
         problem.column = e.column;
         problem.hint = e.hint;
         vec![problem]
     })?;
-    profile.set_file(&file);
+    let profile = profile
+        .with_file(&file)
+        .map_err(|e| merge_problem(e, &file))?;
 
     let merged = match profile.extends.clone() {
         None => profile,
@@ -148,7 +150,9 @@ fn load_one(
                 }
                 problems
             })?;
-            profile.merged_over(parent.profile)
+            profile
+                .merged_over(&parent.profile)
+                .map_err(|e| merge_problem(e, &file))?
         }
     };
     chain.pop();
@@ -158,6 +162,16 @@ fn load_one(
         base_dir,
         file: Some(file),
     })
+}
+
+/// A profile that decoded but could not go through `extends:` merging: a fault in
+/// devcluster, not in the profile.
+fn merge_problem(error: profile::merge::MergeError, file: &Arc<str>) -> Vec<Problem> {
+    vec![
+        Problem::error(format!("could not merge the profile: {}", error.0))
+            .in_file(Some(file.clone()))
+            .hint("this is a bug in devcluster; please report it with the profile"),
+    ]
 }
 
 /// Reads a profile file with a size bound, refusing directories and non-UTF-8 text.

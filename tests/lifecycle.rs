@@ -1319,3 +1319,30 @@ async fn an_interruption_during_converge_keeps_the_cluster() {
     assert_eq!(fixture.nodes().len(), 2, "converge never deletes");
     assert_eq!(phase_in_node(&fixture.cluster), "converged");
 }
+
+#[tokio::test]
+async fn a_recreate_whose_preflight_fails_keeps_the_old_cluster() {
+    if !docker_available("a_recreate_whose_preflight_fails_keeps_the_old_cluster") {
+        return;
+    }
+    let fixture = Fixture::new("recheck");
+    let fake = ready_api(&fixture.cluster, 1);
+    up(&fixture, &fixture.up_args(), &deps(&fake), &[])
+        .await
+        .unwrap();
+    let nodes = fixture.nodes();
+    // A new mount whose host path does not exist: only a new cluster could add
+    // it, and preflight refuses it.
+    fixture.write_profile("  - hostPath: ./missing\n    containerPath: /missing\n");
+    let mut args = fixture.up_args();
+    args.recreate = true;
+    let error = up(&fixture, &args, &deps(&fake), &[]).await.unwrap_err();
+    let text = error.render();
+    assert!(text.contains("preflight check(s) failed"), "{text}");
+    assert!(text.contains("was not deleted"), "{text}");
+    assert_eq!(
+        fixture.nodes(),
+        nodes,
+        "a failed check must not cost the existing cluster"
+    );
+}

@@ -411,8 +411,16 @@ pub async fn run_up(app: &App, args: &UpArgs, deps: &Deps) -> Result<UpResult> {
             }
             Decision::Recreate { changes } => {
                 confirm_recreate(app, args, &plan, recorded.as_ref(), &changes)?;
-                // Fetch before deleting: a network failure must not cost the cluster.
+                // Fetch and check before deleting: a network failure or a failed
+                // check must not cost the cluster. Preflight counts the ports this
+                // cluster publishes as its own.
                 let manifest = fetch_artefacts(&mut runner, &plan).await?;
+                preflight(&mut runner, &plan).await.map_err(|e| {
+                    e.hint(format!(
+                        "cluster `{}` was not deleted; fix the above, then run `devcluster up --recreate` again (`devcluster doctor` repeats the checks)",
+                        plan.name
+                    ))
+                })?;
                 let step = app.ui.step(&format!("delete cluster {}", plan.name));
                 kind.delete(&plan.name, args.kubeconfig.as_deref()).await?;
                 step.done("");
@@ -431,6 +439,7 @@ pub async fn run_up(app: &App, args: &UpArgs, deps: &Deps) -> Result<UpResult> {
         }
     }
     let manifest = fetch_artefacts(&mut runner, &plan).await?;
+    preflight(&mut runner, &plan).await?;
     create_then_converge(&mut runner, &docker, &kind, &plan, args, manifest, action).await
 }
 
@@ -534,7 +543,7 @@ async fn fetch_artefacts(runner: &mut Runner<'_>, plan: &ClusterPlan) -> Result<
     }
 }
 
-/// The create half, then the converge half.
+/// The create half, then the converge half (preflight has passed).
 async fn create_then_converge(
     runner: &mut Runner<'_>,
     docker: &Docker,
@@ -545,7 +554,6 @@ async fn create_then_converge(
     action: &'static str,
 ) -> Result<UpResult> {
     let app = runner.app;
-    preflight(runner, plan).await?;
     create(runner, docker, kind, plan, args).await?;
     // `--timeout` covers what follows kind create, not the image pull inside it.
     runner.deadline = deadline_after(args.timeout);

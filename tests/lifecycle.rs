@@ -1318,6 +1318,25 @@ async fn an_interruption_during_converge_keeps_the_cluster() {
     );
     assert_eq!(fixture.nodes().len(), 2, "converge never deletes");
     assert_eq!(phase_in_node(&fixture.cluster), "converged");
+    // verify heard `up`'s interruption and finished its own cleanup before `up`
+    // returned: no sentinel in the mounted directory, no probe namespace.
+    assert!(
+        error.render().contains("probe namespace were removed"),
+        "{}",
+        error.render()
+    );
+    let data = fixture.dir.path().join("data");
+    assert_eq!(
+        std::fs::read_dir(&data).unwrap().count(),
+        0,
+        "sentinel left behind in {}",
+        data.display()
+    );
+    assert!(
+        fake.objects_under("/api/v1/namespaces/devcluster-verify-")
+            .is_empty(),
+        "probe namespace left behind"
+    );
 }
 
 #[tokio::test]

@@ -326,6 +326,32 @@ impl Runner<'_> {
         }
     }
 
+    /// Runs a step that watches the deadline and the interruptions itself and
+    /// must not be cut short (its own cleanup runs before it returns).
+    async fn step_to_the_end<T>(
+        &mut self,
+        name: &'static str,
+        future: impl std::future::Future<Output = Result<(T, String)>>,
+    ) -> Result<T> {
+        let started = Instant::now();
+        let step = self.app.ui.step(name);
+        match future.await {
+            Ok((value, detail)) => {
+                step.done(&detail);
+                self.record(name, started, detail);
+                Ok(value)
+            }
+            Err(error) if error.kind == crate::error::ErrorKind::Interrupted => {
+                step.fail("interrupted");
+                Err(error)
+            }
+            Err(error) => {
+                step.fail("");
+                Err(error.context(format!("step `{name}` failed")))
+            }
+        }
+    }
+
     fn record(&mut self, name: &'static str, started: Instant, detail: String) {
         self.steps.push(StepResult {
             name,
@@ -1081,6 +1107,17 @@ async fn converge(
     match converge_steps(runner, docker, plan, args, &api, manifest, &holder).await {
         Ok(Some(())) => {}
         Ok(None) => return Err(kept_interrupted(plan, "converging")),
+        // verify, interrupted, says what its cleanup did.
+        Err(error) if error.kind == crate::error::ErrorKind::Interrupted => {
+            let earlier = error.hint.clone();
+            let hint = kept_interrupted(plan, "converging")
+                .hint
+                .unwrap_or_default();
+            return Err(error.hint(match earlier {
+                Some(earlier) => format!("{earlier}; {hint}"),
+                None => hint,
+            }));
+        }
         Err(error) => return Err(kept(error, plan)),
     }
     result.phase = Phase::Complete.as_str();
@@ -1166,16 +1203,22 @@ async fn converge_steps(
         return Ok(Some(()));
     }
     step!("record", record_step(Phase::Converged));
-    step!("verify", async {
-        let images = crate::verify::Images {
-            probe_image: args.probe_image.clone(),
-            echo_image: args.echo_image.clone(),
-            pull_policy: args.image_pull_policy,
-        };
-        let detail =
-            crate::verify::verify_after_up(app, docker, plan, deadline, api, &images).await?;
-        Ok(((), detail))
-    });
+    let interrupt = runner.deps.interrupt.clone();
+    let verified = runner
+        .step_to_the_end("verify", async {
+            let images = crate::verify::Images {
+                probe_image: args.probe_image.clone(),
+                echo_image: args.echo_image.clone(),
+                pull_policy: args.image_pull_policy,
+            };
+            let detail = crate::verify::verify_after_up(
+                app, docker, plan, deadline, api, &images, &interrupt,
+            )
+            .await?;
+            Ok(((), detail))
+        })
+        .await;
+    verified?;
     step!("record", record_step(Phase::Complete));
     Ok(Some(()))
 }

@@ -313,10 +313,27 @@ async fn kind_failing_midway_cleans_up_unless_retain() {
         fixture.nodes()
     );
 
+    assert!(text.contains("the half-made cluster was deleted"), "{text}");
+
     let mut args = fixture.up_args();
     args.retain = true;
-    assert!(up(&fixture, &args, &deps(&fake), &fail).await.is_err());
+    let error = up(&fixture, &args, &deps(&fake), &fail).await.unwrap_err();
     assert_eq!(fixture.nodes().len(), 2, "--retain keeps the nodes");
+    // kind did not finish, so there is no record: the hint must not promise that
+    // `up` resumes; it does not.
+    let text = error.render();
+    assert!(
+        text.contains("cannot be resumed") && text.contains("devcluster up --recreate"),
+        "{text}"
+    );
+    let next = up(&fixture, &fixture.up_args(), &deps(&fake), &[])
+        .await
+        .unwrap_err();
+    assert!(
+        next.render().contains("has no devcluster record"),
+        "{}",
+        next.render()
+    );
 }
 
 #[tokio::test]
@@ -332,6 +349,11 @@ async fn a_later_step_failing_deletes_the_cluster_unless_retain() {
     let error = up(&fixture, &args, &deps(&fake), &[]).await.unwrap_err();
     let text = error.render();
     assert!(text.contains("wait") && text.contains("-worker"), "{text}");
+    // The failed step's own advice stays, before what became of the cluster.
+    assert!(
+        text.contains("raise `--timeout`") && text.contains("the half-made cluster was deleted"),
+        "{text}"
+    );
     assert!(
         fixture.nodes().is_empty(),
         "left behind: {:?}",
@@ -434,7 +456,7 @@ async fn a_cluster_devcluster_did_not_create_is_never_deleted_without_recreate()
         .await
         .unwrap_err();
     assert!(
-        error.render().contains("devcluster did not create it"),
+        error.render().contains("has no devcluster record"),
         "{}",
         error.render()
     );
@@ -455,7 +477,7 @@ async fn a_cluster_devcluster_did_not_create_is_never_deleted_without_recreate()
         .await
         .unwrap_err();
     assert!(
-        refused.render().contains("was not created by devcluster"),
+        refused.render().contains("has no devcluster record"),
         "{}",
         refused.render()
     );

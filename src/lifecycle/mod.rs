@@ -500,6 +500,15 @@ fn resume_command(plan: &ClusterPlan) -> String {
     format!("devcluster up --profile {profile} --name {}", plan.name)
 }
 
+/// `hint` after the error's own hint (the failed step's advice stays first).
+fn add_hint(error: Error, hint: String) -> Error {
+    let hint = match error.hint.clone() {
+        Some(earlier) => format!("{earlier}; {hint}"),
+        None => hint,
+    };
+    error.hint(hint)
+}
+
 /// A failure after the nodes exist: the cluster stays, and the error says how to
 /// go on.
 fn kept(error: Error, plan: &ClusterPlan) -> Error {
@@ -591,21 +600,29 @@ async fn create_then_converge(
                 "interrupted while creating cluster `{}`",
                 plan.name
             ))
-            .hint(rolled_back_hint(plan, args)));
+            .hint(rolled_back_hint(plan, args, true)));
         }
         Err(error) => {
             rollback(app, runner.deps, docker, kind, plan, args, "a step failed").await?;
-            return Err(error.hint(rolled_back_hint(plan, args)));
+            return Err(add_hint(error, rolled_back_hint(plan, args, true)));
         }
     };
     converge(runner, docker, plan, args, established, manifest, action).await
 }
 
-fn rolled_back_hint(plan: &ClusterPlan, args: &UpArgs) -> String {
-    if args.retain {
+/// After a failed or interrupted create: what became of the nodes, and what to
+/// run. `recorded`: kind create had finished and the record (phase `created`) was
+/// written, so the next `up` can resume; without it the next `up` must start over.
+fn rolled_back_hint(plan: &ClusterPlan, args: &UpArgs, recorded: bool) -> String {
+    if args.retain && recorded {
         format!(
             "the nodes were kept (--retain); `{}` resumes, `devcluster down --name {}` deletes them",
             resume_command(plan),
+            plan.name
+        )
+    } else if args.retain {
+        format!(
+            "the nodes were kept (--retain) for debugging; kind create did not finish, so they cannot be resumed: `devcluster down --name {}` deletes them, `devcluster up --recreate` starts over",
             plan.name
         )
     } else {
@@ -748,7 +765,7 @@ fn confirm_recreate(
             plan.name
         ),
         None => format!(
-            "cluster `{}` exists but devcluster did not create it (it has no devcluster record)",
+            "cluster `{}` exists but has no devcluster record: devcluster did not create it, or its `kind create` did not finish",
             plan.name
         ),
     };
@@ -873,14 +890,17 @@ async fn create(
                 "interrupted by {interrupted_by} while kind was creating cluster `{}`; kind was stopped",
                 plan.name
             ))
-            .hint(rolled_back_hint(plan, args)))
+            .hint(rolled_back_hint(plan, args, false)))
         }
         Err(error) => {
             step.fail("");
             // kind deletes its nodes after a failed create unless --retain; make
             // sure, since a killed kind cannot.
             rollback(app, runner.deps, docker, kind, plan, args, "kind failed").await?;
-            Err(error.context("step `create` failed"))
+            Err(add_hint(
+                error.context("step `create` failed"),
+                rolled_back_hint(plan, args, false),
+            ))
         }
     }
 }
@@ -1313,7 +1333,7 @@ pub async fn run_down(app: &App, args: &DownArgs) -> Result<ExitCode> {
         }
         if !args.all && !explicit && read_record(&docker, &nodes).await.is_none() {
             return Err(Error::failed(format!(
-                "cluster `{name}` was not created by devcluster; not deleting it"
+                "cluster `{name}` has no devcluster record (devcluster did not create it, or its `kind create` did not finish); not deleting it"
             ))
             .hint(format!(
                 "to delete it anyway, name it: `devcluster down --name {name}`"

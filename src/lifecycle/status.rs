@@ -295,7 +295,7 @@ fn print_human(app: &App, report: &StatusReport) {
         )),
         _ => app
             .ui
-            .line("no devcluster record: this cluster was not created by devcluster"),
+            .line("no devcluster record: devcluster did not create this cluster, or its `kind create` did not finish"),
     }
     if report.drift.iter().all(|d| d.unconfirmed) {
         if report.managed {

@@ -1387,3 +1387,39 @@ async fn a_recreate_whose_preflight_fails_keeps_the_old_cluster() {
         "a failed check must not cost the existing cluster"
     );
 }
+
+#[tokio::test]
+async fn a_failed_verify_keeps_the_cluster_and_says_so_once() {
+    if !docker_available("a_failed_verify_keeps_the_cluster_and_says_so_once") {
+        return;
+    }
+    let fixture = Fixture::new("vfail");
+    // Probe pods never finish on the fake API: verify fails at the deadline.
+    let fake = ready_api(&fixture.cluster, 1);
+    let mut args = fixture.up_args();
+    args.no_verify = false;
+    args.timeout = Duration::from_secs(10);
+    let error = up(&fixture, &args, &deps(&fake), &[]).await.unwrap_err();
+    assert_eq!(error.exit_code() as i32, 1, "{}", error.render());
+    let text = error.render();
+    assert!(text.contains("step `verify` failed"), "{text}");
+    assert_eq!(
+        fixture.nodes().len(),
+        2,
+        "a failed verify keeps the cluster"
+    );
+    assert_eq!(phase_in_node(&fixture.cluster), "converged");
+    let hint = error.hint.clone().unwrap_or_default();
+    assert!(
+        hint.contains(&format!("devcluster verify --name {}", fixture.cluster))
+            && hint.contains("devcluster up --profile"),
+        "{hint}"
+    );
+    assert_eq!(hint.matches("kept").count(), 1, "said once: {hint}");
+    assert!(!hint.contains("--retain"), "{hint}");
+    assert!(
+        fake.objects_under("/api/v1/namespaces/devcluster-verify-")
+            .is_empty(),
+        "probe namespace left behind"
+    );
+}

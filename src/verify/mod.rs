@@ -362,7 +362,7 @@ pub async fn verify_after_up(
         return Err(Error::failed("verification failed")
             .details(failed.join("\n"))
             .hint(format!(
-                "`devcluster verify --name {}` repeats the checks; the cluster is kept",
+                "`devcluster verify --name {}` repeats the checks",
                 plan.name
             )));
     }

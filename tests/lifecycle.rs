@@ -792,6 +792,22 @@ async fn a_failed_converge_keeps_the_cluster_and_the_next_up_resumes() {
     let nodes = fixture.nodes();
     assert_eq!(nodes.len(), 2, "a failed converge must keep the cluster");
     assert_eq!(phase_in_node(&fixture.cluster), "created");
+    // `status` does not call the half-made cluster fine: it says what is left
+    // and how to finish it.
+    let status = fixture.devcluster(&["status", "--name", &fixture.cluster]);
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(
+        stderr.contains("`up` has not finished with this cluster (phase created")
+            && stderr.contains("devcluster up --profile"),
+        "{stderr}"
+    );
+    // With a profile that disagrees, the note names `status`, not `verify`.
+    let status = fixture.devcluster(&["status", "--name", &fixture.cluster, "--profile", "single"]);
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(
+        stderr.contains(&format!("`devcluster status --name {}`", fixture.cluster)),
+        "{stderr}"
+    );
 
     // The next `up` resumes converging the same containers.
     let fake = ready_api(&fixture.cluster, 1);
@@ -803,6 +819,9 @@ async fn a_failed_converge_keeps_the_cluster_and_the_next_up_resumes() {
     assert!(resumed.steps.iter().all(|s| s.name != "create"));
     assert_eq!(fixture.nodes(), nodes, "resuming must not recreate");
     assert_eq!(phase_in_node(&fixture.cluster), "complete");
+    let status = fixture.devcluster(&["status", "--name", &fixture.cluster]);
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(!stderr.contains("has not finished"), "{stderr}");
 
     // Complete: up to date, and the kubeconfig it writes is private.
     let kubeconfig = fixture.dir.path().join("kc/config");

@@ -201,13 +201,14 @@ pub async fn plan_for_cluster(
     }
     let (_, plan) = app.plan(profile.profile.as_deref(), profile.name.as_deref())?;
     if let Some(record) = recorded(plan.name.clone()).await {
-        note_disagreement(app, &plan, &record);
+        note_disagreement(app, &plan, &record, "verify");
     }
     Ok(plan)
 }
 
-/// Says so when `plan` is not what the cluster's record says it was made from.
-pub fn note_disagreement(app: &App, plan: &ClusterPlan, record: &Record) {
+/// Says so when `plan` is not what the cluster's record says it was made from;
+/// `command` (`verify`, `status`) is the one to repeat without `--profile`.
+pub fn note_disagreement(app: &App, plan: &ClusterPlan, record: &Record, command: &str) {
     if record.matches(plan) {
         return;
     }
@@ -221,7 +222,7 @@ pub fn note_disagreement(app: &App, plan: &ClusterPlan, record: &Record) {
         }
     }
     app.ui.line(&format!(
-        "  (leave out --profile to check the recorded plan: `devcluster verify --name {}`)",
+        "  (leave out --profile to check the recorded plan: `devcluster {command} --name {}`)",
         plan.name
     ));
 }
@@ -491,7 +492,7 @@ fn ensure_running(plan: &ClusterPlan, existing: &[ObservedNode], what: &str) -> 
 }
 
 /// The command that resumes `up` for this plan.
-fn resume_command(plan: &ClusterPlan) -> String {
+pub(crate) fn resume_command(plan: &ClusterPlan) -> String {
     let profile = if plan.source.starts_with("builtin:") {
         plan.source.trim_start_matches("builtin:").to_string()
     } else {

@@ -98,7 +98,16 @@ async fn an_unreachable_server_is_a_clear_error() {
         text.contains("cannot download http://127.0.0.1:1/kind"),
         "{text}"
     );
-    assert!(text.contains("hint:"), "{text}");
+    // The hint says where a copy fetched elsewhere is picked up, and by what
+    // checksum, rather than leaving the user to guess what "install it" means.
+    assert!(
+        text.contains(&format!(
+            "to {} (used once its SHA-256 is {})",
+            dir.path().join("kind").display(),
+            "0".repeat(64)
+        )),
+        "{text}"
+    );
 }
 
 #[test]

@@ -313,10 +313,27 @@ async fn kind_failing_midway_cleans_up_unless_retain() {
         fixture.nodes()
     );
 
+    assert!(text.contains("the half-made cluster was deleted"), "{text}");
+
     let mut args = fixture.up_args();
     args.retain = true;
-    assert!(up(&fixture, &args, &deps(&fake), &fail).await.is_err());
+    let error = up(&fixture, &args, &deps(&fake), &fail).await.unwrap_err();
     assert_eq!(fixture.nodes().len(), 2, "--retain keeps the nodes");
+    // kind did not finish, so there is no record: the hint must not promise that
+    // `up` resumes; it does not.
+    let text = error.render();
+    assert!(
+        text.contains("cannot be resumed") && text.contains("devcluster up --recreate"),
+        "{text}"
+    );
+    let next = up(&fixture, &fixture.up_args(), &deps(&fake), &[])
+        .await
+        .unwrap_err();
+    assert!(
+        next.render().contains("has no devcluster record"),
+        "{}",
+        next.render()
+    );
 }
 
 #[tokio::test]
@@ -332,6 +349,11 @@ async fn a_later_step_failing_deletes_the_cluster_unless_retain() {
     let error = up(&fixture, &args, &deps(&fake), &[]).await.unwrap_err();
     let text = error.render();
     assert!(text.contains("wait") && text.contains("-worker"), "{text}");
+    // The failed step's own advice stays, before what became of the cluster.
+    assert!(
+        text.contains("raise `--timeout`") && text.contains("the half-made cluster was deleted"),
+        "{text}"
+    );
     assert!(
         fixture.nodes().is_empty(),
         "left behind: {:?}",
@@ -434,7 +456,7 @@ async fn a_cluster_devcluster_did_not_create_is_never_deleted_without_recreate()
         .await
         .unwrap_err();
     assert!(
-        error.render().contains("devcluster did not create it"),
+        error.render().contains("has no devcluster record"),
         "{}",
         error.render()
     );
@@ -455,7 +477,7 @@ async fn a_cluster_devcluster_did_not_create_is_never_deleted_without_recreate()
         .await
         .unwrap_err();
     assert!(
-        refused.render().contains("was not created by devcluster"),
+        refused.render().contains("has no devcluster record"),
         "{}",
         refused.render()
     );
@@ -770,6 +792,22 @@ async fn a_failed_converge_keeps_the_cluster_and_the_next_up_resumes() {
     let nodes = fixture.nodes();
     assert_eq!(nodes.len(), 2, "a failed converge must keep the cluster");
     assert_eq!(phase_in_node(&fixture.cluster), "created");
+    // `status` does not call the half-made cluster fine: it says what is left
+    // and how to finish it.
+    let status = fixture.devcluster(&["status", "--name", &fixture.cluster]);
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(
+        stderr.contains("`up` has not finished with this cluster (phase created")
+            && stderr.contains("devcluster up --profile"),
+        "{stderr}"
+    );
+    // With a profile that disagrees, the note names `status`, not `verify`.
+    let status = fixture.devcluster(&["status", "--name", &fixture.cluster, "--profile", "single"]);
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(
+        stderr.contains(&format!("`devcluster status --name {}`", fixture.cluster)),
+        "{stderr}"
+    );
 
     // The next `up` resumes converging the same containers.
     let fake = ready_api(&fixture.cluster, 1);
@@ -781,6 +819,9 @@ async fn a_failed_converge_keeps_the_cluster_and_the_next_up_resumes() {
     assert!(resumed.steps.iter().all(|s| s.name != "create"));
     assert_eq!(fixture.nodes(), nodes, "resuming must not recreate");
     assert_eq!(phase_in_node(&fixture.cluster), "complete");
+    let status = fixture.devcluster(&["status", "--name", &fixture.cluster]);
+    let stderr = String::from_utf8_lossy(&status.stderr);
+    assert!(!stderr.contains("has not finished"), "{stderr}");
 
     // Complete: up to date, and the kubeconfig it writes is private.
     let kubeconfig = fixture.dir.path().join("kc/config");
@@ -1318,4 +1359,86 @@ async fn an_interruption_during_converge_keeps_the_cluster() {
     );
     assert_eq!(fixture.nodes().len(), 2, "converge never deletes");
     assert_eq!(phase_in_node(&fixture.cluster), "converged");
+    // verify heard `up`'s interruption and finished its own cleanup before `up`
+    // returned: no sentinel in the mounted directory, no probe namespace.
+    assert!(
+        error.render().contains("probe namespace were removed"),
+        "{}",
+        error.render()
+    );
+    let data = fixture.dir.path().join("data");
+    assert_eq!(
+        std::fs::read_dir(&data).unwrap().count(),
+        0,
+        "sentinel left behind in {}",
+        data.display()
+    );
+    assert!(
+        fake.objects_under("/api/v1/namespaces/devcluster-verify-")
+            .is_empty(),
+        "probe namespace left behind"
+    );
+}
+
+#[tokio::test]
+async fn a_recreate_whose_preflight_fails_keeps_the_old_cluster() {
+    if !docker_available("a_recreate_whose_preflight_fails_keeps_the_old_cluster") {
+        return;
+    }
+    let fixture = Fixture::new("recheck");
+    let fake = ready_api(&fixture.cluster, 1);
+    up(&fixture, &fixture.up_args(), &deps(&fake), &[])
+        .await
+        .unwrap();
+    let nodes = fixture.nodes();
+    // A new mount whose host path does not exist: only a new cluster could add
+    // it, and preflight refuses it.
+    fixture.write_profile("  - hostPath: ./missing\n    containerPath: /missing\n");
+    let mut args = fixture.up_args();
+    args.recreate = true;
+    let error = up(&fixture, &args, &deps(&fake), &[]).await.unwrap_err();
+    let text = error.render();
+    assert!(text.contains("preflight check(s) failed"), "{text}");
+    assert!(text.contains("was not deleted"), "{text}");
+    assert_eq!(
+        fixture.nodes(),
+        nodes,
+        "a failed check must not cost the existing cluster"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_verify_keeps_the_cluster_and_says_so_once() {
+    if !docker_available("a_failed_verify_keeps_the_cluster_and_says_so_once") {
+        return;
+    }
+    let fixture = Fixture::new("vfail");
+    // Probe pods never finish on the fake API: verify fails at the deadline.
+    let fake = ready_api(&fixture.cluster, 1);
+    let mut args = fixture.up_args();
+    args.no_verify = false;
+    args.timeout = Duration::from_secs(10);
+    let error = up(&fixture, &args, &deps(&fake), &[]).await.unwrap_err();
+    assert_eq!(error.exit_code() as i32, 1, "{}", error.render());
+    let text = error.render();
+    assert!(text.contains("step `verify` failed"), "{text}");
+    assert_eq!(
+        fixture.nodes().len(),
+        2,
+        "a failed verify keeps the cluster"
+    );
+    assert_eq!(phase_in_node(&fixture.cluster), "converged");
+    let hint = error.hint.clone().unwrap_or_default();
+    assert!(
+        hint.contains(&format!("devcluster verify --name {}", fixture.cluster))
+            && hint.contains("devcluster up --profile"),
+        "{hint}"
+    );
+    assert_eq!(hint.matches("kept").count(), 1, "said once: {hint}");
+    assert!(!hint.contains("--retain"), "{hint}");
+    assert!(
+        fake.objects_under("/api/v1/namespaces/devcluster-verify-")
+            .is_empty(),
+        "probe namespace left behind"
+    );
 }

@@ -83,7 +83,10 @@ pub async fn fetch_pinned(
     let failed = |e: &dyn std::fmt::Display| {
         Error::failed(format!("cannot download {url}"))
             .cause(e.to_string())
-            .hint("check the network, or install it yourself and try again")
+            .hint(format!(
+                "check the network, or copy {url} from a machine that can reach it to {} (used once its SHA-256 is {sha256}), then try again",
+                dest.display()
+            ))
     };
     let response = client.get(url).send().await.map_err(|e| failed(&e))?;
     if !response.status().is_success() {

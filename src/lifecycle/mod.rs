@@ -201,13 +201,14 @@ pub async fn plan_for_cluster(
     }
     let (_, plan) = app.plan(profile.profile.as_deref(), profile.name.as_deref())?;
     if let Some(record) = recorded(plan.name.clone()).await {
-        note_disagreement(app, &plan, &record);
+        note_disagreement(app, &plan, &record, "verify");
     }
     Ok(plan)
 }
 
-/// Says so when `plan` is not what the cluster's record says it was made from.
-pub fn note_disagreement(app: &App, plan: &ClusterPlan, record: &Record) {
+/// Says so when `plan` is not what the cluster's record says it was made from;
+/// `command` (`verify`, `status`) is the one to repeat without `--profile`.
+pub fn note_disagreement(app: &App, plan: &ClusterPlan, record: &Record, command: &str) {
     if record.matches(plan) {
         return;
     }
@@ -221,7 +222,7 @@ pub fn note_disagreement(app: &App, plan: &ClusterPlan, record: &Record) {
         }
     }
     app.ui.line(&format!(
-        "  (leave out --profile to check the recorded plan: `devcluster verify --name {}`)",
+        "  (leave out --profile to check the recorded plan: `devcluster {command} --name {}`)",
         plan.name
     ));
 }
@@ -326,6 +327,32 @@ impl Runner<'_> {
         }
     }
 
+    /// Runs a step that watches the deadline and the interruptions itself and
+    /// must not be cut short (its own cleanup runs before it returns).
+    async fn step_to_the_end<T>(
+        &mut self,
+        name: &'static str,
+        future: impl std::future::Future<Output = Result<(T, String)>>,
+    ) -> Result<T> {
+        let started = Instant::now();
+        let step = self.app.ui.step(name);
+        match future.await {
+            Ok((value, detail)) => {
+                step.done(&detail);
+                self.record(name, started, detail);
+                Ok(value)
+            }
+            Err(error) if error.kind == crate::error::ErrorKind::Interrupted => {
+                step.fail("interrupted");
+                Err(error)
+            }
+            Err(error) => {
+                step.fail("");
+                Err(error.context(format!("step `{name}` failed")))
+            }
+        }
+    }
+
     fn record(&mut self, name: &'static str, started: Instant, detail: String) {
         self.steps.push(StepResult {
             name,
@@ -411,8 +438,16 @@ pub async fn run_up(app: &App, args: &UpArgs, deps: &Deps) -> Result<UpResult> {
             }
             Decision::Recreate { changes } => {
                 confirm_recreate(app, args, &plan, recorded.as_ref(), &changes)?;
-                // Fetch before deleting: a network failure must not cost the cluster.
+                // Fetch and check before deleting: a network failure or a failed
+                // check must not cost the cluster. Preflight counts the ports this
+                // cluster publishes as its own.
                 let manifest = fetch_artefacts(&mut runner, &plan).await?;
+                preflight(&mut runner, &plan).await.map_err(|e| {
+                    e.hint(format!(
+                        "cluster `{}` was not deleted; fix the above, then run `devcluster up --recreate` again (`devcluster doctor` repeats the checks)",
+                        plan.name
+                    ))
+                })?;
                 let step = app.ui.step(&format!("delete cluster {}", plan.name));
                 kind.delete(&plan.name, args.kubeconfig.as_deref()).await?;
                 step.done("");
@@ -431,6 +466,7 @@ pub async fn run_up(app: &App, args: &UpArgs, deps: &Deps) -> Result<UpResult> {
         }
     }
     let manifest = fetch_artefacts(&mut runner, &plan).await?;
+    preflight(&mut runner, &plan).await?;
     create_then_converge(&mut runner, &docker, &kind, &plan, args, manifest, action).await
 }
 
@@ -456,13 +492,22 @@ fn ensure_running(plan: &ClusterPlan, existing: &[ObservedNode], what: &str) -> 
 }
 
 /// The command that resumes `up` for this plan.
-fn resume_command(plan: &ClusterPlan) -> String {
+pub(crate) fn resume_command(plan: &ClusterPlan) -> String {
     let profile = if plan.source.starts_with("builtin:") {
         plan.source.trim_start_matches("builtin:").to_string()
     } else {
         crate::error::shell_quote(&[plan.source.as_str()])
     };
     format!("devcluster up --profile {profile} --name {}", plan.name)
+}
+
+/// `hint` after the error's own hint (the failed step's advice stays first).
+fn add_hint(error: Error, hint: String) -> Error {
+    let hint = match error.hint.clone() {
+        Some(earlier) => format!("{earlier}; {hint}"),
+        None => hint,
+    };
+    error.hint(hint)
 }
 
 /// A failure after the nodes exist: the cluster stays, and the error says how to
@@ -534,7 +579,7 @@ async fn fetch_artefacts(runner: &mut Runner<'_>, plan: &ClusterPlan) -> Result<
     }
 }
 
-/// The create half, then the converge half.
+/// The create half, then the converge half (preflight has passed).
 async fn create_then_converge(
     runner: &mut Runner<'_>,
     docker: &Docker,
@@ -545,7 +590,6 @@ async fn create_then_converge(
     action: &'static str,
 ) -> Result<UpResult> {
     let app = runner.app;
-    preflight(runner, plan).await?;
     create(runner, docker, kind, plan, args).await?;
     // `--timeout` covers what follows kind create, not the image pull inside it.
     runner.deadline = deadline_after(args.timeout);
@@ -557,21 +601,29 @@ async fn create_then_converge(
                 "interrupted while creating cluster `{}`",
                 plan.name
             ))
-            .hint(rolled_back_hint(plan, args)));
+            .hint(rolled_back_hint(plan, args, true)));
         }
         Err(error) => {
             rollback(app, runner.deps, docker, kind, plan, args, "a step failed").await?;
-            return Err(error.hint(rolled_back_hint(plan, args)));
+            return Err(add_hint(error, rolled_back_hint(plan, args, true)));
         }
     };
     converge(runner, docker, plan, args, established, manifest, action).await
 }
 
-fn rolled_back_hint(plan: &ClusterPlan, args: &UpArgs) -> String {
-    if args.retain {
+/// After a failed or interrupted create: what became of the nodes, and what to
+/// run. `recorded`: kind create had finished and the record (phase `created`) was
+/// written, so the next `up` can resume; without it the next `up` must start over.
+fn rolled_back_hint(plan: &ClusterPlan, args: &UpArgs, recorded: bool) -> String {
+    if args.retain && recorded {
         format!(
             "the nodes were kept (--retain); `{}` resumes, `devcluster down --name {}` deletes them",
             resume_command(plan),
+            plan.name
+        )
+    } else if args.retain {
+        format!(
+            "the nodes were kept (--retain) for debugging; kind create did not finish, so they cannot be resumed: `devcluster down --name {}` deletes them, `devcluster up --recreate` starts over",
             plan.name
         )
     } else {
@@ -714,7 +766,7 @@ fn confirm_recreate(
             plan.name
         ),
         None => format!(
-            "cluster `{}` exists but devcluster did not create it (it has no devcluster record)",
+            "cluster `{}` exists but has no devcluster record: devcluster did not create it, or its `kind create` did not finish",
             plan.name
         ),
     };
@@ -839,14 +891,17 @@ async fn create(
                 "interrupted by {interrupted_by} while kind was creating cluster `{}`; kind was stopped",
                 plan.name
             ))
-            .hint(rolled_back_hint(plan, args)))
+            .hint(rolled_back_hint(plan, args, false)))
         }
         Err(error) => {
             step.fail("");
             // kind deletes its nodes after a failed create unless --retain; make
             // sure, since a killed kind cannot.
             rollback(app, runner.deps, docker, kind, plan, args, "kind failed").await?;
-            Err(error.context("step `create` failed"))
+            Err(add_hint(
+                error.context("step `create` failed"),
+                rolled_back_hint(plan, args, false),
+            ))
         }
     }
 }
@@ -1073,6 +1128,17 @@ async fn converge(
     match converge_steps(runner, docker, plan, args, &api, manifest, &holder).await {
         Ok(Some(())) => {}
         Ok(None) => return Err(kept_interrupted(plan, "converging")),
+        // verify, interrupted, says what its cleanup did.
+        Err(error) if error.kind == crate::error::ErrorKind::Interrupted => {
+            let earlier = error.hint.clone();
+            let hint = kept_interrupted(plan, "converging")
+                .hint
+                .unwrap_or_default();
+            return Err(error.hint(match earlier {
+                Some(earlier) => format!("{earlier}; {hint}"),
+                None => hint,
+            }));
+        }
         Err(error) => return Err(kept(error, plan)),
     }
     result.phase = Phase::Complete.as_str();
@@ -1158,16 +1224,22 @@ async fn converge_steps(
         return Ok(Some(()));
     }
     step!("record", record_step(Phase::Converged));
-    step!("verify", async {
-        let images = crate::verify::Images {
-            probe_image: args.probe_image.clone(),
-            echo_image: args.echo_image.clone(),
-            pull_policy: args.image_pull_policy,
-        };
-        let detail =
-            crate::verify::verify_after_up(app, docker, plan, deadline, api, &images).await?;
-        Ok(((), detail))
-    });
+    let interrupt = runner.deps.interrupt.clone();
+    let verified = runner
+        .step_to_the_end("verify", async {
+            let images = crate::verify::Images {
+                probe_image: args.probe_image.clone(),
+                echo_image: args.echo_image.clone(),
+                pull_policy: args.image_pull_policy,
+            };
+            let detail = crate::verify::verify_after_up(
+                app, docker, plan, deadline, api, &images, &interrupt,
+            )
+            .await?;
+            Ok(((), detail))
+        })
+        .await;
+    verified?;
     step!("record", record_step(Phase::Complete));
     Ok(Some(()))
 }
@@ -1262,7 +1334,7 @@ pub async fn run_down(app: &App, args: &DownArgs) -> Result<ExitCode> {
         }
         if !args.all && !explicit && read_record(&docker, &nodes).await.is_none() {
             return Err(Error::failed(format!(
-                "cluster `{name}` was not created by devcluster; not deleting it"
+                "cluster `{name}` has no devcluster record (devcluster did not create it, or its `kind create` did not finish); not deleting it"
             ))
             .hint(format!(
                 "to delete it anyway, name it: `devcluster down --name {name}`"

@@ -7,6 +7,7 @@ use crate::app::App;
 use crate::cli::{Output, StatusArgs, print_json};
 use crate::docker::{Binding, Docker, ObservedNode, WantedPort};
 use crate::error::{Error, ExitCode, Result};
+use crate::lifecycle::record::{Phase, Record};
 use crate::lifecycle::{docker_error, read_record};
 use crate::plan::{ClusterPlan, NodePlan};
 
@@ -38,6 +39,10 @@ struct StatusReport {
     /// How far `up` got: `created`, `converged` or `complete`.
     #[serde(skip_serializing_if = "Option::is_none")]
     phase: Option<&'static str>,
+    /// When the record's phase is not `complete`: what is left and the command
+    /// that finishes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unfinished: Option<String>,
     nodes: Vec<ObservedNode>,
     drift: Vec<Drift>,
 }
@@ -195,7 +200,7 @@ pub async fn run(app: &App, args: &StatusArgs) -> Result<ExitCode> {
     let record = read_record(&docker, &nodes).await;
     if let (Some(record), Some(_)) = (&record, &args.profile.profile) {
         let (_, plan) = app.plan(args.profile.profile.as_deref(), Some(&name))?;
-        crate::lifecycle::note_disagreement(app, &plan, record);
+        crate::lifecycle::note_disagreement(app, &plan, record, "status");
     }
     let drift = match record.as_ref().and_then(|r| r.plan.as_ref()) {
         Some(plan) => drift(plan, &nodes),
@@ -209,6 +214,7 @@ pub async fn run(app: &App, args: &StatusArgs) -> Result<ExitCode> {
         devcluster_version: record.as_ref().map(|r| r.devcluster_version.clone()),
         plan_hash: record.as_ref().map(|r| r.plan_hash.clone()),
         phase: record.as_ref().map(|r| r.phase.as_str()),
+        unfinished: record.as_ref().and_then(unfinished),
         nodes,
         drift,
     };
@@ -229,6 +235,22 @@ pub async fn run(app: &App, args: &StatusArgs) -> Result<ExitCode> {
     } else {
         ExitCode::Failure
     })
+}
+
+/// What an `up` that stopped early left undone, and how to finish it.
+fn unfinished(record: &Record) -> Option<String> {
+    if record.phase == Phase::Complete {
+        return None;
+    }
+    let finish = match &record.plan {
+        Some(plan) => format!("`{}`", crate::lifecycle::resume_command(plan)),
+        None => "`devcluster up`".to_string(),
+    };
+    Some(format!(
+        "`up` has not finished with this cluster (phase {}: {}); {finish} finishes it",
+        record.phase.as_str(),
+        record.phase.unfinished()
+    ))
 }
 
 fn print_human(app: &App, report: &StatusReport) {
@@ -295,7 +317,10 @@ fn print_human(app: &App, report: &StatusReport) {
         )),
         _ => app
             .ui
-            .line("no devcluster record: this cluster was not created by devcluster"),
+            .line("no devcluster record: devcluster did not create this cluster, or its `kind create` did not finish"),
+    }
+    if let Some(unfinished) = &report.unfinished {
+        app.ui.line(&format!("! {unfinished}"));
     }
     if report.drift.iter().all(|d| d.unconfirmed) {
         if report.managed {

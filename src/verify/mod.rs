@@ -98,6 +98,25 @@ impl Interrupt {
         Interrupt(std::sync::Arc::new(move || Box::pin(source())))
     }
 
+    /// Interruptions as `source` delivers them (the one `up` listens to): the
+    /// first wait ends the run at the first interruption; every later wait (the
+    /// cleanup's) ends only at a second one, so one Ctrl-C still lets the cleanup
+    /// finish.
+    pub fn from_source(source: crate::interrupt::Interrupt) -> Interrupt {
+        let waits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        Interrupt::new(move || {
+            let source = source.clone();
+            let first = waits.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+            async move {
+                if first {
+                    source.wait().await;
+                } else {
+                    source.wait_again().await;
+                }
+            }
+        })
+    }
+
     /// Never interrupts.
     pub fn never() -> Interrupt {
         Interrupt::new(std::future::pending::<()>)
@@ -287,6 +306,8 @@ fn ci_bundle_dir(app: &App) -> Option<PathBuf> {
 }
 
 /// The verify step of `devcluster up`: the same checks, an error when any fails.
+/// It hears `up`'s interruptions and keeps `up`'s deadline itself, so its cleanup
+/// (sentinel files, probe namespace) runs to the end on every path.
 pub async fn verify_after_up(
     app: &App,
     docker: &Docker,
@@ -294,6 +315,7 @@ pub async fn verify_after_up(
     deadline: Instant,
     api: &ClusterApi,
     images: &Images,
+    interrupt: &crate::interrupt::Interrupt,
 ) -> Result<String> {
     let nodes = docker
         .list_nodes(Some(&plan.name))
@@ -316,6 +338,7 @@ pub async fn verify_after_up(
         probe_image: images.probe_image.clone(),
         echo_image: images.echo_image.clone(),
         pull_policy: images.pull_policy.map(pull_policy_name),
+        interrupt: Interrupt::from_source(interrupt.clone()),
         ..Options::new(deadline)
     };
     let bundle_dir = ci_bundle_dir(app);
@@ -339,7 +362,7 @@ pub async fn verify_after_up(
         return Err(Error::failed("verification failed")
             .details(failed.join("\n"))
             .hint(format!(
-                "`devcluster verify --name {}` repeats the checks; the cluster is kept",
+                "`devcluster verify --name {}` repeats the checks",
                 plan.name
             )));
     }

@@ -47,9 +47,10 @@ target_dir="$clone/target"
     cargo test --quiet --target-dir "$target_dir" --no-run --message-format=json "${build_args[@]}" \
         >"$clone/build.json"
 )
-# Test harnesses only (their artefact's profile says `"test":true`), not the binaries.
-mapfile -t binaries < <(grep '"test":true' "$clone/build.json" | grep -o '"executable":"[^"]*"' |
-    cut -d'"' -f4 | sort -u)
+# Test harnesses only (artefacts of targets of kind `test`), not the `devcluster`
+# binary they run: its target is testable too, so `"test":true` alone matches it.
+mapfile -t binaries < <(grep -F '"kind":["test"]' "$clone/build.json" |
+    grep -o '"executable":"[^"]*"' | cut -d'"' -f4 | sort -u)
 if [ ${#binaries[@]} -eq 0 ]; then
     echo "error: no test binary was built" >&2
     exit 1

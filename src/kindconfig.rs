@@ -221,23 +221,13 @@ fn taint_patch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{PlanInput, plan};
-    use crate::profile::Profile;
+    use crate::plan::plan_of_text;
 
     fn rendered(image: &str) -> String {
         let text = format!(
             "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nimage: {image}\nnodes:\n  taints:\n    control-plane: [\"example.com/busy:PreferNoSchedule\"]\n"
         );
-        let profile = Profile::decode(&text).unwrap_or_else(|e| panic!("{e:?}"));
-        let input = PlanInput {
-            profile: &profile,
-            name_override: Some("c"),
-            base_dir: std::path::Path::new("/p"),
-            home_dir: None,
-            source: "test".into(),
-            file: None,
-        };
-        render(&plan(&input).unwrap_or_else(|e| panic!("{e:?}")).plan)
+        render(&plan_of_text(&text))
     }
 
     #[test]

@@ -1573,6 +1573,22 @@ fn container_path_problem(path: &str) -> Option<String> {
     None
 }
 
+/// The plan of the profile `text` for cluster `c`, relative paths under `/p`: for
+/// unit tests of the modules that consume plans.
+#[cfg(test)]
+pub(crate) fn plan_of_text(text: &str) -> ClusterPlan {
+    let profile = crate::profile::Profile::decode(text).unwrap_or_else(|e| panic!("{e:?}"));
+    let input = PlanInput {
+        profile: &profile,
+        name_override: Some("c"),
+        base_dir: std::path::Path::new("/p"),
+        home_dir: None,
+        source: "test".into(),
+        file: None,
+    };
+    plan(&input).unwrap_or_else(|e| panic!("{e:?}")).plan
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

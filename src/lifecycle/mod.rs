@@ -442,7 +442,7 @@ pub async fn run_up(app: &App, args: &UpArgs, deps: &Deps) -> Result<UpResult> {
                 // check must not cost the cluster. Preflight counts the ports this
                 // cluster publishes as its own.
                 let manifest = fetch_artefacts(&mut runner, &plan).await?;
-                preflight(&mut runner, &plan).await.map_err(|e| {
+                preflight(&mut runner, &docker, &plan).await.map_err(|e| {
                     e.hint(format!(
                         "cluster `{}` was not deleted; fix the above, then run `devcluster up --recreate` again (`devcluster doctor` repeats the checks)",
                         plan.name
@@ -466,7 +466,7 @@ pub async fn run_up(app: &App, args: &UpArgs, deps: &Deps) -> Result<UpResult> {
         }
     }
     let manifest = fetch_artefacts(&mut runner, &plan).await?;
-    preflight(&mut runner, &plan).await?;
+    preflight(&mut runner, &docker, &plan).await?;
     create_then_converge(&mut runner, &docker, &kind, &plan, args, manifest, action).await
 }
 
@@ -820,11 +820,11 @@ fn prompt(question: &str) -> bool {
         .unwrap_or(false)
 }
 
-async fn preflight(runner: &mut Runner<'_>, plan: &ClusterPlan) -> Result<()> {
+async fn preflight(runner: &mut Runner<'_>, docker: &Docker, plan: &ClusterPlan) -> Result<()> {
     let app = runner.app;
     let outcome = runner
         .step("preflight", async {
-            let checks = crate::doctor::preflight(app, plan).await;
+            let checks = crate::doctor::preflight(app, plan, docker).await;
             let failed: Vec<String> = checks
                 .iter()
                 .filter(|c| c.failed())

@@ -350,23 +350,12 @@ fn list_diff<T: PartialEq>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{PlanInput, plan};
-    use crate::profile::Profile;
+    use crate::plan::plan_of_text;
 
     fn planned(body: &str) -> ClusterPlan {
-        let text = format!(
+        plan_of_text(&format!(
             "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nnodes:\n  workers: 1\n{body}"
-        );
-        let profile = Profile::decode(&text).unwrap_or_else(|e| panic!("{e:?}"));
-        let input = PlanInput {
-            profile: &profile,
-            name_override: Some("c"),
-            base_dir: std::path::Path::new("/p"),
-            home_dir: None,
-            source: "test".into(),
-            file: None,
-        };
-        plan(&input).unwrap_or_else(|e| panic!("{e:?}")).plan
+        ))
     }
 
     #[test]

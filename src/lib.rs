@@ -1,24 +1,16 @@
 //! devcluster: local Kubernetes clusters on kind, correct by construction and proven
 //! correct from inside real pods.
 //!
-//! The pure core is `profile -> plan -> kindconfig`; the outside systems each sit in
-//! one module (`docker`, `kind`, `kube`), and the commands (`doctor`, `lifecycle`,
-//! `verify`) put them together.
+//! Four layers, each using only the ones below it:
+//! - [`core`]: profiles, the plan, the kind config, the cluster record: pure data and
+//!   rules, no I/O;
+//! - [`adapters`]: the outside systems (Docker, the kind binary, the Kubernetes API,
+//!   the host), each behind a small interface that speaks devcluster's own types;
+//! - [`operations`]: the commands (`up`, `down`, `status`, `verify`, `doctor`), which
+//!   take options and return reports;
+//! - [`cli`]: flags, output formats, signals and exit codes.
 
-pub mod app;
+pub mod adapters;
 pub mod cli;
-pub mod diagnostic;
-pub mod docker;
-pub mod doctor;
-pub mod error;
-pub mod interrupt;
-pub mod kind;
-pub mod kindconfig;
-pub mod kube;
-pub mod lifecycle;
-pub mod plan;
-pub mod profile;
-pub mod ui;
-pub mod verify;
-pub mod world;
-pub mod yaml;
+pub mod core;
+pub mod operations;

@@ -1,7 +1,7 @@
 fn main() {
     let code = devcluster::cli::run(
         std::env::args_os(),
-        devcluster::world::World::from_process(),
+        devcluster::adapters::world::World::from_process(),
     );
     std::process::exit(code);
 }

@@ -5,8 +5,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use devcluster::docker::{CLUSTER_LABEL, Docker, DockerError, ImageVersion, ROLE_LABEL};
-use devcluster::world::World;
+use devcluster::adapters::docker::{CLUSTER_LABEL, Docker, DockerError, ImageVersion, ROLE_LABEL};
+use devcluster::adapters::world::World;
 use support::{Cleanup, TEST_IMAGE, docker, docker_available, unique_name};
 
 fn world(env: &[(&str, &str)]) -> World {

@@ -2,7 +2,7 @@
 //! server: a good checksum is kept, a bad one is refused and nothing is kept.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use devcluster::lifecycle::download::{fetch_pinned, kind_release, platform, sha256_hex};
+use devcluster::adapters::download::{fetch_pinned, kind_release, platform, sha256_hex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

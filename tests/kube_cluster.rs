@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use devcluster::kube::cluster::{ClusterApi, Connector, StorageFix};
+use devcluster::adapters::kube::cluster::{ClusterApi, Connector, StorageFix};
 use serde_json::json;
 use support::fake_kube::FakeApi;
 
@@ -206,7 +206,7 @@ async fn apply_puts_each_document_at_its_resource_path_and_waits_for_pods() {
 
 #[tokio::test]
 async fn after_the_storage_fix_a_claim_binds_on_a_no_execute_node() {
-    use devcluster::verify::{self, Options, Target};
+    use devcluster::operations::verify::{self, Options, Target};
     let fake = FakeApi::new();
     fake.add_ready_node(
         "c-worker",
@@ -253,7 +253,8 @@ async fn after_the_storage_fix_a_claim_binds_on_a_no_execute_node() {
         probe_image: Some("img".into()),
         ..Options::new(Instant::now() + Duration::from_secs(4))
     };
-    let app = devcluster::app::App::new(devcluster::world::World::default());
+    let app =
+        devcluster::operations::context::App::new(devcluster::adapters::world::World::default());
     let report = verify::verify(&app, &target, &options, None).await.unwrap();
     let storage = report
         .checks
@@ -262,7 +263,7 @@ async fn after_the_storage_fix_a_claim_binds_on_a_no_execute_node() {
         .unwrap();
     assert_eq!(
         storage.status,
-        devcluster::verify::report::Status::Ok,
+        devcluster::operations::verify::report::Status::Ok,
         "{storage:?}"
     );
 }

@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use devcluster::app::App;
+use devcluster::adapters::kube::cluster::Connector;
+use devcluster::adapters::world::World;
 use devcluster::cli::{DownArgs, Output, ProfileArgs, UpArgs};
-use devcluster::error::ErrorKind;
-use devcluster::kube::cluster::Connector;
-use devcluster::lifecycle::{self, Deps, Interrupt, UpResult};
-use devcluster::world::World;
+use devcluster::core::error::ErrorKind;
+use devcluster::operations::context::App;
+use devcluster::operations::up::{Deps, Interrupt, UpResult};
+use devcluster::operations::{self, up as lifecycle};
 use serde_json::json;
 use support::fake_kube::FakeApi;
 use support::{Cleanup, docker, docker_available, kind_emulator, unique_name};
@@ -182,7 +183,7 @@ async fn up(
     args: &UpArgs,
     deps: &Deps,
     extra: &[(&str, &str)],
-) -> devcluster::error::Result<UpResult> {
+) -> devcluster::core::error::Result<UpResult> {
     lifecycle::run_up(&fixture.app(extra), args, deps).await
 }
 
@@ -400,7 +401,7 @@ async fn a_second_up_for_the_same_cluster_waits_then_fails_clearly() {
     }
     let fixture = Fixture::new("lock");
     let lock_dir = fixture.dir.path().join("cache/devcluster/locks");
-    let _held = lifecycle::lock::acquire(&lock_dir, &fixture.cluster, Duration::ZERO, |_| {})
+    let _held = operations::lock::acquire(&lock_dir, &fixture.cluster, Duration::ZERO, |_| {})
         .await
         .unwrap();
     let fake = ready_api(&fixture.cluster, 1);
@@ -631,10 +632,10 @@ fn path_without_kind() -> String {
 impl Fixture {
     /// The environment with kind only where `--install-kind` puts it: the cache.
     fn env_with_cached_kind(&self) -> Vec<(String, String)> {
-        let platform = devcluster::lifecycle::download::platform().unwrap();
+        let platform = devcluster::adapters::download::platform().unwrap();
         let cached = self.dir.path().join(format!(
             "cache/devcluster/bin/kind-{}-{platform}",
-            devcluster::lifecycle::download::KIND_RELEASE
+            devcluster::adapters::download::KIND_RELEASE
         ));
         std::fs::create_dir_all(cached.parent().unwrap()).unwrap();
         std::fs::copy(kind_emulator(), &cached).unwrap();

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use devcluster::kindconfig;
-use devcluster::plan::{self, ClusterPlan, PlanInput};
-use devcluster::profile::Profile;
+use devcluster::core::kindconfig;
+use devcluster::core::plan::{self, ClusterPlan, PlanInput};
+use devcluster::core::profile::Profile;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde::Deserialize;

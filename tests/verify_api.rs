@@ -6,14 +6,14 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use devcluster::app::App;
-use devcluster::kube::probe::{
+use devcluster::adapters::kube::probe::{
     ProbeApi, ProbePod, ProbeVolume, VolumeSource, pod_manifest, server_url,
 };
-use devcluster::plan::{Taint, TaintEffect};
-use devcluster::verify::report::{Layer, Status};
-use devcluster::verify::{self, Options, Target};
-use devcluster::world::World;
+use devcluster::adapters::world::World;
+use devcluster::core::plan::{Taint, TaintEffect};
+use devcluster::operations::context::App;
+use devcluster::operations::verify::report::{Layer, Status};
+use devcluster::operations::verify::{self, Options, Target};
 use serde_json::json;
 use support::fake_kube::{FakeApi, PodRun};
 
@@ -631,7 +631,7 @@ async fn host_path_probes_pass_where_pod_security_enforces_baseline_by_default()
 
 #[test]
 fn forbidden_answers_are_told_apart_by_their_message() {
-    use devcluster::kube::Refusal;
+    use devcluster::adapters::kube::Refusal;
     assert_eq!(
         Refusal::of(
             "pods is forbidden: User \"dev\" cannot create resource \"pods\" in API group \"\" in the namespace \"x\""
@@ -867,7 +867,7 @@ fn up_and_verify_take_the_probe_and_echo_image_flags() {
 }
 
 /// Plans `body` (after a one-node profile header) with the real binary.
-fn plan_of(body: &str) -> devcluster::plan::ClusterPlan {
+fn plan_of(body: &str) -> devcluster::core::plan::ClusterPlan {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("p.yaml");
     std::fs::write(
@@ -957,14 +957,14 @@ fn observed_node(
     name: &str,
     container_port: u16,
     host_port: u16,
-) -> devcluster::docker::ObservedNode {
-    let published = devcluster::docker::ObservedPort {
+) -> devcluster::adapters::docker::ObservedNode {
+    let published = devcluster::adapters::docker::ObservedPort {
         container_port,
         protocol: "tcp".into(),
         host_ip: "127.0.0.1".into(),
         host_port,
     };
-    devcluster::docker::ObservedNode {
+    devcluster::adapters::docker::ObservedNode {
         name: name.into(),
         cluster: "np".into(),
         role: "control-plane".into(),
@@ -1004,7 +1004,7 @@ async fn a_node_port_mapping_is_served_by_a_node_port_service_of_the_echo_backen
         }
     });
     let mut node = observed_node("np-control-plane", 31000, host_port);
-    node.ports.push(devcluster::docker::ObservedPort {
+    node.ports.push(devcluster::adapters::docker::ObservedPort {
         container_port: 5432,
         protocol: "tcp".into(),
         host_ip: "127.0.0.1".into(),

@@ -8,10 +8,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use devcluster::app::App;
-use devcluster::kube::probe::ProbeApi;
-use devcluster::verify::{self, Options, Target};
-use devcluster::world::World;
+use devcluster::adapters::kube::probe::ProbeApi;
+use devcluster::adapters::world::World;
+use devcluster::operations::context::App;
+use devcluster::operations::verify::{self, Options, Target};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::json;

@@ -10,11 +10,12 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use devcluster::app::App;
+use devcluster::adapters::kube::cluster::Connector;
+use devcluster::adapters::world::World;
 use devcluster::cli::{DownArgs, Output, ProfileArgs, UpArgs};
-use devcluster::kube::cluster::Connector;
-use devcluster::lifecycle::{self, Deps, Interrupt};
-use devcluster::world::World;
+use devcluster::operations::context::App;
+use devcluster::operations::up::{Deps, Interrupt};
+use devcluster::operations::up as lifecycle;
 use serde_json::json;
 use support::fake_kube::FakeApi;
 

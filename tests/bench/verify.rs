@@ -16,12 +16,12 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use devcluster::app::App;
-use devcluster::docker::Docker;
-use devcluster::kube::probe::ProbeApi;
-use devcluster::plan::ClusterPlan;
-use devcluster::verify::{self, Options, Target};
-use devcluster::world::World;
+use devcluster::adapters::docker::Docker;
+use devcluster::adapters::kube::probe::ProbeApi;
+use devcluster::adapters::world::World;
+use devcluster::core::plan::ClusterPlan;
+use devcluster::operations::context::App;
+use devcluster::operations::verify::{self, Options, Target};
 use serde_json::json;
 use support::fake_kube::{FakeApi, PodRun};
 

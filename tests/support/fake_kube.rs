@@ -193,7 +193,7 @@ impl FakeApi {
                             "template": {"metadata": {"labels": {"app": "local-path-provisioner"}}, "spec": {"containers": []}}},
                    "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1}}),
         );
-        let template: Value = devcluster::yaml::from_str(helper_yaml).unwrap_or(Value::Null);
+        let template: Value = devcluster::core::yaml::from_str(helper_yaml).unwrap_or(Value::Null);
         self.lock().local_path_template = Some(template);
     }
 
@@ -522,7 +522,7 @@ fn tick(state: &mut State) {
                 .objects
                 .get("/api/v1/namespaces/local-path-storage/configmaps/local-path-config")
                 .and_then(|c| c["data"]["helperPod.yaml"].as_str().map(str::to_string))
-                .and_then(|y| devcluster::yaml::from_str::<Value>(&y).ok());
+                .and_then(|y| devcluster::core::yaml::from_str::<Value>(&y).ok());
             if template.is_some() {
                 state.local_path_template = template;
             }

@@ -1,0 +1,1179 @@
+//! The Docker Engine, through bollard: the only module that uses a Docker client
+//! type. The rest of devcluster speaks the `Observed*` types below.
+//!
+//! bollard 0.21 sends unversioned request paths, so the daemon answers in its own
+//! API version: every response field is treated as optional.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::query_parameters::{
+    CreateContainerOptions, DownloadFromContainerOptionsBuilder, InspectContainerOptions,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StartContainerOptions,
+    StopContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::adapters::world::World;
+
+/// Default per-call time limit for ordinary calls ([`Docker::with_timeouts`] changes it).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `connect` waits for the daemon's first answer.
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default time limit for a command run with `exec`.
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default socket of the docker CLI on Linux and in Docker Desktop's VM.
+const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+/// kind's container labels (kind `pkg/cluster/internal/providers/docker/constants.go`).
+pub const CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
+pub const ROLE_LABEL: &str = "io.x-k8s.kind.role";
+
+/// Why a Docker call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DockerError {
+    /// The daemon could not be reached at `endpoint`.
+    #[error("cannot reach the Docker daemon at {endpoint}: {reason}")]
+    Unreachable { endpoint: String, reason: String },
+    /// The call did not answer within its timeout.
+    #[error("Docker did not answer `{operation}` within {seconds}s")]
+    Timeout { operation: String, seconds: u64 },
+    /// No such container.
+    #[error("no container named `{0}`")]
+    NotFound(String),
+    /// Anything else the engine reported.
+    #[error("Docker failed `{operation}`: {reason}")]
+    Failed { operation: String, reason: String },
+}
+
+/// Which product runs the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EngineFlavor {
+    DockerDesktop,
+    Colima,
+    Podman,
+    Native,
+}
+
+/// What the engine says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineInfo {
+    pub version: String,
+    pub api_version: String,
+    pub os: String,
+    pub arch: String,
+    pub flavor: EngineFlavor,
+    /// `1` or `2` when the engine reports it.
+    pub cgroup_version: Option<u8>,
+    pub data_root: Option<String>,
+    pub cpus: Option<u64>,
+    pub memory_bytes: Option<u64>,
+    /// Rootless engine (ports below 1024 cannot be published).
+    pub rootless: bool,
+}
+
+/// A bind or volume of a container, as Docker reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedMount {
+    /// Host path for binds, volume name for volumes.
+    pub source: String,
+    pub destination: String,
+    pub read_only: bool,
+    /// `rprivate`, `rslave`, `rshared`, ... (empty when not reported).
+    pub propagation: String,
+    /// Docker's mode string, e.g. `ro,Z`.
+    pub mode: String,
+    /// `bind`, `volume`, `tmpfs`.
+    pub kind: String,
+}
+
+/// One published port of a container.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedPort {
+    pub container_port: u16,
+    /// `tcp`, `udp` or `sctp`, as Docker writes it.
+    pub protocol: String,
+    pub host_ip: String,
+    pub host_port: u16,
+}
+
+/// A kind node container as Docker sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedNode {
+    pub name: String,
+    pub cluster: String,
+    /// `control-plane`, `worker` or `external-load-balancer`.
+    pub role: String,
+    /// `running`, `exited`, `created`, ...
+    pub state: String,
+    pub image: String,
+    pub labels: BTreeMap<String, String>,
+    pub mounts: Vec<ObservedMount>,
+    /// The host bindings the engine reports now (`NetworkSettings.Ports`); empty
+    /// for a stopped container, and on Docker Desktop releases that report them
+    /// empty (docker/for-mac#7787).
+    pub ports: Vec<ObservedPort>,
+    /// The bindings the container was created with (`HostConfig.PortBindings`):
+    /// what kind asked for. A host port of 0 means "Docker picks".
+    pub requested_ports: Vec<ObservedPort>,
+}
+
+/// How one wanted host binding shows in what the engine reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Binding {
+    /// The engine reports it. When the engine reports another address for the
+    /// right host port while the container was created with the wanted one (Docker
+    /// Desktop 4.42+ rewrites `HostIp`: docker/for-mac#7737, #7742), the binding
+    /// carries the requested address.
+    Published(ObservedPort),
+    /// The engine reports no host binding at all for the container port, while the
+    /// container was created with the wanted one, or with a blank one (Docker
+    /// Desktop 4.42 to 4.48: docker/for-mac#7787). Nothing contradicts it, nothing
+    /// confirms it.
+    Unconfirmed(ObservedPort),
+    /// The container was not created with it, or the engine reports another one.
+    Missing,
+}
+
+/// What devcluster wants published: kind's `extraPortMappings` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WantedPort<'a> {
+    pub container_port: u16,
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: &'a str,
+    /// 1-65535, or 0/-1 when kind or Docker picks the port.
+    pub host_port: i32,
+    pub listen_address: &'a str,
+}
+
+/// Whether a reported host address is the wanted listen address; Docker writes a
+/// wildcard as `0.0.0.0`, `::` or nothing.
+fn same_address(reported: &str, wanted: &str) -> bool {
+    let wildcard = |a: &str| a.is_empty() || a == "0.0.0.0" || a == "::";
+    reported == wanted || (wildcard(reported) && wildcard(wanted))
+}
+
+impl ObservedNode {
+    /// How `wanted` shows on this container, from both of Docker's views.
+    pub fn binding(&self, wanted: &WantedPort<'_>) -> Binding {
+        let same_port = |p: &&ObservedPort| {
+            p.container_port == wanted.container_port
+                && p.protocol.eq_ignore_ascii_case(wanted.protocol)
+        };
+        let host_port_ok =
+            |p: &ObservedPort| wanted.host_port <= 0 || i32::from(p.host_port) == wanted.host_port;
+        let live: Vec<&ObservedPort> = self
+            .ports
+            .iter()
+            .filter(same_port)
+            .filter(|p| p.host_port != 0)
+            .collect();
+        let requested: Vec<&ObservedPort> = self.requested_ports.iter().filter(same_port).collect();
+        let asked = requested.iter().find(|p| {
+            (p.host_port == 0 && wanted.host_port <= 0 || host_port_ok(p))
+                && same_address(&p.host_ip, wanted.listen_address)
+        });
+        if let Some(found) = live
+            .iter()
+            .find(|p| host_port_ok(p) && same_address(&p.host_ip, wanted.listen_address))
+        {
+            return Binding::Published((*found).clone());
+        }
+        if let (Some(asked), Some(found)) = (asked, live.iter().find(|p| host_port_ok(p))) {
+            return Binding::Published(ObservedPort {
+                host_ip: asked.host_ip.clone(),
+                ..(*found).clone()
+            });
+        }
+        if live.is_empty() {
+            if let Some(asked) = asked {
+                return Binding::Unconfirmed((*asked).clone());
+            }
+            if let Some(blank) = requested
+                .iter()
+                .find(|p| p.host_ip.is_empty() && p.host_port == 0)
+            {
+                return Binding::Unconfirmed((*blank).clone());
+            }
+        }
+        Binding::Missing
+    }
+}
+
+/// Output of a command run in a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub stdout: String,
+    pub stderr: String,
+    pub exit_code: i64,
+}
+
+/// Who publishes a host port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortHolder {
+    pub container: String,
+    /// The kind cluster the container belongs to, if it is a kind node.
+    pub cluster: Option<String>,
+}
+
+/// A host port a running container publishes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedPort {
+    pub container: String,
+    /// The kind cluster the container belongs to, if it is a kind node.
+    pub cluster: Option<String>,
+    /// The host address (`0.0.0.0`, `::`, `127.0.0.1`; empty when not reported).
+    pub host_ip: String,
+    pub host_port: u16,
+    /// `tcp`, `udp` or `sctp` (empty when not reported).
+    pub protocol: String,
+}
+
+/// What a node image says about its Kubernetes version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageVersion {
+    /// `/kind/version` holds it, e.g. `v1.20.2`.
+    Version(String),
+    /// The image is here but has no `/kind/version`: not a kind node image.
+    NoVersionFile,
+    /// The image is not on this engine (kind will pull it).
+    NotPresent,
+}
+
+/// Where a kind node image records its Kubernetes version, one line such as
+/// `v1.36.1` (kind reads it with `cat` in `pkg/cluster/nodeutils/util.go`,
+/// `KubeVersion`).
+const KIND_VERSION_FILE: &str = "/kind/version";
+/// A node image's version file is one short line; anything longer is not one.
+const MAX_VERSION_FILE: usize = 4096;
+
+/// A connected Docker Engine client.
+#[derive(Debug, Clone)]
+pub struct Docker {
+    client: bollard::Docker,
+    endpoint: String,
+    timeout: Duration,
+    exec_timeout: Duration,
+}
+
+/// Where the docker CLI would connect, and why (kind runs the docker CLI, so
+/// devcluster must reach the same engine). Order as in the docker CLI's
+/// `cli/command/cli.go` `resolveContextName` and `resolveDockerEndpoint`:
+/// `DOCKER_HOST`, then the context named by `DOCKER_CONTEXT` or `currentContext` in
+/// `config.json`, then the default.
+pub fn resolve_endpoint(world: &World) -> (String, String) {
+    if let Some(host) = world.var("DOCKER_HOST") {
+        return (host.to_string(), "DOCKER_HOST".to_string());
+    }
+    let config_dir = world
+        .var("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| world.home.as_ref().map(|h| h.join(".docker")));
+    let context = world.var("DOCKER_CONTEXT").map(str::to_string).or_else(|| {
+        let config = std::fs::read_to_string(config_dir.as_ref()?.join("config.json")).ok()?;
+        let value: serde_json::Value = serde_json::from_str(&config).ok()?;
+        value.get("currentContext")?.as_str().map(str::to_string)
+    });
+    if let (Some(context), Some(dir)) = (context.filter(|c| c != "default"), config_dir.as_ref())
+        && let Some(host) = context_endpoint(dir, &context)
+    {
+        return (host, format!("docker context `{context}`"));
+    }
+    (DEFAULT_HOST.to_string(), "the default socket".to_string())
+}
+
+/// A context's Docker endpoint: `contexts/meta/<sha256 of name>/meta.json`
+/// (docker CLI `cli/context/store/metadatastore.go`).
+fn context_endpoint(config_dir: &Path, context: &str) -> Option<String> {
+    let digest: String = Sha256::digest(context.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let meta = config_dir
+        .join("contexts/meta")
+        .join(digest)
+        .join("meta.json");
+    let value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(meta).ok()?).ok()?;
+    value
+        .pointer("/Endpoints/docker/Host")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// An error with its causes, `outer: inner: innermost`, so "connection refused"
+/// survives bollard's and hyper's wrapping.
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn failed(operation: &str, error: impl std::fmt::Display) -> DockerError {
+    DockerError::Failed {
+        operation: operation.to_string(),
+        reason: error.to_string(),
+    }
+}
+
+fn classify(operation: &str, target: &str, error: bollard::errors::Error) -> DockerError {
+    match &error {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        } => DockerError::NotFound(target.to_string()),
+        _ => failed(operation, error),
+    }
+}
+
+impl Docker {
+    /// Connects the way the `docker` CLI and kind do: `DOCKER_HOST`, else the current
+    /// Docker context's endpoint, else the default socket; then pings it.
+    pub async fn connect(world: &World) -> Result<Docker, DockerError> {
+        let (endpoint, source) = resolve_endpoint(world);
+        let unreachable = |reason: String| DockerError::Unreachable {
+            endpoint: endpoint.clone(),
+            reason,
+        };
+        // bollard's own limit only covers response headers; the limits that matter
+        // are the tokio timeouts around each call below.
+        let seconds = EXEC_TIMEOUT.as_secs();
+        let client = if let Some(path) = endpoint.strip_prefix("unix://") {
+            bollard::Docker::connect_with_unix(path, seconds, bollard::API_DEFAULT_VERSION)
+        } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
+            bollard::Docker::connect_with_http(&endpoint, seconds, bollard::API_DEFAULT_VERSION)
+        } else if endpoint.starts_with('/') {
+            bollard::Docker::connect_with_unix(&endpoint, seconds, bollard::API_DEFAULT_VERSION)
+        } else {
+            return Err(unreachable(format!(
+                "unsupported endpoint from {source} (devcluster speaks unix:// and tcp://)"
+            )));
+        }
+        .map_err(|e| unreachable(format!("{} (from {source})", with_causes(&e))))?;
+        match tokio::time::timeout(PING_TIMEOUT, client.ping()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                return Err(unreachable(format!("{} (from {source})", with_causes(&e))));
+            }
+            Err(_) => {
+                return Err(unreachable(format!(
+                    "no answer within {}s (from {source})",
+                    PING_TIMEOUT.as_secs()
+                )));
+            }
+        }
+        Ok(Docker {
+            client,
+            endpoint,
+            timeout: CALL_TIMEOUT,
+            exec_timeout: EXEC_TIMEOUT,
+        })
+    }
+
+    /// The same client with other limits: `call` for ordinary calls, `exec` for
+    /// commands run with [`Docker::exec`].
+    pub fn with_timeouts(mut self, call: Duration, exec: Duration) -> Docker {
+        self.timeout = call;
+        self.exec_timeout = exec;
+        self
+    }
+
+    /// The time limit of a command run with [`Docker::exec`].
+    pub fn exec_timeout(&self) -> Duration {
+        self.exec_timeout
+    }
+
+    /// The endpoint in use, e.g. `unix:///var/run/docker.sock`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The per-call timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    async fn call<T, E: std::fmt::Display>(
+        &self,
+        operation: &str,
+        limit: Duration,
+        future: impl std::future::Future<Output = Result<T, E>>,
+        map: impl FnOnce(E) -> DockerError,
+    ) -> Result<T, DockerError> {
+        match tokio::time::timeout(limit, future).await {
+            Ok(result) => result.map_err(map),
+            Err(_) => Err(DockerError::Timeout {
+                operation: operation.to_string(),
+                seconds: limit.as_secs(),
+            }),
+        }
+    }
+
+    pub async fn info(&self) -> Result<EngineInfo, DockerError> {
+        let version = self
+            .call("version", self.timeout, self.client.version(), |e| {
+                failed("version", e)
+            })
+            .await?;
+        let info = self
+            .call("info", self.timeout, self.client.info(), |e| {
+                failed("info", e)
+            })
+            .await?;
+        let operating_system = info.operating_system.clone().unwrap_or_default();
+        let components: Vec<String> = version
+            .components
+            .iter()
+            .flatten()
+            .map(|c| c.name.to_ascii_lowercase())
+            .collect();
+        let security = info.security_options.clone().unwrap_or_default();
+        Ok(EngineInfo {
+            version: version.version.clone().unwrap_or_default(),
+            api_version: version.api_version.clone().unwrap_or_default(),
+            os: version
+                .os
+                .clone()
+                .or(info.os_type.clone())
+                .unwrap_or_default(),
+            arch: version
+                .arch
+                .clone()
+                .or(info.architecture.clone())
+                .unwrap_or_default(),
+            flavor: flavor(
+                &operating_system,
+                info.name.as_deref().unwrap_or(""),
+                &components,
+            ),
+            cgroup_version: info
+                .cgroup_version
+                .map(|v| v.to_string())
+                .and_then(|v| v.parse().ok()),
+            data_root: info.docker_root_dir.clone(),
+            cpus: info.ncpu.and_then(|n| u64::try_from(n).ok()),
+            memory_bytes: info.mem_total.and_then(|n| u64::try_from(n).ok()),
+            rootless: security.iter().any(|o| o.contains("name=rootless")),
+        })
+    }
+
+    /// Node containers of `cluster` (all kind clusters when `None`), running or not,
+    /// sorted by name.
+    pub async fn list_nodes(
+        &self,
+        cluster: Option<&str>,
+    ) -> Result<Vec<ObservedNode>, DockerError> {
+        let label = match cluster {
+            Some(name) => format!("{CLUSTER_LABEL}={name}"),
+            None => CLUSTER_LABEL.to_string(),
+        };
+        let filters = std::collections::HashMap::from([("label".to_string(), vec![label])]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let summaries = self
+            .call(
+                "list containers",
+                self.timeout,
+                self.client.list_containers(Some(options)),
+                |e| failed("list containers", e),
+            )
+            .await?;
+        let ids: Vec<String> = summaries.into_iter().filter_map(|s| s.id).collect();
+        let inspected = futures_util::future::join_all(ids.iter().map(|id| self.inspect(id))).await;
+        let mut nodes = Vec::new();
+        for result in inspected {
+            match result {
+                Ok(node) => nodes.push(node),
+                // Removed between the list and the inspect.
+                Err(DockerError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(nodes)
+    }
+
+    async fn inspect_response(
+        &self,
+        container: &str,
+    ) -> Result<bollard::models::ContainerInspectResponse, DockerError> {
+        self.call(
+            "inspect",
+            self.timeout,
+            self.client
+                .inspect_container(container, None::<InspectContainerOptions>),
+            |e| classify("inspect", container, e),
+        )
+        .await
+    }
+
+    /// One container, kind node or not.
+    pub async fn inspect(&self, container: &str) -> Result<ObservedNode, DockerError> {
+        let response = self.inspect_response(container).await?;
+        let labels: BTreeMap<String, String> = response
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let state = response
+            .state
+            .as_ref()
+            .and_then(|s| s.status)
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        let live_ports = observed_ports(
+            response
+                .network_settings
+                .as_ref()
+                .and_then(|n| n.ports.clone())
+                .unwrap_or_default(),
+        )
+        .into_iter()
+        // `{"HostIp": "", "HostPort": ""}` reports no binding.
+        .filter(|p| p.host_port != 0)
+        .collect();
+        let requested_ports = observed_ports(
+            response
+                .host_config
+                .as_ref()
+                .and_then(|h| h.port_bindings.clone())
+                .unwrap_or_default(),
+        );
+        let mounts = response
+            .mounts
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| ObservedMount {
+                source: m.source.or(m.name).unwrap_or_default(),
+                destination: m.destination.unwrap_or_default(),
+                read_only: !m.rw.unwrap_or(true),
+                propagation: m.propagation.unwrap_or_default(),
+                mode: m.mode.unwrap_or_default(),
+                kind: m.typ.map(|t| t.to_string()).unwrap_or_default(),
+            })
+            .collect();
+        Ok(ObservedNode {
+            name: response
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            cluster: labels.get(CLUSTER_LABEL).cloned().unwrap_or_default(),
+            role: labels.get(ROLE_LABEL).cloned().unwrap_or_default(),
+            state,
+            image: response
+                .config
+                .and_then(|c| c.image)
+                .or(response.image)
+                .unwrap_or_default(),
+            labels,
+            mounts,
+            ports: live_ports,
+            requested_ports,
+        })
+    }
+
+    /// The raw `docker inspect` JSON of a container, for failure bundles.
+    pub async fn inspect_json(&self, container: &str) -> Result<serde_json::Value, DockerError> {
+        let response = self.inspect_response(container).await?;
+        serde_json::to_value(response).map_err(|e| failed("inspect", e))
+    }
+
+    /// Runs `command` in `container`; a non-zero exit is an `Ok` with that code.
+    pub async fn exec(&self, container: &str, command: &[&str]) -> Result<ExecOutput, DockerError> {
+        self.run_exec(container, command, None).await
+    }
+
+    /// Like [`Docker::exec`], with `stdin` fed to the command.
+    pub async fn exec_with_stdin(
+        &self,
+        container: &str,
+        command: &[&str],
+        stdin: &[u8],
+    ) -> Result<ExecOutput, DockerError> {
+        self.run_exec(container, command, Some(stdin)).await
+    }
+
+    async fn run_exec(
+        &self,
+        container: &str,
+        command: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecOutput, DockerError> {
+        let options = CreateExecOptions {
+            cmd: Some(
+                command
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<String>>(),
+            ),
+            attach_stdin: Some(stdin.is_some()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let created = self
+            .call(
+                "exec",
+                self.timeout,
+                self.client.create_exec(container, options),
+                |e| classify("exec", container, e),
+            )
+            .await?;
+        let run = async {
+            let started = self
+                .client
+                .start_exec(&created.id, None)
+                .await
+                .map_err(|e| failed("exec", e))?;
+            let mut stdout = Vec::new();
+            let mut stderr = Vec::new();
+            if let StartExecResults::Attached {
+                mut output,
+                mut input,
+            } = started
+            {
+                if let Some(bytes) = stdin {
+                    input
+                        .write_all(bytes)
+                        .await
+                        .map_err(|e| failed("exec", e))?;
+                    input.shutdown().await.map_err(|e| failed("exec", e))?;
+                }
+                drop(input);
+                while let Some(chunk) = output.next().await {
+                    match chunk.map_err(|e| failed("exec", e))? {
+                        bollard::container::LogOutput::StdOut { message }
+                        | bollard::container::LogOutput::Console { message } => {
+                            stdout.extend_from_slice(&message)
+                        }
+                        bollard::container::LogOutput::StdErr { message } => {
+                            stderr.extend_from_slice(&message)
+                        }
+                        bollard::container::LogOutput::StdIn { .. } => {}
+                    }
+                }
+            }
+            let inspected = self
+                .client
+                .inspect_exec(&created.id)
+                .await
+                .map_err(|e| failed("exec", e))?;
+            Ok::<_, DockerError>(ExecOutput {
+                stdout: String::from_utf8_lossy(&stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&stderr).into_owned(),
+                exit_code: inspected.exit_code.unwrap_or(-1),
+            })
+        };
+        match tokio::time::timeout(self.exec_timeout, run).await {
+            Ok(result) => result,
+            Err(_) => Err(DockerError::Timeout {
+                operation: format!("exec {}", command.join(" ")),
+                seconds: self.exec_timeout.as_secs(),
+            }),
+        }
+    }
+
+    /// The running container publishing `host_port`/`protocol` (`tcp`, `udp`), if any.
+    pub async fn port_holder(
+        &self,
+        host_port: u16,
+        protocol: &str,
+    ) -> Result<Option<PortHolder>, DockerError> {
+        Ok(self
+            .published_ports()
+            .await?
+            .into_iter()
+            .find(|p| {
+                p.host_port == host_port
+                    && (p.protocol.is_empty() || p.protocol.eq_ignore_ascii_case(protocol))
+            })
+            .map(|p| PortHolder {
+                container: p.container,
+                cluster: p.cluster,
+            }))
+    }
+
+    /// Every host port the running containers publish. The daemon holds these
+    /// whether or not a proxy process listens on them (`userland-proxy: false`).
+    pub async fn published_ports(&self) -> Result<Vec<PublishedPort>, DockerError> {
+        let options = ListContainersOptionsBuilder::default().all(false).build();
+        let summaries = self
+            .call(
+                "list containers",
+                self.timeout,
+                self.client.list_containers(Some(options)),
+                |e| failed("list containers", e),
+            )
+            .await?;
+        let mut published = Vec::new();
+        for summary in summaries {
+            let name = summary
+                .names
+                .iter()
+                .flatten()
+                .next()
+                .map(|n| n.trim_start_matches('/').to_string())
+                .or(summary.id.clone())
+                .unwrap_or_default();
+            let cluster = summary
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(CLUSTER_LABEL).cloned());
+            for port in summary.ports.iter().flatten() {
+                let Some(host_port) = port.public_port.filter(|p| *p != 0) else {
+                    continue;
+                };
+                published.push(PublishedPort {
+                    container: name.clone(),
+                    cluster: cluster.clone(),
+                    host_ip: port.ip.clone().unwrap_or_default(),
+                    host_port,
+                    protocol: port
+                        .typ
+                        .map(|t| t.to_string().to_ascii_lowercase())
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        Ok(published)
+    }
+
+    /// The Kubernetes version a local node image carries in `/kind/version`: a
+    /// container is created from the image (never started), the file is copied
+    /// out through the archive API, and the container is removed.
+    pub async fn image_kubernetes_version(&self, image: &str) -> Result<ImageVersion, DockerError> {
+        match self
+            .call(
+                "inspect image",
+                self.timeout,
+                self.client.inspect_image(image),
+                |e| classify("inspect image", image, e),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(DockerError::NotFound(_)) => return Ok(ImageVersion::NotPresent),
+            Err(e) => return Err(e),
+        }
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(image.to_string()),
+            // Never run; an image without a command still needs one to be created.
+            cmd: Some(vec!["/kind/version".to_string()]),
+            network_disabled: Some(true),
+            ..Default::default()
+        };
+        let created = self
+            .call(
+                "create container",
+                self.timeout,
+                self.client
+                    .create_container(None::<CreateContainerOptions>, body),
+                |e| failed("create container", e),
+            )
+            .await?;
+        let read = self
+            .read_file(&created.id, KIND_VERSION_FILE, MAX_VERSION_FILE)
+            .await;
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        let removed = self
+            .call(
+                "remove container",
+                self.timeout,
+                self.client.remove_container(&created.id, Some(options)),
+                |e| classify("remove container", &created.id, e),
+            )
+            .await;
+        let text = match read {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                removed?;
+                return Ok(ImageVersion::NoVersionFile);
+            }
+            Err(e) => return Err(e),
+        };
+        removed?;
+        let version = String::from_utf8_lossy(&text).trim().to_string();
+        Ok(if version.is_empty() {
+            ImageVersion::NoVersionFile
+        } else {
+            ImageVersion::Version(version)
+        })
+    }
+
+    /// The regular file `path` in `container`, running or stopped, through Docker's
+    /// archive API (`GET /containers/{id}/archive`); `None` when the container or the
+    /// file does not exist. A file larger than `limit` bytes is an error.
+    pub async fn read_file(
+        &self,
+        container: &str,
+        path: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, DockerError> {
+        let options = DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        let download = async {
+            let mut stream = self
+                .client
+                .download_from_container(container, Some(options));
+            let mut archive = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                archive.extend_from_slice(&chunk?);
+                // A few 512-byte headers and the padding around the file.
+                if archive.len() > limit + 8 * 512 {
+                    break;
+                }
+            }
+            Ok::<_, bollard::errors::Error>(archive)
+        };
+        let archive = match self
+            .call("copy from container", self.timeout, download, |e| {
+                classify("copy from container", path, e)
+            })
+            .await
+        {
+            Ok(archive) => archive,
+            Err(DockerError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        first_file_in_tar(&archive, limit).map(Some).ok_or_else(|| {
+            failed(
+                "copy from container",
+                format!("{path} is not a regular file of at most {limit} bytes"),
+            )
+        })
+    }
+
+    pub async fn start(&self, container: &str) -> Result<(), DockerError> {
+        self.call(
+            "start",
+            self.timeout,
+            self.client
+                .start_container(container, None::<StartContainerOptions>),
+            |e| classify("start", container, e),
+        )
+        .await
+    }
+
+    pub async fn stop(&self, container: &str) -> Result<(), DockerError> {
+        let options = StopContainerOptionsBuilder::default().t(5).build();
+        self.call(
+            "stop",
+            self.timeout + Duration::from_secs(5),
+            self.client.stop_container(container, Some(options)),
+            |e| classify("stop", container, e),
+        )
+        .await
+    }
+}
+
+/// The contents of the first regular file of a tar archive (PAX and GNU long-name
+/// headers are read as such); `None` when there is none of at most `limit` bytes.
+fn first_file_in_tar(archive: &[u8], limit: usize) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(archive);
+    for entry in archive.entries().ok()? {
+        let entry = entry.ok()?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        if entry.size() > limit as u64 {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        entry.take(limit as u64).read_to_end(&mut bytes).ok()?;
+        return Some(bytes);
+    }
+    None
+}
+
+/// Docker's port map (`"80/tcp": [{"HostIp": ..., "HostPort": ...}]`), sorted.
+fn observed_ports(
+    map: std::collections::HashMap<String, Option<Vec<bollard::models::PortBinding>>>,
+) -> Vec<ObservedPort> {
+    let mut ports: Vec<ObservedPort> = map
+        .into_iter()
+        .flat_map(|(key, bindings)| {
+            let (port, protocol) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+            let container_port = port.parse::<u16>().unwrap_or(0);
+            let protocol = protocol.to_string();
+            bindings
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |b| ObservedPort {
+                    container_port,
+                    protocol: protocol.clone(),
+                    host_ip: b.host_ip.unwrap_or_default(),
+                    host_port: b.host_port.and_then(|p| p.parse().ok()).unwrap_or(0),
+                })
+        })
+        .collect();
+    ports.sort();
+    ports.dedup();
+    ports
+}
+
+/// Which product runs the engine, from what `docker info` and `docker version` say.
+pub fn flavor(operating_system: &str, name: &str, components: &[String]) -> EngineFlavor {
+    let os = operating_system.to_ascii_lowercase();
+    if os.contains("docker desktop") {
+        EngineFlavor::DockerDesktop
+    } else if components.iter().any(|c| c.contains("podman")) || os.contains("podman") {
+        EngineFlavor::Podman
+    } else if name.to_ascii_lowercase().starts_with("colima") || os.contains("colima") {
+        EngineFlavor::Colima
+    } else {
+        EngineFlavor::Native
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world(env: &[(&str, &str)], home: &Path) -> World {
+        World {
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            home: Some(home.to_path_buf()),
+            ..World::default()
+        }
+    }
+
+    #[test]
+    fn docker_host_wins() {
+        let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (endpoint, source) = resolve_endpoint(&world(
+            &[("DOCKER_HOST", "tcp://10.0.0.1:2375")],
+            home.path(),
+        ));
+        assert_eq!(endpoint, "tcp://10.0.0.1:2375");
+        assert_eq!(source, "DOCKER_HOST");
+    }
+
+    #[test]
+    fn current_context_endpoint_is_used() {
+        let home = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let docker = home.path().join(".docker");
+        let digest: String = Sha256::digest(b"colima")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let meta = docker.join("contexts/meta").join(digest);
+        std::fs::create_dir_all(&meta).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(docker.join("config.json"), r#"{"currentContext":"colima"}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            meta.join("meta.json"),
+            r#"{"Name":"colima","Endpoints":{"docker":{"Host":"unix:///home/u/.colima/default/docker.sock"}}}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (endpoint, source) = resolve_endpoint(&world(&[], home.path()));
+        assert_eq!(endpoint, "unix:///home/u/.colima/default/docker.sock");
+        assert!(source.contains("colima"));
+        // DOCKER_CONTEXT=default overrides the file and means the default socket.
+        let (endpoint, _) = resolve_endpoint(&world(&[("DOCKER_CONTEXT", "default")], home.path()));
+        assert_eq!(endpoint, DEFAULT_HOST);
+    }
+
+    fn port(container_port: u16, host_ip: &str, host_port: u16) -> ObservedPort {
+        ObservedPort {
+            container_port,
+            protocol: "tcp".into(),
+            host_ip: host_ip.into(),
+            host_port,
+        }
+    }
+
+    fn node(live: Vec<ObservedPort>, requested: Vec<ObservedPort>) -> ObservedNode {
+        ObservedNode {
+            name: "dev-worker".into(),
+            cluster: "dev".into(),
+            role: "worker".into(),
+            state: "running".into(),
+            image: "kindest/node:v1.36.1".into(),
+            labels: BTreeMap::new(),
+            mounts: Vec::new(),
+            ports: live,
+            requested_ports: requested,
+        }
+    }
+
+    const HTTP: WantedPort<'static> = WantedPort {
+        container_port: 80,
+        protocol: "tcp",
+        host_port: 8080,
+        listen_address: "127.0.0.1",
+    };
+
+    #[test]
+    fn a_binding_the_engine_reports_is_published() {
+        let linux = node(
+            vec![port(80, "127.0.0.1", 8080)],
+            vec![port(80, "127.0.0.1", 8080)],
+        );
+        assert_eq!(
+            linux.binding(&HTTP),
+            Binding::Published(port(80, "127.0.0.1", 8080))
+        );
+        // A wildcard reported as `0.0.0.0` and `::` (Docker Desktop 4.42+ adds the
+        // IPv6 one) matches a `0.0.0.0` listen address.
+        let any = WantedPort {
+            listen_address: "0.0.0.0",
+            ..HTTP
+        };
+        let dual = node(
+            vec![port(80, "0.0.0.0", 8080), port(80, "::", 8080)],
+            vec![port(80, "", 8080)],
+        );
+        assert!(matches!(dual.binding(&any), Binding::Published(_)));
+        // `hostPort: -1`: Docker picks; any reported host port will do.
+        let picked = WantedPort {
+            host_port: -1,
+            ..HTTP
+        };
+        let chosen = node(
+            vec![port(80, "127.0.0.1", 49153)],
+            vec![port(80, "127.0.0.1", 0)],
+        );
+        assert_eq!(
+            chosen.binding(&picked),
+            Binding::Published(port(80, "127.0.0.1", 49153))
+        );
+    }
+
+    #[test]
+    fn a_changed_host_ip_is_checked_against_what_the_container_was_created_with() {
+        // docker/for-mac#7737, #7742: the engine reports another address for the
+        // right host port; kind asked for the planned one.
+        let changed = node(
+            vec![port(80, "0.0.0.0", 8080)],
+            vec![port(80, "127.0.0.1", 8080)],
+        );
+        assert_eq!(
+            changed.binding(&HTTP),
+            Binding::Published(port(80, "127.0.0.1", 8080))
+        );
+        // Created with another address: real drift.
+        let other = node(
+            vec![port(80, "0.0.0.0", 8080)],
+            vec![port(80, "0.0.0.0", 8080)],
+        );
+        assert_eq!(other.binding(&HTTP), Binding::Missing);
+    }
+
+    #[test]
+    fn no_reported_binding_at_all_is_unconfirmed_not_missing() {
+        // docker/for-mac#7787: `NetworkSettings.Ports` has the port with empty
+        // HostIp/HostPort (dropped at inspect) or not at all.
+        let empty = node(Vec::new(), vec![port(80, "127.0.0.1", 8080)]);
+        assert_eq!(
+            empty.binding(&HTTP),
+            Binding::Unconfirmed(port(80, "127.0.0.1", 8080))
+        );
+        // Both views blank.
+        let blank = node(Vec::new(), vec![port(80, "", 0)]);
+        assert_eq!(blank.binding(&HTTP), Binding::Unconfirmed(port(80, "", 0)));
+        // The container was never created with the port: missing.
+        let never = node(Vec::new(), vec![port(443, "127.0.0.1", 8443)]);
+        assert_eq!(never.binding(&HTTP), Binding::Missing);
+        // Created with another host port: missing, whatever the engine reports.
+        let moved = node(Vec::new(), vec![port(80, "127.0.0.1", 9090)]);
+        assert_eq!(moved.binding(&HTTP), Binding::Missing);
+        // The engine reports another host port: missing.
+        let elsewhere = node(
+            vec![port(80, "127.0.0.1", 9090)],
+            vec![port(80, "127.0.0.1", 8080)],
+        );
+        assert_eq!(elsewhere.binding(&HTTP), Binding::Missing);
+        // Another protocol is another binding.
+        let udp = WantedPort {
+            protocol: "udp",
+            ..HTTP
+        };
+        assert_eq!(empty.binding(&udp), Binding::Missing);
+    }
+
+    /// A ustar header for `size` bytes of type `kind`.
+    fn archive(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        build(&mut builder);
+        builder.into_inner().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn append(builder: &mut tar::Builder<Vec<u8>>, path: &str, kind: tar::EntryType, data: &[u8]) {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(kind);
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, path, data)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn the_first_regular_file_of_a_tar_is_read_past_pax_headers() {
+        // What Docker's archive API sends (Go's archive/tar): PAX records first.
+        let with_pax = archive(|b| {
+            b.append_pax_extensions([("mtime", b"1700000000.123456789".as_slice())])
+                .unwrap_or_else(|e| panic!("{e}"));
+            append(b, "version", tar::EntryType::Regular, b"v1.20.2\n");
+        });
+        assert_eq!(
+            first_file_in_tar(&with_pax, 4096),
+            Some(b"v1.20.2\n".to_vec())
+        );
+        // Too large, a directory, or no archive at all: nothing.
+        assert_eq!(first_file_in_tar(&with_pax, 4), None);
+        let directory = archive(|b| append(b, "kind/", tar::EntryType::Directory, b""));
+        assert_eq!(first_file_in_tar(&directory, 4096), None);
+        assert_eq!(first_file_in_tar(b"not a tar", 4096), None);
+    }
+
+    #[test]
+    fn flavors() {
+        assert_eq!(
+            flavor("Docker Desktop", "docker-desktop", &[]),
+            EngineFlavor::DockerDesktop
+        );
+        assert_eq!(flavor("Ubuntu 24.04", "colima", &[]), EngineFlavor::Colima);
+        assert_eq!(
+            flavor("fedora", "host", &["podman engine".into()]),
+            EngineFlavor::Podman
+        );
+        assert_eq!(
+            flavor("Debian GNU/Linux 12 (bookworm)", "ci", &["engine".into()]),
+            EngineFlavor::Native
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! Pinned downloads: kind releases and add-on manifests, fetched once into the
+//! user's cache directory and used only when their SHA-256 matches the pin.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::core::error::Error;
+
+/// The kind release `--install-kind` installs, with the SHA-256 of each binary
+/// as published beside it (`kind-<os>-<arch>.sha256sum` on the release page).
+pub const KIND_RELEASE: &str = "v0.32.0";
+const KIND_CHECKSUMS: &[(&str, &str)] = &[
+    (
+        "linux-amd64",
+        "50030de23cf40a18505f20426f6a8506bedf13c6e509244bd1fa9463721b0f54",
+    ),
+    (
+        "linux-arm64",
+        "b92cd615e97585de8ddade28ed5cd7feb4248d717c233eea5b03c37298900f5d",
+    ),
+    (
+        "darwin-amd64",
+        "295ac6d0d634c9819c9907df45e3017d1f13166bd13c3404c45e79f7faa47498",
+    ),
+    (
+        "darwin-arm64",
+        "dca67911095a110c2b5c36e26df6cac860c602033e456c0db47be498cdef1ebb",
+    ),
+];
+const KIND_DOWNLOAD_BASE: &str = "https://github.com/kubernetes-sigs/kind/releases/download";
+/// Largest file devcluster downloads (kind is about 10 MiB).
+const MAX_DOWNLOAD: usize = 128 * 1024 * 1024;
+
+/// This machine's platform in kind's release naming, e.g. `linux-amd64`.
+pub fn platform() -> Option<&'static str> {
+    Some(match (std::env::consts::OS, std::env::consts::ARCH) {
+        ("linux", "x86_64") => "linux-amd64",
+        ("linux", "aarch64") => "linux-arm64",
+        ("macos", "x86_64") => "darwin-amd64",
+        ("macos", "aarch64") => "darwin-arm64",
+        _ => return None,
+    })
+}
+
+/// Where the pinned kind release for `platform` comes from, and its SHA-256.
+pub fn kind_release(platform: &str) -> Option<(String, &'static str)> {
+    let (_, sum) = KIND_CHECKSUMS.iter().find(|(p, _)| *p == platform)?;
+    Some((
+        format!("{KIND_DOWNLOAD_BASE}/{KIND_RELEASE}/kind-{platform}"),
+        sum,
+    ))
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Fetches `url` into `dest` unless a file whose SHA-256 is `sha256` is already
+/// there. A download with another checksum is an error and nothing is kept.
+pub async fn fetch_pinned(
+    url: &str,
+    sha256: &str,
+    dest: &Path,
+    executable: bool,
+) -> Result<PathBuf, Error> {
+    if let Ok(existing) = tokio::fs::read(dest).await
+        && sha256_hex(&existing) == sha256
+    {
+        return Ok(dest.to_path_buf());
+    }
+    crate::adapters::kube::cluster::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .connect_timeout(Duration::from_secs(15))
+        .build()
+        .map_err(|e| Error::failed("cannot set up downloads").cause(e))?;
+    let failed = |e: &dyn std::fmt::Display| {
+        Error::failed(format!("cannot download {url}"))
+            .cause(e.to_string())
+            .hint(format!(
+                "check the network, or copy {url} from a machine that can reach it to {} (used once its SHA-256 is {sha256}), then try again",
+                dest.display()
+            ))
+    };
+    let response = client.get(url).send().await.map_err(|e| failed(&e))?;
+    if !response.status().is_success() {
+        return Err(failed(&format!(
+            "the server answered {}",
+            response.status()
+        )));
+    }
+    if response
+        .content_length()
+        .is_some_and(|l| l as usize > MAX_DOWNLOAD)
+    {
+        return Err(failed(&"the file is larger than expected"));
+    }
+    let bytes = response.bytes().await.map_err(|e| failed(&e))?;
+    if bytes.len() > MAX_DOWNLOAD {
+        return Err(failed(&"the file is larger than expected"));
+    }
+    let actual = sha256_hex(&bytes);
+    if actual != sha256 {
+        return Err(
+            Error::failed(format!("the download from {url} has the wrong checksum"))
+                .cause(format!("expected SHA-256 {sha256}, got {actual}"))
+                .hint(
+                    "nothing was kept; the file may have been tampered with or replaced upstream",
+                ),
+        );
+    }
+    let dir = dest
+        .parent()
+        .ok_or_else(|| Error::failed(format!("`{}` has no directory", dest.display())))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::failed(format!("cannot create {}", dir.display())).cause(e))?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| Error::failed(format!("cannot write into {}", dir.display())).cause(e))?;
+    file.write_all(&bytes)
+        .map_err(|e| Error::failed(format!("cannot write into {}", dir.display())).cause(e))?;
+    #[cfg(unix)]
+    if executable {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| Error::failed("cannot make the download executable").cause(e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = executable;
+    file.persist(dest)
+        .map_err(|e| Error::failed(format!("cannot write {}", dest.display())).cause(e.error))?;
+    Ok(dest.to_path_buf())
+}

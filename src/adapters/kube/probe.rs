@@ -1,0 +1,819 @@
+//! What `devcluster verify` asks of a cluster's API: nodes with their taints, a
+//! temporary namespace, probe pods pinned to one node each, ConfigMaps, claims, and
+//! what the scheduler and kubelet said about them (events).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Event, Namespace, Node, PersistentVolumeClaim, Pod, Service, ServiceAccount,
+};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
+use serde_json::{Value, json};
+
+use crate::adapters::kube::Refusal;
+use crate::core::error::Error;
+use crate::core::plan::{Taint, TaintEffect};
+
+/// Label on everything verify creates.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "devcluster");
+/// Pod Security admission's namespace labels, all set to `privileged` on the probe
+/// namespace: hostPath probes are refused at `baseline` and `restricted`, the
+/// levels hardened clusters enforce by default.
+pub const POD_SECURITY_LABELS: [&str; 3] = [
+    "pod-security.kubernetes.io/enforce",
+    "pod-security.kubernetes.io/audit",
+    "pod-security.kubernetes.io/warn",
+];
+/// How long a waiting pull counts as one failed retry: longer than the kubelet's
+/// first image back-off (10 s, `pkg/kubelet/images/image_manager.go`).
+const PULL_BACK_OFF: Duration = Duration::from_secs(15);
+const POLL: Duration = Duration::from_millis(500);
+
+/// A node as verification needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeNode {
+    pub name: String,
+    pub taints: Vec<Taint>,
+    pub unschedulable: bool,
+    pub ready: bool,
+    /// InternalIP and Hostname addresses.
+    pub addresses: Vec<String>,
+}
+
+/// Where a probe volume comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeSource {
+    /// `hostPath` with type `Directory` or `File`.
+    HostPath {
+        path: String,
+        file: bool,
+    },
+    /// One ConfigMap key.
+    ConfigMap {
+        name: String,
+    },
+    Claim {
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeVolume {
+    pub source: VolumeSource,
+    pub mount_path: String,
+    pub sub_path: Option<String>,
+    pub read_only: bool,
+}
+
+/// A probe pod: one node, one script, a few volumes, nothing more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbePod {
+    pub name: String,
+    pub node: Option<String>,
+    /// Pin through the scheduler (a `kubernetes.io/hostname` selector) rather than
+    /// `nodeName`: claims that wait for their first consumer are provisioned only
+    /// for pods the scheduler places, and ReadWriteOncePod is enforced there.
+    pub via_scheduler: bool,
+    pub tolerations: Vec<Taint>,
+    pub image: String,
+    pub pull_policy: String,
+    pub script: String,
+    pub volumes: Vec<ProbeVolume>,
+    /// hostPath writes need root in the pod (the host directory is root-owned);
+    /// every other probe runs as a non-root user.
+    pub run_as_root: bool,
+    /// Keep stdin open, so a shell can wait on it without a `sleep` binary.
+    pub stdin: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// How a probe pod ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PodOutcome {
+    /// `Succeeded`, `Failed`, `Pending`, `Running`, or `Timeout`.
+    pub phase: String,
+    pub exit_code: Option<i32>,
+    pub logs: String,
+    /// The pod's events, oldest first, as `Reason: message`.
+    pub events: Vec<String>,
+    /// The container's waiting/terminated reason and message, if any.
+    pub reason: String,
+    /// Set when the pod can never get further (an image that cannot be pulled, a
+    /// container the runtime cannot create, a hostPath of the wrong type): the
+    /// kubelet's own words. The wait ended there instead of at the deadline.
+    pub stuck: Option<String>,
+}
+
+impl PodOutcome {
+    pub fn succeeded(&self) -> bool {
+        self.phase == "Succeeded" && self.exit_code == Some(0)
+    }
+}
+
+/// The API of one cluster, for probes.
+#[derive(Clone)]
+pub struct ProbeApi {
+    client: kube::Client,
+    /// The API server's URL from the kubeconfig, named when it cannot be reached.
+    server: Option<String>,
+}
+
+/// The `server:` URL of the kubeconfig's cluster for `context` (the current context
+/// when `None`), for error messages; `None` when the text does not say.
+pub fn server_url(kubeconfig: &str, context: Option<&str>) -> Option<String> {
+    let parsed = kube::config::Kubeconfig::from_yaml(kubeconfig).ok()?;
+    let context_name = context
+        .map(str::to_string)
+        .or_else(|| parsed.current_context.clone())?;
+    let cluster_name = parsed
+        .contexts
+        .iter()
+        .find(|c| c.name == context_name)?
+        .context
+        .as_ref()?
+        .cluster
+        .clone();
+    parsed
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster_name)?
+        .cluster
+        .as_ref()?
+        .server
+        .clone()
+}
+
+/// A failed API call as people read it: RBAC denials name the verb, resource and
+/// namespace (with the `kubectl auth can-i` line to check), unreachable servers
+/// name their URL.
+fn api_error(
+    server: Option<&str>,
+    verb: &str,
+    resource: &str,
+    namespace: Option<&str>,
+    error: kube::Error,
+) -> Error {
+    let (scope, flag) = match namespace {
+        Some(namespace) => (
+            format!(" in namespace {namespace}"),
+            format!(" -n {namespace}"),
+        ),
+        None => (String::new(), String::new()),
+    };
+    match &error {
+        // Webhook denials come as 400 unless the webhook sets a code
+        // (apiserver `admission/plugin/webhook/errors/statuserror.go`).
+        kube::Error::Api(status)
+            if status.code == 403 || Refusal::of(&status.message) == Refusal::Webhook =>
+        {
+            let refusal = Refusal::of(&status.message);
+            let hint = match refusal {
+                Refusal::Rbac => format!(
+                    "grant this user `{verb}` on `{resource}` (or use a cluster-admin kubeconfig); `kubectl auth can-i {verb} {resource}{flag}` checks it"
+                ),
+                Refusal::PodSecurity => "the probes mount hostPath volumes, which need the `privileged` Pod Security level; devcluster labels its namespace `pod-security.kubernetes.io/enforce=privileged`, so a cluster-wide exemption or policy overrides that label: ask the cluster's admin".to_string(),
+                Refusal::Webhook => "the webhook named above rejects the probe; exempt namespaces labelled `app.kubernetes.io/managed-by=devcluster` from it, or ask the cluster's admin".to_string(),
+                Refusal::ServiceAccountMissing => "the ServiceAccount controller (kube-controller-manager) creates it moments after the namespace; if it never does, look at `kubectl -n kube-system get pods`".to_string(),
+                Refusal::Other => "an admission plugin or policy of the cluster refuses it; the message above names it".to_string(),
+            };
+            Error::failed(format!(
+                "cannot {verb} {resource}{scope}: {}",
+                refusal.why()
+            ))
+            .cause(status.message.clone())
+            .hint(hint)
+        }
+        kube::Error::HyperError(_) | kube::Error::Service(_) => Error::failed(format!(
+            "cannot reach the API server at {} (to {verb} {resource}{scope})",
+            server.unwrap_or("the kubeconfig's address")
+        ))
+        .cause(error)
+        .hint("check the kubeconfig and that the cluster is running (`kubectl cluster-info`)"),
+        _ => Error::failed(format!("cannot {verb} {resource}{scope}")).cause(error),
+    }
+}
+
+fn is_status(error: &kube::Error, code: u16) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == code)
+}
+
+impl ProbeApi {
+    pub fn new(client: kube::Client) -> ProbeApi {
+        ProbeApi {
+            client,
+            server: None,
+        }
+    }
+
+    /// The same API, naming `server` (see [`server_url`]) when it cannot be reached.
+    pub fn with_server(mut self, server: Option<String>) -> ProbeApi {
+        self.server = server;
+        self
+    }
+
+    fn error(&self, verb: &str, resource: &str, error: kube::Error) -> Error {
+        api_error(self.server.as_deref(), verb, resource, None, error)
+    }
+
+    fn error_in(&self, namespace: &str, verb: &str, resource: &str, error: kube::Error) -> Error {
+        api_error(
+            self.server.as_deref(),
+            verb,
+            resource,
+            Some(namespace),
+            error,
+        )
+    }
+
+    /// `major.minor` of the API server.
+    pub async fn server_version(&self) -> Result<(u32, u32), Error> {
+        let info = self
+            .client
+            .apiserver_version()
+            .await
+            .map_err(|e| self.error("get", "/version", e))?;
+        let major = info.major.trim_end_matches('+').parse().unwrap_or(1);
+        let minor = info.minor.trim_end_matches('+').parse().unwrap_or(0);
+        Ok((major, minor))
+    }
+
+    pub async fn nodes(&self) -> Result<Vec<ProbeNode>, Error> {
+        let api: Api<Node> = Api::all(self.client.clone());
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| self.error("list", "nodes", e))?;
+        let mut nodes: Vec<ProbeNode> = list
+            .items
+            .into_iter()
+            .map(|node| {
+                let spec = node.spec.unwrap_or_default();
+                let status = node.status.unwrap_or_default();
+                ProbeNode {
+                    name: node.metadata.name.unwrap_or_default(),
+                    taints: spec
+                        .taints
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|t| {
+                            let effect = match t.effect.as_str() {
+                                "NoSchedule" => TaintEffect::NoSchedule,
+                                "PreferNoSchedule" => TaintEffect::PreferNoSchedule,
+                                "NoExecute" => TaintEffect::NoExecute,
+                                _ => return None,
+                            };
+                            Some(Taint {
+                                key: t.key,
+                                value: t.value.filter(|v| !v.is_empty()),
+                                effect,
+                                implicit: false,
+                            })
+                        })
+                        .collect(),
+                    unschedulable: spec.unschedulable.unwrap_or(false),
+                    ready: status
+                        .conditions
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "True"),
+                    addresses: status
+                        .addresses
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|a| a.address)
+                        .collect(),
+                }
+            })
+            .collect();
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(nodes)
+    }
+
+    pub async fn create_namespace(&self, name: &str) -> Result<(), Error> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let mut labels = serde_json::Map::new();
+        labels.insert(MANAGED_BY.0.into(), json!(MANAGED_BY.1));
+        for label in POD_SECURITY_LABELS {
+            labels.insert(label.into(), json!("privileged"));
+        }
+        let namespace: Namespace = from_json(json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": labels}
+        }))?;
+        api.create(&PostParams::default(), &namespace)
+            .await
+            .map_err(|e| self.error("create", "namespaces", e))?;
+        Ok(())
+    }
+
+    /// Waits for the namespace's `default` ServiceAccount, which the ServiceAccount
+    /// controller creates asynchronously after the namespace: until it exists the
+    /// ServiceAccount admission plugin refuses every pod with 403. When this user
+    /// may not read ServiceAccounts, returns at once (pod creation retries instead).
+    pub async fn wait_default_service_account(
+        &self,
+        namespace: &str,
+        deadline: Instant,
+    ) -> Result<(), Error> {
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
+        loop {
+            match api.get_opt("default").await {
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) => {}
+                Err(e) if is_status(&e, 403) => return Ok(()),
+                Err(e) => return Err(self.error_in(namespace, "get", "serviceaccounts", e)),
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::failed(format!(
+                    "the `default` ServiceAccount of namespace {namespace} did not appear in time"
+                ))
+                .hint("the ServiceAccount controller (kube-controller-manager) creates it; look at `kubectl -n kube-system get pods`"));
+            }
+            tokio::time::sleep(
+                Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now())),
+            )
+            .await;
+        }
+    }
+
+    /// Node ports Services of the cluster hold, as `(port, "namespace/name")`.
+    pub async fn node_ports_in_use(&self) -> Result<Vec<(u16, String)>, Error> {
+        let api: Api<Service> = Api::all(self.client.clone());
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| self.error("list", "services", e))?;
+        let mut ports = Vec::new();
+        for service in list.items {
+            let name = format!(
+                "{}/{}",
+                service.metadata.namespace.unwrap_or_default(),
+                service.metadata.name.unwrap_or_default()
+            );
+            for port in service.spec.and_then(|s| s.ports).unwrap_or_default() {
+                if let Some(node_port) = port.node_port.and_then(|p| u16::try_from(p).ok()) {
+                    ports.push((node_port, name.clone()));
+                }
+            }
+        }
+        Ok(ports)
+    }
+
+    /// Deletes the namespace and everything in it; a missing one is fine.
+    pub async fn delete_namespace(&self, name: &str) -> Result<(), Error> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_status(&e, 404) => Ok(()),
+            Err(e) => Err(self.error("delete", "namespaces", e)),
+        }
+    }
+
+    pub async fn create_config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+        data: BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+        let config_map: ConfigMap = from_json(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace, "labels": {MANAGED_BY.0: MANAGED_BY.1}},
+            "data": data
+        }))?;
+        api.create(&PostParams::default(), &config_map)
+            .await
+            .map_err(|e| self.error_in(namespace, "create", "configmaps", e))?;
+        Ok(())
+    }
+
+    /// The default StorageClass's name, if the cluster has one.
+    pub async fn default_storage_class(&self) -> Result<Option<String>, Error> {
+        let api: Api<StorageClass> = Api::all(self.client.clone());
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| self.error("list", "storageclasses", e))?;
+        Ok(list.items.into_iter().find_map(|class| {
+            let annotations = class.metadata.annotations.unwrap_or_default();
+            let default = [
+                "storageclass.kubernetes.io/is-default-class",
+                "storageclass.beta.kubernetes.io/is-default-class",
+            ]
+            .iter()
+            .any(|key| annotations.get(*key).is_some_and(|v| v == "true"));
+            default.then(|| class.metadata.name.unwrap_or_default())
+        }))
+    }
+
+    /// Creates a 16 MiB claim. `Ok(false)` when the API rejects the access mode.
+    pub async fn create_claim(
+        &self,
+        namespace: &str,
+        name: &str,
+        class: &str,
+        access_mode: &str,
+    ) -> Result<bool, Error> {
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), namespace);
+        let claim: PersistentVolumeClaim = from_json(json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "namespace": namespace, "labels": {MANAGED_BY.0: MANAGED_BY.1}},
+            "spec": {"accessModes": [access_mode], "storageClassName": class, "resources": {"requests": {"storage": "16Mi"}}}
+        }))?;
+        match api.create(&PostParams::default(), &claim).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_status(&e, 422) => Ok(false),
+            Err(e) => Err(self.error_in(namespace, "create", "persistentvolumeclaims", e)),
+        }
+    }
+
+    /// The image of local-path-provisioner's helper pod, which kind node images
+    /// preload (`local-path-storage/local-path-config`, key `helperPod.yaml`).
+    pub async fn helper_image(&self) -> Result<Option<String>, Error> {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), "local-path-storage");
+        let config_map = match api.get_opt("local-path-config").await {
+            Ok(c) => c,
+            Err(e) if is_status(&e, 403) => return Ok(None),
+            Err(e) => return Err(self.error_in("local-path-storage", "get", "configmaps", e)),
+        };
+        let helper = config_map
+            .and_then(|c| c.data)
+            .and_then(|d| d.get("helperPod.yaml").cloned());
+        let Some(helper) = helper else {
+            return Ok(None);
+        };
+        let pod: Value = crate::core::yaml::from_str(&helper).unwrap_or(Value::Null);
+        Ok(pod
+            .pointer("/spec/containers/0/image")
+            .and_then(Value::as_str)
+            .map(str::to_string))
+    }
+
+    /// Pods in `namespace` that are Pending, with their scheduler message.
+    pub async fn pending_pods(&self, namespace: &str) -> Result<Vec<(String, String)>, Error> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let list = match api.list(&ListParams::default()).await {
+            Ok(list) => list,
+            Err(e) if is_status(&e, 403) || is_status(&e, 404) => return Ok(Vec::new()),
+            Err(e) => return Err(self.error_in(namespace, "list", "pods", e)),
+        };
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending"))
+            .map(|p| {
+                let message = p
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+                    .and_then(|c| c.message)
+                    .unwrap_or_default();
+                (p.metadata.name.unwrap_or_default(), message)
+            })
+            .collect())
+    }
+
+    /// Creates the probe pod.
+    pub async fn create_pod(&self, namespace: &str, probe: &ProbePod) -> Result<(), Error> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let pod: Pod = from_json(pod_manifest(namespace, probe))?;
+        // A namespace's `default` ServiceAccount may still be on its way (see
+        // `wait_default_service_account`): that refusal is retried for a while.
+        let patience = Instant::now() + Duration::from_secs(10);
+        loop {
+            match api.create(&PostParams::default(), &pod).await {
+                Ok(_) => return Ok(()),
+                Err(kube::Error::Api(status))
+                    if status.code == 403
+                        && Refusal::of(&status.message) == Refusal::ServiceAccountMissing
+                        && Instant::now() < patience =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(self.error_in(namespace, "create", "pods", e)),
+            }
+        }
+    }
+
+    /// Waits until the pod has finished (or, with `until_running`, is Running), or
+    /// the deadline; then collects its logs, exit code and events.
+    pub async fn wait_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        deadline: Instant,
+        until_running: bool,
+    ) -> Result<PodOutcome, Error> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let mut outcome = PodOutcome::default();
+        let mut pull = PullWatch::default();
+        loop {
+            let pod = api
+                .get_opt(name)
+                .await
+                .map_err(|e| self.error_in(namespace, "get", "pods", e))?;
+            let status = pod.and_then(|p| p.status).unwrap_or_default();
+            let phase = status.phase.clone().unwrap_or_else(|| "Pending".into());
+            let container = status
+                .container_statuses
+                .unwrap_or_default()
+                .into_iter()
+                .next();
+            let state = container.and_then(|c| c.state);
+            if let Some(terminated) = state.as_ref().and_then(|s| s.terminated.as_ref()) {
+                outcome.exit_code = Some(terminated.exit_code);
+                outcome.reason =
+                    join_reason(terminated.reason.as_deref(), terminated.message.as_deref());
+            } else if let Some(waiting) = state.as_ref().and_then(|s| s.waiting.as_ref()) {
+                outcome.reason = join_reason(waiting.reason.as_deref(), waiting.message.as_deref());
+                if pull.hopeless(waiting.reason.as_deref().unwrap_or(""), Instant::now()) {
+                    outcome.stuck = Some(outcome.reason.clone());
+                }
+            } else if outcome.reason.is_empty() {
+                outcome.reason = status
+                    .conditions
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+                    .map(|c| join_reason(c.reason.as_deref(), c.message.as_deref()))
+                    .unwrap_or_default();
+            }
+            outcome.phase = phase.clone();
+            let done = matches!(phase.as_str(), "Succeeded" | "Failed")
+                || (until_running && phase == "Running");
+            if done {
+                break;
+            }
+            if phase == "Pending" && outcome.stuck.is_none() {
+                // A hostPath of the wrong type is reported only as an event; the
+                // kubelet retries the mount forever (`volume/hostpath/host_path.go`,
+                // `checkType`: "hostPath type check failed").
+                let events = self
+                    .events(namespace, "Pod", name)
+                    .await
+                    .unwrap_or_default();
+                outcome.stuck = events.into_iter().find(|e| {
+                    e.starts_with("FailedMount:") && e.contains("hostPath type check failed")
+                });
+            }
+            if outcome.stuck.is_some() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                outcome.phase = if phase == "Pending" || phase == "Running" {
+                    "Timeout".into()
+                } else {
+                    phase
+                };
+                break;
+            }
+            tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
+        }
+        if outcome.phase != "Timeout" || outcome.exit_code.is_some() {
+            outcome.logs = api
+                .logs(name, &LogParams::default())
+                .await
+                .unwrap_or_default();
+        }
+        outcome.events = self
+            .events(namespace, "Pod", name)
+            .await
+            .unwrap_or_default();
+        Ok(outcome)
+    }
+
+    /// Events about one object, oldest first, as `Reason: message`.
+    pub async fn events(
+        &self,
+        namespace: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<Vec<String>, Error> {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        let params = ListParams::default().fields(&format!(
+            "involvedObject.kind={kind},involvedObject.name={name}"
+        ));
+        let list = api
+            .list(&params)
+            .await
+            .map_err(|e| self.error_in(namespace, "list", "events", e))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some(name))
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e.reason.unwrap_or_default(),
+                    e.message.unwrap_or_default()
+                )
+            })
+            .collect())
+    }
+
+    /// The UID of a claim (the volume provisioned for it is `pvc-<UID>`).
+    pub async fn claim_uid(&self, namespace: &str, name: &str) -> Option<String> {
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), namespace);
+        api.get_opt(name).await.ok().flatten()?.metadata.uid
+    }
+
+    /// Events in `namespace` with `reason`, as `(object name, message)`, oldest first.
+    pub async fn namespace_events(
+        &self,
+        namespace: &str,
+        reason: &str,
+    ) -> Result<Vec<(String, String)>, Error> {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        let list = match api.list(&ListParams::default()).await {
+            Ok(list) => list,
+            Err(e) if is_status(&e, 403) || is_status(&e, 404) => return Ok(Vec::new()),
+            Err(e) => return Err(self.error_in(namespace, "list", "events", e)),
+        };
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .map(|e| {
+                (
+                    e.involved_object.name.unwrap_or_default(),
+                    e.message.unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
+    /// Names of the pods in `namespace`.
+    pub async fn pod_names(&self, namespace: &str) -> Result<Vec<String>, Error> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| self.error_in(namespace, "list", "pods", e))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect())
+    }
+
+    /// A pod's logs (empty when it has none yet).
+    pub async fn logs(&self, namespace: &str, pod: &str) -> Result<String, Error> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        api.logs(pod, &LogParams::default())
+            .await
+            .map_err(|e| self.error_in(namespace, "get", "pods/log", e))
+    }
+
+    /// Creates a Service (and, with a host, an Ingress) for the echo backend.
+    pub async fn create_echo_routes(
+        &self,
+        namespace: &str,
+        documents: &[Value],
+    ) -> Result<(), Error> {
+        for document in documents {
+            match document.get("kind").and_then(Value::as_str) {
+                Some("Service") => {
+                    let api: Api<Service> = Api::namespaced(self.client.clone(), namespace);
+                    api.create(&PostParams::default(), &from_json(document.clone())?)
+                        .await
+                        .map_err(|e| self.error_in(namespace, "create", "services", e))?;
+                }
+                Some("Ingress") => {
+                    let api: Api<Ingress> = Api::namespaced(self.client.clone(), namespace);
+                    api.create(&PostParams::default(), &from_json(document.clone())?)
+                        .await
+                        .map_err(|e| self.error_in(namespace, "create", "ingresses", e))?;
+                }
+                other => {
+                    return Err(Error::failed(format!(
+                        "unexpected object {other:?} in the echo template"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decides when a container's waiting reason means it will never start. The
+/// kubelet retries image pulls forever with a growing back-off (ErrImagePull,
+/// then ImagePullBackOff, then ErrImagePull again): a pull that failed again after
+/// its first back-off will not succeed by itself. A missing image under
+/// `imagePullPolicy: Never`, an invalid image name and a container the runtime
+/// cannot create are final at once (`pkg/kubelet/images/types.go`,
+/// `pkg/kubelet/container/sync_result.go`).
+#[derive(Debug, Default)]
+struct PullWatch {
+    backed_off_since: Option<Instant>,
+}
+
+impl PullWatch {
+    fn hopeless(&mut self, reason: &str, now: Instant) -> bool {
+        match reason {
+            "ErrImageNeverPull"
+            | "InvalidImageName"
+            | "CreateContainerError"
+            | "CreateContainerConfigError" => true,
+            "ImagePullBackOff" => {
+                let since = *self.backed_off_since.get_or_insert(now);
+                now.duration_since(since) >= PULL_BACK_OFF
+            }
+            "ErrImagePull" => self.backed_off_since.is_some(),
+            _ => false,
+        }
+    }
+}
+
+fn join_reason(reason: Option<&str>, message: Option<&str>) -> String {
+    match (reason, message) {
+        (Some(r), Some(m)) if !m.is_empty() => format!("{r}: {m}"),
+        (Some(r), _) => r.to_string(),
+        (None, Some(m)) => m.to_string(),
+        (None, None) => String::new(),
+    }
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Error> {
+    serde_json::from_value(value).map_err(|e| Error::failed("cannot build a probe object").cause(e))
+}
+
+/// The probe pod as JSON. Only fields Kubernetes 1.20 already had.
+pub fn pod_manifest(namespace: &str, probe: &ProbePod) -> Value {
+    let tolerations: Vec<Value> = probe
+        .tolerations
+        .iter()
+        .map(|t| match &t.value {
+            Some(value) => json!({"key": t.key, "operator": "Equal", "value": value, "effect": t.effect.as_str()}),
+            None => json!({"key": t.key, "operator": "Exists", "effect": t.effect.as_str()}),
+        })
+        .collect();
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    for (index, volume) in probe.volumes.iter().enumerate() {
+        let name = format!("v{index}");
+        let source = match &volume.source {
+            VolumeSource::HostPath { path, file } => {
+                json!({"hostPath": {"path": path, "type": if *file { "File" } else { "Directory" }}})
+            }
+            VolumeSource::ConfigMap { name } => json!({"configMap": {"name": name}}),
+            VolumeSource::Claim { name } => json!({"persistentVolumeClaim": {"claimName": name}}),
+        };
+        let mut volume_json = json!({"name": name});
+        if let (Some(object), Some(source)) = (volume_json.as_object_mut(), source.as_object()) {
+            object.extend(source.clone());
+        }
+        volumes.push(volume_json);
+        let mut mount =
+            json!({"name": name, "mountPath": volume.mount_path, "readOnly": volume.read_only});
+        if let (Some(sub_path), Some(object)) = (&volume.sub_path, mount.as_object_mut()) {
+            object.insert("subPath".into(), json!(sub_path));
+        }
+        mounts.push(mount);
+    }
+    let security = if probe.run_as_root {
+        json!({"allowPrivilegeEscalation": false, "privileged": false, "capabilities": {"drop": ["ALL"], "add": ["DAC_OVERRIDE", "CHOWN", "FOWNER"]}})
+    } else {
+        json!({"allowPrivilegeEscalation": false, "privileged": false, "runAsNonRoot": true, "runAsUser": 65534, "runAsGroup": 65534, "capabilities": {"drop": ["ALL"]}})
+    };
+    let mut labels = probe.labels.clone();
+    labels.insert(MANAGED_BY.0.into(), MANAGED_BY.1.into());
+    let mut spec = json!({
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": 0,
+        "automountServiceAccountToken": false,
+        "enableServiceLinks": false,
+        "tolerations": tolerations,
+        "containers": [{
+            "name": "probe",
+            "image": probe.image,
+            "imagePullPolicy": probe.pull_policy,
+            "command": ["sh", "-c", probe.script],
+            "stdin": probe.stdin,
+            "securityContext": security,
+            "resources": {"requests": {"cpu": "5m", "memory": "8Mi"}, "limits": {"cpu": "100m", "memory": "32Mi"}},
+            "volumeMounts": mounts
+        }],
+        "volumes": volumes
+    });
+    if let (Some(node), Some(object)) = (&probe.node, spec.as_object_mut()) {
+        if probe.via_scheduler {
+            object.insert(
+                "nodeSelector".into(),
+                json!({"kubernetes.io/hostname": node}),
+            );
+        } else {
+            object.insert("nodeName".into(), json!(node));
+        }
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": probe.name, "namespace": namespace, "labels": labels},
+        "spec": spec
+    })
+}

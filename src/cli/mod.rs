@@ -1,0 +1,420 @@
+//! The command line: flags, dispatch, and the one place errors become exit codes.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::adapters::world::World;
+use crate::core::error::{Error, ExitCode, Result};
+use crate::core::kindconfig;
+use crate::core::profile;
+use crate::operations::context::App;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "devcluster",
+    version,
+    about = "Local Kubernetes clusters on kind, correct by construction and proven from inside real pods",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create (or reuse) the cluster a profile describes, then verify it.
+    Up(UpArgs),
+    /// Delete a cluster devcluster created.
+    Down(DownArgs),
+    /// Show a cluster's nodes, mounts and ports as Docker sees them, and any drift.
+    Status(StatusArgs),
+    /// Prove mounts, subPath, storage and ports from inside real pods.
+    Verify(VerifyArgs),
+    /// Check this machine before creating a cluster.
+    Doctor(DoctorArgs),
+    /// Print the kind config a profile turns into.
+    Plan(PlanArgs),
+    /// List or show the built-in profiles.
+    #[command(subcommand)]
+    Profiles(ProfilesCommand),
+    /// Print the JSON Schema of the profile format.
+    Schema,
+}
+
+/// Output format for commands that print data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Output {
+    /// Human-readable (YAML for `plan`).
+    #[default]
+    Text,
+    /// JSON on stdout, stable for scripts.
+    Json,
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct ProfileArgs {
+    /// A built-in profile name or a profile file. Default: `devcluster.yaml` in this
+    /// directory or a parent, else `single`.
+    #[arg(long, short = 'p', value_name = "NAME|PATH")]
+    pub profile: Option<String>,
+    /// Cluster name, overriding the profile's.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    /// `text` prints the kind config YAML; `json` prints the plan.
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfilesCommand {
+    /// List the built-in profiles.
+    List,
+    /// Print a built-in profile's YAML.
+    Show {
+        /// Profile name, e.g. `ingress`.
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    /// Delete and recreate the cluster when it differs from the plan (or has no
+    /// devcluster record).
+    #[arg(long)]
+    pub recreate: bool,
+    /// Keep the nodes of a failed create for debugging.
+    #[arg(long)]
+    pub retain: bool,
+    /// Skip the verification step.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// One deadline for waiting on nodes, add-ons and verification, e.g. `5m`, `90s`.
+    /// It starts when `kind create cluster` returns.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// How long `kind create cluster` may take (a cold first run pulls a large node
+    /// image).
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    pub create_timeout: std::time::Duration,
+    /// How long to wait for another devcluster run on the same cluster to finish.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
+    /// Write the cluster's kubeconfig here only; the user's kubeconfig is left alone.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Answer yes to the recreate question.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Download the pinned kind release into the cache when kind is missing.
+    #[arg(long)]
+    pub install_kind: bool,
+    /// Image for verify's probe pods. Default on kind: the image preloaded on the nodes.
+    #[arg(long, value_name = "IMAGE")]
+    pub probe_image: Option<String>,
+    /// Pull policy for verify's probe and echo images.
+    #[arg(long, value_enum)]
+    pub image_pull_policy: Option<PullPolicy>,
+    /// Image for verify's echo backend (needs busybox's `httpd`). Default:
+    /// `--probe-image`, else a pinned busybox.
+    #[arg(long, value_name = "IMAGE")]
+    pub echo_image: Option<String>,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: Output,
+}
+
+impl Default for UpArgs {
+    /// The flags' defaults, for library callers and tests.
+    fn default() -> UpArgs {
+        let defaults = Cli::parse_from(["devcluster", "up"]);
+        match defaults.command {
+            Command::Up(args) => args,
+            _ => unreachable!("`devcluster up` parses as the up command"),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Cluster name. Default: the profile's (see `--profile`).
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    /// Delete every cluster devcluster created.
+    #[arg(long)]
+    pub all: bool,
+    /// Write nothing to the user's kubeconfig; clean this one instead.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    /// Verify the cluster this kubeconfig reaches (default: `KUBECONFIG`, then
+    /// `~/.kube/config`), even one devcluster did not create.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// A host path to prove from pods on nodes that run on this machine (repeatable).
+    #[arg(long = "host-path", value_name = "PATH")]
+    pub host_paths: Vec<PathBuf>,
+    /// The StorageClass to prove. Default: the cluster's default class.
+    #[arg(long, value_name = "NAME")]
+    pub storage_class: Option<String>,
+    /// Image for probe pods. Default on kind: the image preloaded on the nodes.
+    #[arg(long, value_name = "IMAGE")]
+    pub probe_image: Option<String>,
+    /// Pull policy for the probe image.
+    #[arg(long, value_enum)]
+    pub image_pull_policy: Option<PullPolicy>,
+    /// Image for the echo backend behind the ingress and NodePort checks (needs
+    /// busybox's `httpd`). Default: `--probe-image`, else a pinned busybox.
+    #[arg(long, value_name = "IMAGE")]
+    pub echo_image: Option<String>,
+    /// One deadline for every probe.
+    #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Write a JUnit XML report here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// On failure, collect a debugging bundle here (automatic under CI).
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "PascalCase")]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+/// The longest duration any flag takes: a week. Anything longer is a typo, and a
+/// deadline that far out could not be represented on some clocks.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Parses a duration as `humantime` does (`90s`, `5m`, `1h`, `1m30s`, `2h 15m`), or a
+/// bare number of seconds. More than [`MAX_DURATION`] is refused (clap turns the
+/// message into a usage error, exit 2).
+pub fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let text = text.trim();
+    let parsed = match text.parse::<u64>() {
+        Ok(seconds) => Ok(std::time::Duration::from_secs(seconds)),
+        Err(_) => humantime::parse_duration(text),
+    };
+    let duration =
+        parsed.map_err(|e| format!("`{text}` is not a duration such as 90s, 5m or 1h ({e})"))?;
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "`{text}` is longer than the longest allowed, {}",
+            humantime::format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(duration)
+}
+
+/// Runs devcluster with these arguments in this world; returns the exit code.
+pub fn run<I, T>(args: I, world: World) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return match error.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::Success as i32
+                }
+                _ => ExitCode::Usage as i32,
+            };
+        }
+    };
+    let app = App::new(world);
+    let result = dispatch(&app, cli.command);
+    match result {
+        Ok(code) => code as i32,
+        Err(error) => {
+            app.ui.error(&error);
+            error.exit_code() as i32
+        }
+    }
+}
+
+fn dispatch(app: &App, command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Plan(args) => plan(app, &args),
+        Command::Profiles(ProfilesCommand::List) => {
+            profiles_list();
+            Ok(ExitCode::Success)
+        }
+        Command::Profiles(ProfilesCommand::Show { name }) => profiles_show(&name),
+        Command::Schema => {
+            print_json(&profile::json_schema());
+            Ok(ExitCode::Success)
+        }
+        Command::Doctor(args) => block_on(crate::operations::doctor::run(app, &args)),
+        Command::Up(args) => block_on(crate::operations::up::up(app, &args)),
+        Command::Down(args) => block_on(crate::operations::up::down(app, &args)),
+        Command::Status(args) => block_on(crate::operations::up::status(app, &args)),
+        Command::Verify(args) => block_on(crate::operations::verify::run(app, &args)),
+    }
+}
+
+fn block_on<F: std::future::Future<Output = Result<ExitCode>>>(future: F) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::failed("cannot start the async runtime").cause(e))?;
+    runtime.block_on(future)
+}
+
+/// Writes data to stdout. A reader that went away (`devcluster plan | head -1`) is
+/// not an error worth a panic; anything else is reported on stderr.
+pub fn print_data(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let result = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+    if let Err(e) = result
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("error: cannot write to stdout: {e}");
+    }
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => print_data(&format!("{text}\n")),
+        Err(e) => eprintln!("error: cannot encode JSON: {e}"),
+    }
+}
+
+fn plan(app: &App, args: &PlanArgs) -> Result<ExitCode> {
+    let (_, plan) = app.plan(
+        args.profile.profile.as_deref(),
+        args.profile.name.as_deref(),
+    )?;
+    match args.output {
+        Output::Text => print_data(&kindconfig::render(&plan)),
+        Output::Json => print_json(&plan),
+    }
+    Ok(ExitCode::Success)
+}
+
+fn profiles_list() {
+    let rows: Vec<(String, String)> = profile::BUILTIN_PROFILES
+        .iter()
+        .map(|p| {
+            let description = profile::Profile::decode(p.text)
+                .ok()
+                .and_then(|p| p.description)
+                .unwrap_or_default();
+            (p.name.to_string(), description)
+        })
+        .collect();
+    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let mut text = String::new();
+    for (name, description) in rows {
+        text.push_str(&format!("{name:width$}  {description}\n"));
+    }
+    print_data(&text);
+}
+
+fn profiles_show(name: &str) -> Result<ExitCode> {
+    match profile::builtin(name) {
+        Some(p) => {
+            print_data(p.text);
+            Ok(ExitCode::Success)
+        }
+        None => Err(Error::input(format!("no built-in profile named `{name}`"))
+            .hint("run `devcluster profiles list` to see the built-in profiles")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("90s"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_duration("5m"),
+            Ok(std::time::Duration::from_secs(300))
+        );
+        assert_eq!(
+            parse_duration("1m30s"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(parse_duration("42"), Ok(std::time::Duration::from_secs(42)));
+        assert_eq!(
+            parse_duration("2h 15m"),
+            Ok(std::time::Duration::from_secs(8100))
+        );
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("8d").is_err());
+    }
+
+    #[test]
+    fn an_absurd_timeout_is_a_usage_error_not_a_panic() {
+        for timeout in [
+            "18446744073709551615",
+            "99999999999999999999s",
+            "5000000000000h",
+            "30000y",
+        ] {
+            let code = run(["devcluster", "up", "--timeout", timeout], World::default());
+            assert_eq!(code, 2, "--timeout {timeout}");
+        }
+    }
+
+    #[test]
+    fn up_args_default_to_the_flags_defaults() {
+        let args = UpArgs::default();
+        assert_eq!(args.timeout, std::time::Duration::from_secs(300));
+        assert_eq!(args.create_timeout, std::time::Duration::from_secs(1800));
+        assert!(!args.no_verify && !args.retain);
+    }
+}

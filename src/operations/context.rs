@@ -1,0 +1,173 @@
+//! What every command shares: the world, the printer, kind as located once, and
+//! turning `--profile` and `--name` into a validated plan.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::adapters::kind::Kind;
+use crate::adapters::terminal::Ui;
+use crate::adapters::world::World;
+use crate::core::error::{Error, Result};
+use crate::core::plan::{self, ClusterPlan, HostPaths, PlanInput};
+use crate::core::profile::source::{self, LoadedProfile};
+
+/// The context each command runs in.
+pub struct App {
+    pub world: World,
+    pub ui: Ui,
+    /// kind, located on first use and then the same for the whole command.
+    kind: Mutex<Option<Result<Kind>>>,
+}
+
+impl App {
+    pub fn new(world: World) -> App {
+        let ui = Ui::new(&world);
+        App {
+            world,
+            ui,
+            kind: Mutex::new(None),
+        }
+    }
+
+    /// The kind binary this command uses ([`Kind::locate`], resolved once), so
+    /// preflight, `doctor`, `down` and `verify` can never disagree about it.
+    pub fn kind(&self) -> Result<Kind> {
+        let mut slot = self
+            .kind
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.get_or_insert_with(|| Kind::locate(&self.world))
+            .clone()
+    }
+
+    /// Uses `kind` from now on (after `--install-kind` installed it).
+    pub fn set_kind(&self, kind: Kind) {
+        *self
+            .kind
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Ok(kind));
+    }
+
+    /// Loads the profile (`--profile`, else `devcluster.yaml` upwards, else
+    /// `single`), plans it, prints warnings, and returns the plan.
+    pub fn plan(
+        &self,
+        profile: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<(LoadedProfile, ClusterPlan)> {
+        let reference = source::resolve(profile, &self.world.cwd);
+        let loaded = source::load(&reference, &self.world.cwd).map_err(Error::invalid_profile)?;
+        let input = PlanInput {
+            profile: &loaded.profile,
+            name_override: name,
+            base_dir: &loaded.base_dir,
+            home_dir: self.world.home.as_deref(),
+            source: loaded.source.clone(),
+            file: loaded.file.clone(),
+        };
+        let planned = plan::plan_on(&input, &HostFilesystem).map_err(Error::invalid_profile)?;
+        for warning in &planned.warnings {
+            self.ui.warning(warning);
+        }
+        Ok((loaded, planned.plan))
+    }
+}
+
+/// The host's filesystem, as the planner may ask about it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostFilesystem;
+
+impl HostPaths for HostFilesystem {
+    fn resolve(&self, path: &Path) -> Option<PathBuf> {
+        resolve_symlinks(path)
+    }
+}
+
+/// How many symlinks one path may pass through (Linux's `MAXSYMLINKS`).
+const MAX_SYMLINKS: usize = 40;
+
+/// `path` (absolute) with every symlink in it followed, component by component,
+/// as the kernel does when Docker binds it. Unlike `canonicalize`, a path whose
+/// end does not exist yet, or a dangling link, still resolves as far as the links
+/// lead. `None` for a relative path or a symlink loop.
+pub fn resolve_symlinks(path: &Path) -> Option<PathBuf> {
+    if !path.is_absolute() {
+        return None;
+    }
+    let mut pending: Vec<PathBuf> = path
+        .components()
+        .rev()
+        .map(|c| PathBuf::from(c.as_os_str()))
+        .collect();
+    let mut resolved = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(part) = pending.pop() {
+        match part.components().next() {
+            Some(Component::RootDir) => resolved = PathBuf::from("/"),
+            Some(Component::ParentDir) => {
+                resolved.pop();
+            }
+            Some(Component::Normal(name)) => {
+                let candidate = resolved.join(name);
+                match std::fs::read_link(&candidate) {
+                    Ok(target) => {
+                        links += 1;
+                        if links > MAX_SYMLINKS {
+                            return None;
+                        }
+                        // An absolute target restarts from `/` (its RootDir
+                        // component); a relative one continues from here.
+                        pending.extend(
+                            target
+                                .components()
+                                .rev()
+                                .map(|c| PathBuf::from(c.as_os_str())),
+                        );
+                    }
+                    Err(_) => resolved = candidate,
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(resolved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_resolve_even_when_the_end_does_not_exist() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let root = resolve_symlinks(dir.path()).unwrap_or_else(|| panic!("no path"));
+        let link = |name: &str, target: &str| {
+            symlink(target, root.join(name)).unwrap_or_else(|e| panic!("{e}"));
+            root.join(name)
+        };
+        assert_eq!(resolve_symlinks(&link("to-root", "/")), Some("/".into()));
+        assert_eq!(
+            resolve_symlinks(&link("socket", "/nonexistent/run/docker.sock")),
+            Some("/nonexistent/run/docker.sock".into())
+        );
+        std::fs::create_dir(root.join("real")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            resolve_symlinks(&link("relative", "real/../real")).map(|p| p.join("x")),
+            Some(root.join("real/x"))
+        );
+        assert_eq!(
+            resolve_symlinks(&link("lib", "/var/lib/docker")).map(|p| p.join("volumes")),
+            Some("/var/lib/docker/volumes".into())
+        );
+        assert_eq!(
+            resolve_symlinks(&root.join("lib/volumes/new")),
+            Some("/var/lib/docker/volumes/new".into())
+        );
+        link("loop-a", "loop-b");
+        link("loop-b", "loop-a");
+        assert_eq!(resolve_symlinks(&root.join("loop-a")), None);
+        assert_eq!(resolve_symlinks(Path::new("relative")), None);
+    }
+}

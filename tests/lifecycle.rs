@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use devcluster::adapters::kube::cluster::Connector;
 use devcluster::adapters::world::World;
-use devcluster::cli::{DownArgs, Output, ProfileArgs, UpArgs};
 use devcluster::core::error::ErrorKind;
+use devcluster::operations::ProfileChoice as ProfileArgs;
 use devcluster::operations::context::App;
 use devcluster::operations::up::{Deps, Interrupt, UpResult};
+use devcluster::operations::up::{DownOptions as DownArgs, UpOptions as UpArgs};
 use devcluster::operations::{self, up as lifecycle};
 use serde_json::json;
 use support::fake_kube::FakeApi;
@@ -108,7 +109,6 @@ impl Fixture {
             },
             no_verify: true,
             timeout: Duration::from_secs(60),
-            output: Output::Text,
             ..UpArgs::default()
         }
     }
@@ -174,7 +174,7 @@ fn ready_api(cluster: &str, workers: usize) -> FakeApi {
 fn deps(fake: &FakeApi) -> Deps {
     Deps {
         connector: Connector::Client(fake.client()),
-        interrupt: Interrupt::Never,
+        interrupt: Interrupt::never(),
     }
 }
 
@@ -375,7 +375,7 @@ async fn interrupt_during_create_stops_kind_and_leaves_nothing() {
     let fake = ready_api(&fixture.cluster, 1);
     let deps = Deps {
         connector: Connector::Client(fake.client()),
-        interrupt: Interrupt::After(Duration::from_secs(3)),
+        interrupt: Interrupt::after(Duration::from_secs(3)),
     };
     let error = up(
         &fixture,
@@ -1347,7 +1347,7 @@ async fn an_interruption_during_converge_keeps_the_cluster() {
     let fake = ready_api(&fixture.cluster, 1);
     let deps = Deps {
         connector: Connector::Client(fake.client()),
-        interrupt: Interrupt::After(Duration::from_secs(8)),
+        interrupt: Interrupt::after(Duration::from_secs(8)),
     };
     let mut args = fixture.up_args();
     args.no_verify = false;

@@ -12,6 +12,7 @@ use devcluster::adapters::kube::probe::{
 use devcluster::adapters::world::World;
 use devcluster::core::plan::{Taint, TaintEffect};
 use devcluster::operations::context::App;
+use devcluster::operations::interrupt::Interrupt;
 use devcluster::operations::verify::report::{Layer, Status};
 use devcluster::operations::verify::{self, Options, Target};
 use serde_json::json;
@@ -816,17 +817,7 @@ async fn an_interruption_removes_the_sentinel_and_the_namespace() {
     let mut options = options(60);
     options.host_paths = vec![dir.path().to_path_buf()];
     // Interrupted once, a second after the start; never again.
-    let fired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    options.interrupt = verify::Interrupt::new(move || {
-        let first = !fired.swap(true, std::sync::atomic::Ordering::SeqCst);
-        async move {
-            if first {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        }
-    });
+    options.interrupt = Interrupt::after(Duration::from_secs(1));
     let (app, target) = (app(), target(&fake));
     let run = verify::verify(&app, &target, &options, None);
     let error = tokio::time::timeout(Duration::from_secs(15), run)
@@ -1142,14 +1133,13 @@ async fn a_second_interruption_during_the_cleanup_names_what_is_left() {
     // Deleting the namespace hangs, so the cleanup is still running when the
     // second interruption comes.
     fake.stall("DELETE", "/api/v1/namespaces/devcluster-verify-");
-    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut options = options(60);
-    options.interrupt = verify::Interrupt::new(move || {
-        let call = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        async move {
-            let wait = if call == 0 { 1000 } else { 300 };
-            tokio::time::sleep(Duration::from_millis(wait)).await;
-        }
+    // The first interruption a second after the start, the second 300 ms after the
+    // cleanup begins to wait for it.
+    options.interrupt = Interrupt::from_fn(|n| async move {
+        let wait = if n == 1 { 1000 } else { 300 };
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        "an interruption (test)"
     });
     let (app, target) = (app(), target(&fake));
     let run = verify::verify(&app, &target, &options, None);

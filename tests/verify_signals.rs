@@ -1,6 +1,6 @@
-//! `verify` with its default interruption source, the process's own signals: a
-//! SIGTERM (a CI runner cancelling a job) or a SIGHUP (a closed terminal) ends the
-//! run like Ctrl-C, and its cleanup still removes the sentinel files and the probe
+//! `verify` with the interruption source the command line gives it, the process's
+//! own signals: a SIGTERM (a CI runner cancelling a job) or a SIGHUP (a closed
+//! terminal) ends the run like Ctrl-C, and its cleanup still removes the sentinel files and the probe
 //! namespace. A test binary of its own, since the signals reach the whole process.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -37,6 +37,8 @@ async fn interrupted_by(signal: Signal) {
     let mut options = Options::new(Instant::now() + Duration::from_secs(60));
     options.probe_image = Some("registry.example/busybox:1".into());
     options.host_paths = vec![dir.path().to_path_buf()];
+    // What `devcluster verify` hands its run: the process's own signals.
+    options.interrupt = devcluster::cli::signals::interrupt();
     let target = Target {
         plan: None,
         docker: None,

@@ -1,4 +1,7 @@
-//! The command line: flags, dispatch, and the one place errors become exit codes.
+//! The command line: flags, dispatch, output formats, signals, and the one place
+//! errors and reports become exit codes.
+
+pub mod signals;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -10,6 +13,11 @@ use crate::core::error::{Error, ExitCode, Result};
 use crate::core::kindconfig;
 use crate::core::profile;
 use crate::operations::context::App;
+use crate::operations::doctor;
+use crate::operations::status;
+use crate::operations::up::{self, DownOptions, UpOptions};
+use crate::operations::verify;
+use crate::operations::{MAX_DURATION, ProfileChoice};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -141,17 +149,6 @@ pub struct UpArgs {
     pub output: Output,
 }
 
-impl Default for UpArgs {
-    /// The flags' defaults, for library callers and tests.
-    fn default() -> UpArgs {
-        let defaults = Cli::parse_from(["devcluster", "up"]);
-        match defaults.command {
-            Command::Up(args) => args,
-            _ => unreachable!("`devcluster up` parses as the up command"),
-        }
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct DownArgs {
     /// Cluster name. Default: the profile's (see `--profile`).
@@ -221,9 +218,69 @@ pub enum PullPolicy {
     Never,
 }
 
-/// The longest duration any flag takes: a week. Anything longer is a typo, and a
-/// deadline that far out could not be represented on some clocks.
-pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+impl From<PullPolicy> for crate::operations::PullPolicy {
+    fn from(policy: PullPolicy) -> Self {
+        match policy {
+            PullPolicy::Always => Self::Always,
+            PullPolicy::IfNotPresent => Self::IfNotPresent,
+            PullPolicy::Never => Self::Never,
+        }
+    }
+}
+
+impl ProfileArgs {
+    pub fn choice(&self) -> ProfileChoice {
+        ProfileChoice {
+            profile: self.profile.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+impl UpArgs {
+    /// What `up` is asked to do, in the operation's own terms.
+    pub fn options(&self) -> UpOptions {
+        UpOptions {
+            profile: self.profile.choice(),
+            recreate: self.recreate,
+            retain: self.retain,
+            no_verify: self.no_verify,
+            timeout: self.timeout,
+            create_timeout: self.create_timeout,
+            lock_timeout: self.lock_timeout,
+            kubeconfig: self.kubeconfig.clone(),
+            yes: self.yes,
+            install_kind: self.install_kind,
+            probe_image: self.probe_image.clone(),
+            image_pull_policy: self.image_pull_policy.map(Into::into),
+            echo_image: self.echo_image.clone(),
+        }
+    }
+}
+
+impl VerifyArgs {
+    fn request(&self, app: &App) -> verify::Request {
+        verify::Request {
+            profile: self.profile.choice(),
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            host_paths: self
+                .host_paths
+                .iter()
+                .map(|p| app.world.cwd.join(p))
+                .collect(),
+            storage_class: self.storage_class.clone(),
+            images: verify::Images {
+                probe_image: self.probe_image.clone(),
+                echo_image: self.echo_image.clone(),
+                pull_policy: self.image_pull_policy.map(Into::into),
+            },
+            timeout: self.timeout,
+            bundle: self.bundle.clone(),
+            interrupt: signals::interrupt(),
+        }
+    }
+}
 
 /// Parses a duration as `humantime` does (`90s`, `5m`, `1h`, `1m30s`, `2h 15m`), or a
 /// bare number of seconds. More than [`MAX_DURATION`] is refused (clap turns the
@@ -286,12 +343,83 @@ fn dispatch(app: &App, command: Command) -> Result<ExitCode> {
             print_json(&profile::json_schema());
             Ok(ExitCode::Success)
         }
-        Command::Doctor(args) => block_on(crate::operations::doctor::run(app, &args)),
-        Command::Up(args) => block_on(crate::operations::up::up(app, &args)),
-        Command::Down(args) => block_on(crate::operations::up::down(app, &args)),
-        Command::Status(args) => block_on(crate::operations::up::status(app, &args)),
-        Command::Verify(args) => block_on(crate::operations::verify::run(app, &args)),
+        Command::Doctor(args) => block_on(doctor_command(app, &args)),
+        Command::Up(args) => block_on(up_command(app, &args)),
+        Command::Down(args) => block_on(async {
+            up::run_down(
+                app,
+                &DownOptions {
+                    profile: args.profile.choice(),
+                    all: args.all,
+                    kubeconfig: args.kubeconfig.clone(),
+                },
+            )
+            .await?;
+            Ok(ExitCode::Success)
+        }),
+        Command::Status(args) => block_on(status_command(app, &args)),
+        Command::Verify(args) => block_on(verify_command(app, &args)),
     }
+}
+
+/// Success when no check failed.
+fn exit_code(failed: bool) -> ExitCode {
+    if failed {
+        ExitCode::Failure
+    } else {
+        ExitCode::Success
+    }
+}
+
+async fn up_command(app: &App, args: &UpArgs) -> Result<ExitCode> {
+    let deps = up::Deps {
+        interrupt: signals::interrupt(),
+        ..up::Deps::default()
+    };
+    let result = up::run_up(app, &args.options(), &deps).await?;
+    if args.output == Output::Json {
+        print_json(&result);
+    }
+    Ok(ExitCode::Success)
+}
+
+async fn doctor_command(app: &App, args: &DoctorArgs) -> Result<ExitCode> {
+    let checks = doctor::run(app, &args.profile.choice()).await?;
+    match args.output {
+        Output::Json => print_json(&serde_json::json!({ "checks": &checks })),
+        Output::Text => doctor::print_table(app, &checks),
+    }
+    Ok(exit_code(checks.iter().any(doctor::Check::failed)))
+}
+
+async fn status_command(app: &App, args: &StatusArgs) -> Result<ExitCode> {
+    let report = status::run(app, &args.profile.choice()).await?;
+    match args.output {
+        Output::Json => print_json(&report),
+        Output::Text => status::print_human(app, &report),
+    }
+    if !report.exists {
+        if args.output == Output::Json {
+            return Ok(ExitCode::Failure);
+        }
+        let name = &report.cluster;
+        return Err(Error::failed(format!("no cluster named `{name}`"))
+            .hint(format!("create it with `devcluster up --name {name}`")));
+    }
+    Ok(exit_code(!report.drift.iter().all(|d| d.unconfirmed)))
+}
+
+async fn verify_command(app: &App, args: &VerifyArgs) -> Result<ExitCode> {
+    let report = verify::run(app, &args.request(app)).await?;
+    match args.output {
+        Output::Json => print_json(&report),
+        Output::Text => report.print_table(&app.ui),
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, report.junit("devcluster verify"))
+            .map_err(|e| Error::failed(format!("cannot write {}", path.display())).cause(e))?;
+    }
+    Ok(exit_code(report.failed()))
 }
 
 fn block_on<F: std::future::Future<Output = Result<ExitCode>>>(future: F) -> Result<ExitCode> {
@@ -411,10 +539,16 @@ mod tests {
     }
 
     #[test]
-    fn up_args_default_to_the_flags_defaults() {
-        let args = UpArgs::default();
-        assert_eq!(args.timeout, std::time::Duration::from_secs(300));
-        assert_eq!(args.create_timeout, std::time::Duration::from_secs(1800));
-        assert!(!args.no_verify && !args.retain);
+    fn up_options_default_to_the_flags_defaults() {
+        let Command::Up(args) = Cli::parse_from(["devcluster", "up"]).command else {
+            panic!("`devcluster up` parses as the up command");
+        };
+        let (parsed, defaults) = (args.options(), UpOptions::default());
+        assert_eq!(parsed.timeout, std::time::Duration::from_secs(300));
+        assert_eq!(parsed.create_timeout, std::time::Duration::from_secs(1800));
+        assert_eq!(parsed.timeout, defaults.timeout);
+        assert_eq!(parsed.create_timeout, defaults.create_timeout);
+        assert_eq!(parsed.lock_timeout, defaults.lock_timeout);
+        assert!(!parsed.no_verify && !parsed.retain);
     }
 }

@@ -10,10 +10,10 @@ use serde::Serialize;
 
 use crate::adapters::docker::{Docker, EngineFlavor, EngineInfo, ImageVersion, PublishedPort};
 use crate::adapters::kind::{KindVersion, MINIMUM_VERSION};
-use crate::cli::{DoctorArgs, Output, print_json};
-use crate::core::error::{ExitCode, Result};
+use crate::core::error::Result;
 use crate::core::plan::{self, ClusterPlan, Protocol};
 use crate::core::profile::MountPathType;
+use crate::operations::ProfileChoice;
 use crate::operations::context::App;
 
 /// inotify limits multi-node clusters need (kind's known-issues page).
@@ -96,29 +96,13 @@ impl Check {
     }
 }
 
-#[derive(Serialize)]
-struct Report<'a> {
-    checks: &'a [Check],
+/// `devcluster doctor`: every check of this machine against the chosen profile.
+pub async fn run(app: &App, choice: &ProfileChoice) -> Result<Vec<Check>> {
+    let (_, plan) = app.plan(choice.profile.as_deref(), choice.name.as_deref())?;
+    Ok(checks(app, &plan, true).await)
 }
 
-pub async fn run(app: &App, args: &DoctorArgs) -> Result<ExitCode> {
-    let (_, plan) = app.plan(
-        args.profile.profile.as_deref(),
-        args.profile.name.as_deref(),
-    )?;
-    let checks = checks(app, &plan, true).await;
-    match args.output {
-        Output::Json => print_json(&Report { checks: &checks }),
-        Output::Text => print_table(app, &checks),
-    }
-    Ok(if checks.iter().any(Check::failed) {
-        ExitCode::Failure
-    } else {
-        ExitCode::Success
-    })
-}
-
-fn print_table(app: &App, checks: &[Check]) {
+pub fn print_table(app: &App, checks: &[Check]) {
     let mut rows = vec![vec![
         "CHECK".to_string(),
         "STATUS".to_string(),

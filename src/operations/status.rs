@@ -4,10 +4,10 @@
 use serde::Serialize;
 
 use crate::adapters::docker::{Binding, Docker, ObservedNode, WantedPort};
-use crate::cli::{Output, StatusArgs, print_json};
-use crate::core::error::{Error, ExitCode, Result};
+use crate::core::error::Result;
 use crate::core::plan::{ClusterPlan, NodePlan};
 use crate::core::record::{Phase, Record};
+use crate::operations::ProfileChoice;
 use crate::operations::context::App;
 use crate::operations::up::{docker_error, read_record};
 
@@ -25,26 +25,26 @@ pub struct Drift {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct StatusReport {
-    cluster: String,
-    exists: bool,
+pub struct StatusReport {
+    pub cluster: String,
+    pub exists: bool,
     /// Whether devcluster created it (its record was found).
-    managed: bool,
+    pub managed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    profile_source: Option<String>,
+    pub profile_source: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    devcluster_version: Option<String>,
+    pub devcluster_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    plan_hash: Option<String>,
+    pub plan_hash: Option<String>,
     /// How far `up` got: `created`, `converged` or `complete`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    phase: Option<&'static str>,
+    pub phase: Option<&'static str>,
     /// When the record's phase is not `complete`: what is left and the command
     /// that finishes it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    unfinished: Option<String>,
-    nodes: Vec<ObservedNode>,
-    drift: Vec<Drift>,
+    pub unfinished: Option<String>,
+    pub nodes: Vec<ObservedNode>,
+    pub drift: Vec<Drift>,
 }
 
 /// Compares what a record planned with the node containers Docker reports.
@@ -190,16 +190,18 @@ fn node_drift(cluster: &str, node: &NodePlan, observed: &ObservedNode) -> Vec<Dr
     drift
 }
 
-pub async fn run(app: &App, args: &StatusArgs) -> Result<ExitCode> {
-    let name = match &args.profile.name {
+/// `devcluster status`: the cluster named by `choice` as Docker sees it, against its
+/// record. A cluster that does not exist is a report with `exists: false`.
+pub async fn run(app: &App, choice: &ProfileChoice) -> Result<StatusReport> {
+    let name = match &choice.name {
         Some(name) => name.clone(),
-        None => app.plan(args.profile.profile.as_deref(), None)?.1.name,
+        None => app.plan(choice.profile.as_deref(), None)?.1.name,
     };
     let docker = Docker::connect(&app.world).await.map_err(docker_error)?;
     let nodes = docker.list_nodes(Some(&name)).await.map_err(docker_error)?;
     let record = read_record(&docker, &nodes).await;
-    if let (Some(record), Some(_)) = (&record, &args.profile.profile) {
-        let (_, plan) = app.plan(args.profile.profile.as_deref(), Some(&name))?;
+    if let (Some(record), Some(_)) = (&record, &choice.profile) {
+        let (_, plan) = app.plan(choice.profile.as_deref(), Some(&name))?;
         crate::operations::up::note_disagreement(app, &plan, record, "status");
     }
     let drift = match record.as_ref().and_then(|r| r.plan.as_ref()) {
@@ -218,23 +220,7 @@ pub async fn run(app: &App, args: &StatusArgs) -> Result<ExitCode> {
         nodes,
         drift,
     };
-    if args.output == Output::Json {
-        print_json(&report);
-    } else {
-        print_human(app, &report);
-    }
-    if !report.exists {
-        if args.output == Output::Json {
-            return Ok(ExitCode::Failure);
-        }
-        return Err(Error::failed(format!("no cluster named `{name}`"))
-            .hint(format!("create it with `devcluster up --name {name}`")));
-    }
-    Ok(if report.drift.iter().all(|d| d.unconfirmed) {
-        ExitCode::Success
-    } else {
-        ExitCode::Failure
-    })
+    Ok(report)
 }
 
 /// What an `up` that stopped early left undone, and how to finish it.
@@ -253,7 +239,7 @@ fn unfinished(record: &Record) -> Option<String> {
     ))
 }
 
-fn print_human(app: &App, report: &StatusReport) {
+pub fn print_human(app: &App, report: &StatusReport) {
     if !report.exists {
         return;
     }

@@ -16,15 +16,15 @@ use crate::adapters::docker::{Docker, DockerError, ObservedNode};
 use crate::adapters::download;
 use crate::adapters::kind::{CreateOutcome, CreateRequest, Kind, KindSource};
 use crate::adapters::kube::cluster::{ClusterApi, Connector, StorageFix};
-use crate::cli::{DownArgs, Output, ProfileArgs, StatusArgs, UpArgs, print_json};
-use crate::core::error::{Error, ExitCode, Result};
+use crate::core::error::{Error, Result};
 use crate::core::kindconfig;
 use crate::core::plan::{ClusterPlan, Role, TaintEffect};
 use crate::core::record;
 use crate::core::record::{Decision, Phase, Record};
 use crate::operations::context::App;
 pub use crate::operations::interrupt::Interrupt;
-use crate::operations::{addons, lock, status};
+use crate::operations::{MAX_DURATION, ProfileChoice, PullPolicy};
+use crate::operations::{addons, lock};
 
 /// How long past the deadline a step may take to report its own timeout.
 const DEADLINE_GRACE: Duration = Duration::from_secs(3);
@@ -68,20 +68,68 @@ pub struct StepResult {
     pub detail: String,
 }
 
-pub async fn up(app: &App, args: &UpArgs) -> Result<ExitCode> {
-    let result = run_up(app, args, &Deps::default()).await?;
-    if args.output == Output::Json {
-        print_json(&result);
+/// What `devcluster up` is asked to do.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub profile: ProfileChoice,
+    /// Delete and recreate the cluster when it differs from the plan (or has no
+    /// devcluster record).
+    pub recreate: bool,
+    /// Keep the nodes of a failed create for debugging.
+    pub retain: bool,
+    pub no_verify: bool,
+    /// One deadline for nodes, add-ons and verification, from when `kind create` returns.
+    pub timeout: Duration,
+    /// How long `kind create cluster` may take.
+    pub create_timeout: Duration,
+    /// How long to wait for another devcluster run on the same cluster.
+    pub lock_timeout: Duration,
+    /// Write the cluster's kubeconfig here only; the user's is left alone.
+    pub kubeconfig: Option<PathBuf>,
+    /// Answer yes to the recreate question.
+    pub yes: bool,
+    /// Download the pinned kind release into the cache when kind is missing.
+    pub install_kind: bool,
+    pub probe_image: Option<String>,
+    pub image_pull_policy: Option<PullPolicy>,
+    pub echo_image: Option<String>,
+}
+
+impl UpOptions {
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+    pub const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+    pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+}
+
+impl Default for UpOptions {
+    /// The command line's defaults.
+    fn default() -> UpOptions {
+        UpOptions {
+            profile: ProfileChoice::default(),
+            recreate: false,
+            retain: false,
+            no_verify: false,
+            timeout: UpOptions::DEFAULT_TIMEOUT,
+            create_timeout: UpOptions::DEFAULT_CREATE_TIMEOUT,
+            lock_timeout: UpOptions::DEFAULT_LOCK_TIMEOUT,
+            kubeconfig: None,
+            yes: false,
+            install_kind: false,
+            probe_image: None,
+            image_pull_policy: None,
+            echo_image: None,
+        }
     }
-    Ok(ExitCode::Success)
 }
 
-pub async fn down(app: &App, args: &DownArgs) -> Result<ExitCode> {
-    run_down(app, args).await
-}
-
-pub async fn status(app: &App, args: &StatusArgs) -> Result<ExitCode> {
-    status::run(app, args).await
+/// What `devcluster down` is asked to delete.
+#[derive(Debug, Clone, Default)]
+pub struct DownOptions {
+    pub profile: ProfileChoice,
+    /// Every cluster devcluster created.
+    pub all: bool,
+    /// Clean this kubeconfig instead of the user's.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// Turns a Docker failure into a user-facing error with the next step.
@@ -109,7 +157,7 @@ fn lock_dir(app: &App) -> PathBuf {
 fn deadline_after(timeout: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(timeout)
-        .or_else(|| now.checked_add(crate::cli::MAX_DURATION))
+        .or_else(|| now.checked_add(MAX_DURATION))
         .unwrap_or(now)
 }
 
@@ -160,7 +208,7 @@ async fn write_node_record(docker: &Docker, node: &str, record: &Record) -> Resu
 /// else `single`) when the cluster has no readable record.
 pub async fn plan_for_cluster(
     app: &App,
-    profile: &ProfileArgs,
+    profile: &ProfileChoice,
     docker: Option<&Docker>,
 ) -> Result<ClusterPlan> {
     let recorded = |name: String| async move {
@@ -360,12 +408,11 @@ impl Runner<'_> {
 }
 
 /// `devcluster up`, with its dependencies passed in.
-pub async fn run_up(app: &App, args: &UpArgs, deps: &Deps) -> Result<UpResult> {
+pub async fn run_up(app: &App, args: &UpOptions, deps: &Deps) -> Result<UpResult> {
     let (_, plan) = app.plan(
         args.profile.profile.as_deref(),
         args.profile.name.as_deref(),
     )?;
-    deps.interrupt.arm();
     let kind = find_kind(app, args.install_kind).await?;
     let docker = Docker::connect(&app.world).await.map_err(docker_error)?;
     let locks = lock_dir(app);
@@ -582,7 +629,7 @@ async fn create_then_converge(
     docker: &Docker,
     kind: &Kind,
     plan: &ClusterPlan,
-    args: &UpArgs,
+    args: &UpOptions,
     manifest: Option<String>,
     action: &'static str,
 ) -> Result<UpResult> {
@@ -611,7 +658,7 @@ async fn create_then_converge(
 /// After a failed or interrupted create: what became of the nodes, and what to
 /// run. `recorded`: kind create had finished and the record (phase `created`) was
 /// written, so the next `up` can resume; without it the next `up` must start over.
-fn rolled_back_hint(plan: &ClusterPlan, args: &UpArgs, recorded: bool) -> String {
+fn rolled_back_hint(plan: &ClusterPlan, args: &UpOptions, recorded: bool) -> String {
     if args.retain && recorded {
         format!(
             "the nodes were kept (--retain); `{}` resumes, `devcluster down --name {}` deletes them",
@@ -641,7 +688,7 @@ async fn rollback(
     docker: &Docker,
     kind: &Kind,
     plan: &ClusterPlan,
-    args: &UpArgs,
+    args: &UpOptions,
     why: &str,
 ) -> Result<()> {
     if args.retain {
@@ -691,7 +738,7 @@ async fn rollback(
 
 async fn up_to_date(
     app: &App,
-    args: &UpArgs,
+    args: &UpOptions,
     kind: &Kind,
     plan: &ClusterPlan,
     existing: &[ObservedNode],
@@ -752,7 +799,7 @@ async fn write_kubeconfig(kind: &Kind, name: &str, path: &Path) -> Result<()> {
 /// the cluster is recreated or a question is asked, else in the error.
 fn confirm_recreate(
     app: &App,
-    args: &UpArgs,
+    args: &UpOptions,
     plan: &ClusterPlan,
     recorded: Option<&Record>,
     changes: &[record::Change],
@@ -853,7 +900,7 @@ async fn create(
     docker: &Docker,
     kind: &Kind,
     plan: &ClusterPlan,
-    args: &UpArgs,
+    args: &UpOptions,
 ) -> Result<()> {
     let app = runner.app;
     let config = kindconfig::render(plan);
@@ -931,7 +978,7 @@ async fn establish(
     docker: &Docker,
     kind: &Kind,
     plan: &ClusterPlan,
-    args: &UpArgs,
+    args: &UpOptions,
 ) -> Result<Option<Established>> {
     let app = runner.app;
     let holder = record_holder_name(plan)?;
@@ -1081,7 +1128,7 @@ async fn converge(
     runner: &mut Runner<'_>,
     docker: &Docker,
     plan: &ClusterPlan,
-    args: &UpArgs,
+    args: &UpOptions,
     established: Established,
     manifest: Option<String>,
     action: &'static str,
@@ -1149,7 +1196,7 @@ async fn converge_steps(
     runner: &mut Runner<'_>,
     docker: &Docker,
     plan: &ClusterPlan,
-    args: &UpArgs,
+    args: &UpOptions,
     api: &ClusterApi,
     manifest: Option<String>,
     holder: &str,
@@ -1280,7 +1327,7 @@ fn print_next_steps(app: &App, result: &UpResult) {
 
 /// `devcluster down`. kind is needed only when there is a cluster to delete, so
 /// deleting one that does not exist succeeds without kind installed.
-pub async fn run_down(app: &App, args: &DownArgs) -> Result<ExitCode> {
+pub async fn run_down(app: &App, args: &DownOptions) -> Result<()> {
     let docker = Docker::connect(&app.world).await.map_err(docker_error)?;
     let explicit = args.profile.name.is_some();
     let names: Vec<String> = if args.all {
@@ -1313,7 +1360,7 @@ pub async fn run_down(app: &App, args: &DownArgs) -> Result<ExitCode> {
     if names.is_empty() {
         app.ui
             .line("no clusters created by devcluster; nothing to delete");
-        return Ok(ExitCode::Success);
+        return Ok(());
     }
     for name in names {
         let _lock = lock::acquire(&lock_dir(app), &name, Duration::from_secs(300), |who| {
@@ -1347,5 +1394,5 @@ pub async fn run_down(app: &App, args: &DownArgs) -> Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::Success)
+    Ok(())
 }

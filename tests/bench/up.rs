@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use devcluster::adapters::kube::cluster::Connector;
 use devcluster::adapters::world::World;
-use devcluster::cli::{DownArgs, Output, ProfileArgs, UpArgs};
+use devcluster::operations::ProfileChoice as ProfileArgs;
 use devcluster::operations::context::App;
-use devcluster::operations::up::{Deps, Interrupt};
 use devcluster::operations::up as lifecycle;
+use devcluster::operations::up::{Deps, Interrupt};
+use devcluster::operations::up::{DownOptions as DownArgs, UpOptions as UpArgs};
 use serde_json::json;
 use support::fake_kube::FakeApi;
 
@@ -81,7 +82,7 @@ fn main() {
     fake.add_available_coredns();
     let deps = Deps {
         connector: Connector::Client(fake.client()),
-        interrupt: Interrupt::Never,
+        interrupt: Interrupt::never(),
     };
     let args = UpArgs {
         profile: ProfileArgs {
@@ -90,7 +91,6 @@ fn main() {
         },
         no_verify: true,
         timeout: Duration::from_secs(120),
-        output: Output::Text,
         ..UpArgs::default()
     };
     let down = DownArgs {

@@ -17,11 +17,12 @@ use futures_util::future::join_all;
 use crate::adapters::docker::{Docker, ObservedNode};
 use crate::adapters::kube::cluster::{ClusterApi, Connector};
 use crate::adapters::kube::probe::{ProbeApi, ProbeNode, ProbeVolume, VolumeSource, server_url};
-use crate::cli::{Output, PullPolicy, VerifyArgs, print_json};
-use crate::core::error::{Error, ExitCode, Result};
+use crate::core::error::{Error, Result};
 use crate::core::plan::{ClusterPlan, ControllerPlan, PortPurpose};
 use crate::core::profile::MountPathType;
 use crate::operations::context::App;
+use crate::operations::interrupt::Interrupt;
+use crate::operations::{ProfileChoice, PullPolicy};
 use mounts::MountProbe;
 use pods::PodContext;
 use report::{Check, Layer, Report, Status};
@@ -81,80 +82,6 @@ pub struct Images {
     pub pull_policy: Option<PullPolicy>,
 }
 
-/// A source of interruptions: each call gives a future that completes when the
-/// user interrupts. Swappable, so a caller with its own signal handling (or a
-/// test) decides what counts.
-#[derive(Clone)]
-pub struct Interrupt(
-    std::sync::Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>,
-);
-
-impl Interrupt {
-    pub fn new<F, Fut>(source: F) -> Interrupt
-    where
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = ()> + Send + 'static,
-    {
-        Interrupt(std::sync::Arc::new(move || Box::pin(source())))
-    }
-
-    /// Interruptions as `source` delivers them (the one `up` listens to): the
-    /// first wait ends the run at the first interruption; every later wait (the
-    /// cleanup's) ends only at a second one, so one Ctrl-C still lets the cleanup
-    /// finish.
-    pub fn from_source(source: crate::operations::interrupt::Interrupt) -> Interrupt {
-        let waits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        Interrupt::new(move || {
-            let source = source.clone();
-            let first = waits.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
-            async move {
-                if first {
-                    source.wait().await;
-                } else {
-                    source.wait_again().await;
-                }
-            }
-        })
-    }
-
-    /// Never interrupts.
-    pub fn never() -> Interrupt {
-        Interrupt::new(std::future::pending::<()>)
-    }
-
-    pub fn wait(&self) -> futures_util::future::BoxFuture<'static, ()> {
-        (self.0)()
-    }
-}
-
-impl Default for Interrupt {
-    /// Ctrl-C (SIGINT), SIGTERM or SIGHUP to this process, as `up` hears them; each
-    /// call waits for a signal that comes after it.
-    fn default() -> Interrupt {
-        crate::operations::interrupt::Interrupt::Signals.arm();
-        Interrupt::new(|| {
-            let next = crate::operations::interrupt::Interrupt::Signals.next();
-            async move {
-                next.await;
-            }
-        })
-    }
-}
-
-impl std::fmt::Debug for Interrupt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Interrupt")
-    }
-}
-
-fn pull_policy_name(policy: PullPolicy) -> String {
-    match policy {
-        PullPolicy::Always => "Always".to_string(),
-        PullPolicy::IfNotPresent => "IfNotPresent".to_string(),
-        PullPolicy::Never => "Never".to_string(),
-    }
-}
-
 /// The cluster being verified, as far as devcluster can see it.
 pub struct Target<'a> {
     /// The plan, for a devcluster cluster.
@@ -169,19 +96,37 @@ pub struct Target<'a> {
     pub api_error: Option<String>,
 }
 
-pub async fn run(app: &App, args: &VerifyArgs) -> Result<ExitCode> {
+/// What `devcluster verify` is asked to prove.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub profile: ProfileChoice,
+    /// Verify the cluster this kubeconfig reaches, even one devcluster did not create.
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub host_paths: Vec<PathBuf>,
+    pub storage_class: Option<String>,
+    pub images: Images,
+    pub timeout: Duration,
+    /// Where a failed run's bundle goes (default under CI: `devcluster-verify-bundle`).
+    pub bundle: Option<PathBuf>,
+    pub interrupt: Interrupt,
+}
+
+/// `devcluster verify`: finds the cluster (devcluster's by profile or name, or any
+/// one a kubeconfig reaches), proves it, and returns the report unprinted.
+pub async fn run(app: &App, args: &Request) -> Result<Report> {
     let options = Options {
         deadline: Instant::now() + args.timeout,
-        probe_image: args.probe_image.clone(),
-        echo_image: args.echo_image.clone(),
-        pull_policy: args.image_pull_policy.map(pull_policy_name),
+        probe_image: args.images.probe_image.clone(),
+        echo_image: args.images.echo_image.clone(),
+        pull_policy: args.images.pull_policy.map(|p| p.as_str().to_string()),
         storage_class: args.storage_class.clone(),
         host_paths: args
             .host_paths
             .iter()
             .map(|p| absolute(&app.world.cwd, p))
             .collect(),
-        interrupt: Interrupt::default(),
+        interrupt: args.interrupt.clone(),
     };
     let foreign = args.kubeconfig.is_some()
         || args.context.is_some()
@@ -233,20 +178,7 @@ pub async fn run(app: &App, args: &VerifyArgs) -> Result<ExitCode> {
         api_error: None,
     };
     let bundle_dir = args.bundle.clone().or_else(|| ci_bundle_dir(app));
-    let report = verify(app, &target, &options, bundle_dir.as_deref()).await?;
-    match args.output {
-        Output::Json => print_json(&report),
-        Output::Text => report.print_table(&app.ui),
-    }
-    if let Some(path) = &args.junit {
-        std::fs::write(path, report.junit("devcluster verify"))
-            .map_err(|e| Error::failed(format!("cannot write {}", path.display())).cause(e))?;
-    }
-    Ok(if report.failed() {
-        ExitCode::Failure
-    } else {
-        ExitCode::Success
-    })
+    verify(app, &target, &options, bundle_dir.as_deref()).await
 }
 
 /// What a library caller (such as `devcluster up`) sets for a run.
@@ -316,7 +248,7 @@ pub async fn verify_after_up(
     deadline: Instant,
     api: &ClusterApi,
     images: &Images,
-    interrupt: &crate::operations::interrupt::Interrupt,
+    interrupt: &Interrupt,
 ) -> Result<String> {
     let nodes = docker
         .list_nodes(Some(&plan.name))
@@ -338,8 +270,8 @@ pub async fn verify_after_up(
     let options = Options {
         probe_image: images.probe_image.clone(),
         echo_image: images.echo_image.clone(),
-        pull_policy: images.pull_policy.map(pull_policy_name),
-        interrupt: Interrupt::from_source(interrupt.clone()),
+        pull_policy: images.pull_policy.map(|p| p.as_str().to_string()),
+        interrupt: interrupt.clone(),
         ..Options::new(deadline)
     };
     let bundle_dir = ci_bundle_dir(app);
@@ -537,7 +469,7 @@ pub async fn verify(
     let mut interrupted = false;
     let checks = tokio::select! {
         all = work => all,
-        () = options.interrupt.wait() => { interrupted = true; Vec::new() }
+        _ = options.interrupt.wait() => { interrupted = true; Vec::new() }
         () = tokio::time::sleep_until(cut_off) => vec![Check::new(
             "verify",
             None,
@@ -561,6 +493,13 @@ pub async fn verify(
                 .line(&format!("could not write the failure bundle: {e}")),
         }
     }
+    // One interruption ends the run and lets the cleanup finish; the next one
+    // abandons the cleanup.
+    let abandon = if interrupted {
+        options.interrupt.wait_again()
+    } else {
+        options.interrupt.wait()
+    };
     let cleaned = tokio::select! {
         result = tokio::time::timeout(CLEANUP_LIMIT, cleanup.run()) => match result {
             Ok(result) => result,
@@ -568,7 +507,7 @@ pub async fn verify(
                 .details(cleanup.describe_left())
                 .hint("the API server did not answer the deletion; remove what is listed above by hand")),
         },
-        () = options.interrupt.wait() => {
+        _ = abandon => {
             return Err(Error::interrupted("verification interrupted during its cleanup")
                 .details(cleanup.describe_left())
                 .hint("remove what is listed above by hand"));

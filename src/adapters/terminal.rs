@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::adapters::world::World;
+use crate::core::check::{self, Check, Columns};
 use crate::core::diagnostic::Problem;
 use crate::core::error::Error;
 
@@ -106,6 +107,13 @@ impl Ui {
     /// Prints rows as aligned columns; the first row is the header.
     pub fn table(&self, rows: &[Vec<String>]) {
         self.line(&format_table(rows));
+    }
+
+    /// The one table of checks `doctor`, `status` and `verify` print, with its
+    /// summary line.
+    pub fn checks(&self, checks: &[Check], columns: Columns) {
+        self.table(&check::table_rows(checks, columns));
+        self.line(&check::summary(checks, columns));
     }
 }
 

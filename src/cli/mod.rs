@@ -386,7 +386,16 @@ async fn up_command(app: &App, args: &UpArgs) -> Result<ExitCode> {
 async fn doctor_command(app: &App, args: &DoctorArgs) -> Result<ExitCode> {
     let checks = doctor::run(app, &args.profile.choice()).await?;
     match args.output {
-        Output::Json => print_json(&serde_json::json!({ "checks": &checks })),
+        // The documented shape: `{"checks": [{name, status, detail, hint}]}`; every
+        // check of this machine is on the host layer, so layer and node are left out.
+        Output::Json => print_json(&serde_json::json!({
+            "checks": checks
+                .iter()
+                .map(|c| serde_json::json!({
+                    "name": c.name, "status": c.status, "detail": c.detail, "hint": c.hint,
+                }))
+                .collect::<Vec<_>>()
+        })),
         Output::Text => doctor::print_table(app, &checks),
     }
     Ok(exit_code(checks.iter().any(doctor::Check::failed)))

@@ -2,6 +2,7 @@
 //! Nothing here does I/O beyond reading profile files, and nothing here knows about
 //! Docker, kind, Kubernetes clients or the command line.
 
+pub mod check;
 pub mod diagnostic;
 pub mod error;
 pub mod kindconfig;

@@ -6,8 +6,6 @@ use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Serialize;
-
 use crate::adapters::docker::{Docker, EngineFlavor, EngineInfo, ImageVersion, PublishedPort};
 use crate::adapters::kind::{KindVersion, MINIMUM_VERSION};
 use crate::core::error::Result;
@@ -24,77 +22,7 @@ const MIN_FREE_DISK: u64 = 10 * 1024 * 1024 * 1024;
 /// Below this much memory for Docker, warn for multi-node clusters.
 const MIN_MEMORY: u64 = 4 * 1024 * 1024 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Ok,
-    Warn,
-    Fail,
-}
-
-impl Status {
-    fn as_str(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Warn => "warn",
-            Status::Fail => "fail",
-        }
-    }
-}
-
-/// One check's result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Check {
-    pub name: String,
-    pub status: Status,
-    pub detail: String,
-    pub hint: Option<String>,
-}
-
-impl Check {
-    fn ok(name: impl Into<String>, detail: impl Into<String>) -> Check {
-        Check {
-            name: name.into(),
-            status: Status::Ok,
-            detail: detail.into(),
-            hint: None,
-        }
-    }
-
-    fn warn(name: impl Into<String>, detail: impl Into<String>, hint: impl Into<String>) -> Check {
-        Check {
-            name: name.into(),
-            status: Status::Warn,
-            detail: detail.into(),
-            hint: Some(hint.into()),
-        }
-    }
-
-    fn fail(name: impl Into<String>, detail: impl Into<String>, hint: impl Into<String>) -> Check {
-        Check {
-            name: name.into(),
-            status: Status::Fail,
-            detail: detail.into(),
-            hint: Some(hint.into()),
-        }
-    }
-
-    pub fn failed(&self) -> bool {
-        self.status == Status::Fail
-    }
-
-    pub fn warned(&self) -> bool {
-        self.status == Status::Warn
-    }
-
-    /// `name: detail (hint: ...)` on one line.
-    pub fn summary(&self) -> String {
-        match &self.hint {
-            Some(hint) => format!("{}: {} (hint: {hint})", self.name, self.detail),
-            None => format!("{}: {}", self.name, self.detail),
-        }
-    }
-}
+pub use crate::core::check::{Check, Status};
 
 /// `devcluster doctor`: every check of this machine against the chosen profile.
 pub async fn run(app: &App, choice: &ProfileChoice) -> Result<Vec<Check>> {
@@ -103,29 +31,7 @@ pub async fn run(app: &App, choice: &ProfileChoice) -> Result<Vec<Check>> {
 }
 
 pub fn print_table(app: &App, checks: &[Check]) {
-    let mut rows = vec![vec![
-        "CHECK".to_string(),
-        "STATUS".to_string(),
-        "DETAIL".to_string(),
-    ]];
-    for check in checks {
-        rows.push(vec![
-            check.name.clone(),
-            check.status.as_str().to_string(),
-            check.detail.clone(),
-        ]);
-        if let Some(hint) = &check.hint {
-            rows.push(vec![String::new(), String::new(), format!("hint: {hint}")]);
-        }
-    }
-    app.ui.table(&rows);
-    let failed = checks.iter().filter(|c| c.failed()).count();
-    let warned = checks.iter().filter(|c| c.warned()).count();
-    app.ui.line(&format!(
-        "{} checks: {} ok, {warned} warn, {failed} fail",
-        checks.len(),
-        checks.len() - failed - warned
-    ));
+    app.ui.checks(checks, crate::core::check::Columns::Host);
 }
 
 /// The checks `up` runs before kind: the same as `doctor`, without the note about
@@ -158,7 +64,7 @@ async fn checks_with(
     let (docker, info) = match docker {
         Ok(docker) => match docker.info().await {
             Ok(info) => {
-                checks.push(Check::ok(
+                checks.push(Check::host_ok(
                     "docker",
                     format!(
                         "Docker {} ({}/{}, {}) at {}",
@@ -172,7 +78,7 @@ async fn checks_with(
                 (Some(docker), Some(info))
             }
             Err(e) => {
-                checks.push(Check::fail(
+                checks.push(Check::host_fail(
                     "docker",
                     e.to_string(),
                     "check that the Docker daemon is healthy (`docker info`)",
@@ -181,7 +87,7 @@ async fn checks_with(
             }
         },
         Err(e) => {
-            checks.push(Check::fail(
+            checks.push(Check::host_fail(
                 "docker",
                 e.to_string(),
                 "start Docker (or Docker Desktop, Colima), or point `DOCKER_HOST` at a running engine",
@@ -191,7 +97,7 @@ async fn checks_with(
     };
     let kind_version = match kind {
         Ok((version, found)) if version < MINIMUM_VERSION => {
-            checks.push(Check::fail(
+            checks.push(Check::host_fail(
                 "kind",
                 format!(
                     "kind {version} is older than {MINIMUM_VERSION}, the oldest devcluster supports; at {found}"
@@ -207,7 +113,7 @@ async fn checks_with(
             Some(version)
         }
         Err(e) => {
-            checks.push(Check::fail(
+            checks.push(Check::host_fail(
                 "kind",
                 e.message.clone(),
                 e.hint.clone().unwrap_or_default(),
@@ -277,7 +183,7 @@ async fn checks_with(
 
 /// A check that needs the Docker engine, when the engine did not answer.
 fn skipped(name: &str) -> Check {
-    Check::warn(
+    Check::host_warn(
         name,
         "skipped: Docker is not reachable",
         "fix the `docker` check first, then run `devcluster doctor` again",
@@ -289,7 +195,7 @@ async fn existing_cluster_check(docker: &Docker, plan: &ClusterPlan) -> Check {
     let nodes = match docker.list_nodes(Some(&plan.name)).await {
         Ok(nodes) => nodes,
         Err(e) => {
-            return Check::warn(
+            return Check::host_warn(
                 "cluster",
                 format!("could not list the nodes of `{}`: {e}", plan.name),
                 "check that the Docker daemon is healthy (`docker ps`)",
@@ -297,7 +203,7 @@ async fn existing_cluster_check(docker: &Docker, plan: &ClusterPlan) -> Check {
         }
     };
     if nodes.is_empty() {
-        return Check::ok("cluster", format!("no cluster named `{}` yet", plan.name));
+        return Check::host_ok("cluster", format!("no cluster named `{}` yet", plan.name));
     }
     let states: Vec<String> = nodes
         .iter()
@@ -306,7 +212,7 @@ async fn existing_cluster_check(docker: &Docker, plan: &ClusterPlan) -> Check {
     let managed = crate::operations::up::read_record(docker, &nodes)
         .await
         .is_some();
-    Check::warn(
+    Check::host_warn(
         "cluster",
         format!(
             "cluster `{}` already exists{}: {}",
@@ -356,7 +262,7 @@ fn kind_features(version: KindVersion) -> Check {
                 .into(),
         );
     }
-    Check::ok("kind", notes.join("; "))
+    Check::host_ok("kind", notes.join("; "))
 }
 
 async fn kubectl_version(app: &App) -> Option<String> {
@@ -388,13 +294,13 @@ fn minor(version: &str) -> Option<(u32, u32)> {
 
 fn kubectl_check(kubectl: Option<String>, kubernetes: Option<&str>) -> Check {
     let Some(client) = kubectl else {
-        return Check::ok(
+        return Check::host_ok(
             "kubectl",
             "not installed (optional; devcluster does not need it)",
         );
     };
     match (minor(&client), kubernetes.and_then(minor)) {
-        (Some((1, a)), Some((1, b))) if a.abs_diff(b) > 1 => Check::warn(
+        (Some((1, a)), Some((1, b))) if a.abs_diff(b) > 1 => Check::host_warn(
             "kubectl",
             format!(
                 "kubectl {client} is more than one minor version from the cluster's Kubernetes {}",
@@ -402,7 +308,7 @@ fn kubectl_check(kubectl: Option<String>, kubernetes: Option<&str>) -> Check {
             ),
             "use a kubectl within one minor version of the node image (Kubernetes' version skew policy)",
         ),
-        _ => Check::ok("kubectl", format!("kubectl {client}")),
+        _ => Check::host_ok("kubectl", format!("kubectl {client}")),
     }
 }
 
@@ -428,14 +334,14 @@ async fn node_image_check(
     if let Some(version) = from_tag {
         return (
             NodeKubernetes::Known(Some(version.to_string())),
-            Check::ok(
+            Check::host_ok(
                 NAME,
                 format!("{image}: Kubernetes {version} (from its tag)"),
             ),
         );
     }
     let unknown =
-        |why: String, hint: String| (NodeKubernetes::Unknown, Check::warn(NAME, why, hint));
+        |why: String, hint: String| (NodeKubernetes::Unknown, Check::host_warn(NAME, why, hint));
     let tag_it = format!(
         "pull it first (`docker pull {image}`) so devcluster can read its /kind/version, or tag it with its version, e.g. `:v1.36.1`"
     );
@@ -463,7 +369,7 @@ async fn node_image_check(
             }
             (
                 NodeKubernetes::Known(Some(version.clone())),
-                Check::ok(
+                Check::host_ok(
                     NAME,
                     format!(
                         "{image}: Kubernetes {version} (read from /kind/version in the local image)"
@@ -496,7 +402,7 @@ fn cgroup_check(info: &EngineInfo, kubernetes: &NodeKubernetes) -> Check {
     let kubernetes = match kubernetes {
         NodeKubernetes::Known(version) => version.as_deref(),
         NodeKubernetes::Unknown if info.cgroup_version == Some(1) => {
-            return Check::warn(
+            return Check::host_warn(
                 "cgroups",
                 "Docker runs on cgroup v1 and the node image's Kubernetes version is unknown; Kubernetes 1.35+ node images need cgroup v2",
                 "see the `node image` check; with an image before Kubernetes 1.35, cgroup v1 works",
@@ -508,7 +414,7 @@ fn cgroup_check(info: &EngineInfo, kubernetes: &NodeKubernetes) -> Check {
         .and_then(minor)
         .is_some_and(|(major, minor)| major > 1 || minor >= 35);
     match info.cgroup_version {
-        Some(1) if needs_v2 => Check::fail(
+        Some(1) if needs_v2 => Check::host_fail(
             "cgroups",
             format!(
                 "Docker runs on cgroup v1; Kubernetes {} node images need cgroup v2",
@@ -516,8 +422,8 @@ fn cgroup_check(info: &EngineInfo, kubernetes: &NodeKubernetes) -> Check {
             ),
             "boot the host with cgroup v2 (systemd.unified_cgroup_hierarchy=1), or pin an image before Kubernetes 1.35 with `image:`",
         ),
-        Some(version) => Check::ok("cgroups", format!("cgroup v{version}")),
-        None => Check::ok("cgroups", "cgroup version not reported by Docker"),
+        Some(version) => Check::host_ok("cgroups", format!("cgroup v{version}")),
+        None => Check::host_ok("cgroups", "cgroup version not reported by Docker"),
     }
 }
 
@@ -533,12 +439,12 @@ fn inotify_check(dir: &Path) -> Check {
         (Some(watches), Some(instances))
             if watches >= MIN_INOTIFY_WATCHES && instances >= MIN_INOTIFY_INSTANCES =>
         {
-            Check::ok(
+            Check::host_ok(
                 "inotify",
                 format!("max_user_watches {watches}, max_user_instances {instances}"),
             )
         }
-        (Some(watches), Some(instances)) => Check::warn(
+        (Some(watches), Some(instances)) => Check::host_warn(
             "inotify",
             format!(
                 "max_user_watches {watches}, max_user_instances {instances}: multi-node clusters fail with \"too many open files\" below {MIN_INOTIFY_WATCHES}/{MIN_INOTIFY_INSTANCES}"
@@ -547,7 +453,7 @@ fn inotify_check(dir: &Path) -> Check {
                 "sudo sysctl fs.inotify.max_user_watches={MIN_INOTIFY_WATCHES} fs.inotify.max_user_instances={MIN_INOTIFY_INSTANCES}"
             ),
         ),
-        _ => Check::ok(
+        _ => Check::host_ok(
             "inotify",
             "limits not readable here (not Linux, or inside Docker Desktop's VM)",
         ),
@@ -560,7 +466,7 @@ fn resource_checks(info: &EngineInfo, plan: &ClusterPlan) -> Vec<Check> {
     let cpus = info.cpus.unwrap_or(0);
     let gib = memory as f64 / (1024.0 * 1024.0 * 1024.0);
     if plan.is_multi_node() && (memory < MIN_MEMORY || cpus < 2) {
-        checks.push(Check::warn(
+        checks.push(Check::host_warn(
             "resources",
             format!(
                 "Docker has {gib:.1} GiB and {cpus} CPUs for {} nodes",
@@ -569,7 +475,7 @@ fn resource_checks(info: &EngineInfo, plan: &ClusterPlan) -> Vec<Check> {
             "give Docker at least 4 GiB and 2 CPUs (Docker Desktop: Settings > Resources)",
         ));
     } else {
-        checks.push(Check::ok(
+        checks.push(Check::host_ok(
             "resources",
             format!("Docker has {gib:.1} GiB and {cpus} CPUs"),
         ));
@@ -577,15 +483,15 @@ fn resource_checks(info: &EngineInfo, plan: &ClusterPlan) -> Vec<Check> {
     let local_root = info.flavor == EngineFlavor::Native;
     match (&info.data_root, local_root) {
         (Some(root), true) => match free_disk(root) {
-            Some(free) if free < MIN_FREE_DISK => checks.push(Check::warn(
+            Some(free) if free < MIN_FREE_DISK => checks.push(Check::host_warn(
                 "disk",
                 format!("{:.1} GiB free under {root}", free as f64 / 1073741824.0),
                 "free disk space: kind disables kubelet disk eviction, so a full disk shows up as odd failures (`docker system prune`)",
             )),
-            Some(free) => checks.push(Check::ok("disk", format!("{:.1} GiB free under {root}", free as f64 / 1073741824.0))),
-            None => checks.push(Check::ok("disk", format!("free space under {root} not readable"))),
+            Some(free) => checks.push(Check::host_ok("disk", format!("{:.1} GiB free under {root}", free as f64 / 1073741824.0))),
+            None => checks.push(Check::host_ok("disk", format!("free space under {root} not readable"))),
         },
-        _ => checks.push(Check::ok("disk", "Docker's data root is inside its VM; not checked")),
+        _ => checks.push(Check::host_ok("disk", "Docker's data root is inside its VM; not checked")),
     }
     checks
 }
@@ -615,7 +521,7 @@ fn mount_checks(
             let name = format!("mount {}", mount.host_path);
             let path = Path::new(&mount.host_path);
             let check = match (std::fs::metadata(path), mount.path_type) {
-                (Err(_), _) => Check::fail(
+                (Err(_), _) => Check::host_fail(
                     name,
                     format!(
                         "{} does not exist (Docker would create an empty root-owned directory)",
@@ -626,7 +532,7 @@ fn mount_checks(
                         crate::core::error::shell_quote(&[&mount.host_path])
                     ),
                 ),
-                (Ok(meta), MountPathType::Directory) if !meta.is_dir() => Check::fail(
+                (Ok(meta), MountPathType::Directory) if !meta.is_dir() => Check::host_fail(
                     name,
                     format!(
                         "{} is a file, but the profile mounts a directory",
@@ -634,7 +540,7 @@ fn mount_checks(
                     ),
                     "set `type: File` on the mount, or point hostPath at a directory",
                 ),
-                (Ok(meta), MountPathType::File) if meta.is_dir() => Check::fail(
+                (Ok(meta), MountPathType::File) if meta.is_dir() => Check::host_fail(
                     name,
                     format!(
                         "{} is a directory, but the profile mounts a file",
@@ -642,7 +548,7 @@ fn mount_checks(
                     ),
                     "drop `type: File`, or point hostPath at a file",
                 ),
-                (Ok(_), _) if mount.allow_dangerous_path => Check::warn(
+                (Ok(_), _) if mount.allow_dangerous_path => Check::host_warn(
                     name,
                     format!(
                         "{} {}; allowed by the profile",
@@ -660,7 +566,7 @@ fn mount_checks(
                             .iter()
                             .any(|root| path.starts_with(root)) =>
                 {
-                    Check::warn(
+                    Check::host_warn(
                         name,
                         format!(
                             "{} is outside Docker Desktop's default shared folders",
@@ -669,7 +575,7 @@ fn mount_checks(
                         "add it under Docker Desktop > Settings > Resources > File sharing, or the node sees an empty directory",
                     )
                 }
-                (Ok(_), kind) => Check::ok(
+                (Ok(_), kind) => Check::host_ok(
                     name,
                     format!(
                         "{} exists ({})",
@@ -714,7 +620,7 @@ async fn port_checks(
                 protocol.as_str()
             );
             if rootless && host_port < 1024 {
-                checks.push(Check::fail(
+                checks.push(Check::host_fail(
                     name,
                     "rootless Docker cannot publish ports below 1024",
                     "pick a host port of 1024 or more, or allow it: `sudo sysctl net.ipv4.ip_unprivileged_port_start=80`",
@@ -802,11 +708,11 @@ fn port_check(name: String, node: &str, cluster: &str, observed: &ObservedPort<'
     });
     if let Some(holder) = holder {
         return match holder.cluster.as_deref() {
-            Some(owner) if owner == cluster => Check::ok(
+            Some(owner) if owner == cluster => Check::host_ok(
                 name,
                 format!("published by {} of this cluster", holder.container),
             ),
-            Some(owner) => Check::fail(
+            Some(owner) => Check::host_fail(
                 name,
                 format!(
                     "taken by container {} of kind cluster `{owner}`",
@@ -816,7 +722,7 @@ fn port_check(name: String, node: &str, cluster: &str, observed: &ObservedPort<'
                     "delete that cluster (`devcluster down --name {owner}` or `kind delete cluster --name {owner}`), or choose another port"
                 ),
             ),
-            None => Check::fail(
+            None => Check::host_fail(
                 name,
                 format!("taken by container {}", holder.container),
                 format!(
@@ -835,31 +741,31 @@ fn port_check(name: String, node: &str, cluster: &str, observed: &ObservedPort<'
         .iter()
         .find_map(|(_, owner)| owner.as_ref())
     {
-        Some((pid, command)) => Check::fail(
+        Some((pid, command)) => Check::host_fail(
             name.clone(),
             format!("taken by process {command} (pid {pid})"),
             "stop that process or choose another port",
         ),
-        None => Check::fail(name.clone(), what.to_string(), find_holder.clone()),
+        None => Check::host_fail(name.clone(), what.to_string(), find_holder.clone()),
     };
     match &observed.bind {
-        BindOutcome::Bound => Check::ok(name, format!("free (for {node})")),
+        BindOutcome::Bound => Check::host_ok(name, format!("free (for {node})")),
         BindOutcome::InUse => taken("already in use (the holder is not visible to this user)"),
         BindOutcome::Denied if !observed.listeners.is_empty() => {
             taken("a socket listens on it (its process is not visible to this user)")
         }
-        BindOutcome::Denied => Check::ok(
+        BindOutcome::Denied => Check::host_ok(
             name,
             format!(
                 "free (for {node}): no socket listens on it; this user may not bind it, but the Docker daemon publishes it, not this user"
             ),
         ),
-        BindOutcome::NotAvailable => Check::fail(
+        BindOutcome::NotAvailable => Check::host_fail(
             name,
             format!("{} is not an address of this machine", observed.listen),
             "use 127.0.0.1, 0.0.0.0 or an address `ip addr` lists",
         ),
-        BindOutcome::Other(error) => Check::warn(
+        BindOutcome::Other(error) => Check::host_warn(
             name,
             format!("could not test the port: {error}"),
             find_holder.clone(),

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::adapters::docker::{Binding, Docker, ObservedNode, WantedPort};
+use crate::core::check::{self, Check, Columns, Layer, Status};
 use crate::core::error::Result;
 use crate::core::plan::{ClusterPlan, NodePlan};
 use crate::core::record::{Phase, Record};
@@ -21,6 +22,26 @@ pub struct Drift {
     /// the engine does not report): a warning, not drift that fails `status`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub unconfirmed: bool,
+}
+
+impl Drift {
+    /// The drift as a row of the check table: a failure, or a warning when
+    /// unconfirmed.
+    pub fn check(&self) -> Check {
+        let status = if self.unconfirmed {
+            Status::Warn
+        } else {
+            Status::Fail
+        };
+        Check::new(
+            "drift",
+            Some(&self.node),
+            Layer::Node,
+            status,
+            &self.problem,
+        )
+        .hint(&self.hint)
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -315,10 +336,9 @@ pub fn print_human(app: &App, report: &StatusReport) {
     } else {
         app.ui.line("drift:");
     }
-    for d in &report.drift {
-        let mark = if d.unconfirmed { "!" } else { "✗" };
-        app.ui.line(&format!("  {mark} {}: {}", d.node, d.problem));
-        app.ui.line(&format!("    hint: {}", d.hint));
+    if !report.drift.is_empty() {
+        let checks: Vec<Check> = report.drift.iter().map(Drift::check).collect();
+        app.ui.table(&check::table_rows(&checks, Columns::Located));
     }
 }
 

@@ -4,6 +4,7 @@
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 
+use crate::adapters::docker::{Docker, DockerError};
 use crate::adapters::kind::Kind;
 use crate::adapters::terminal::Ui;
 use crate::adapters::world::World;
@@ -17,6 +18,8 @@ pub struct App {
     pub ui: Ui,
     /// kind, located on first use and then the same for the whole command.
     kind: Mutex<Option<Result<Kind>>>,
+    /// The Docker Engine, connected on first use and then shared by every step.
+    docker: tokio::sync::OnceCell<Result<Docker, DockerError>>,
 }
 
 impl App {
@@ -26,7 +29,18 @@ impl App {
             world,
             ui,
             kind: Mutex::new(None),
+            docker: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The Docker Engine this command talks to ([`Docker::connect`], once): the
+    /// preflight, `up`'s steps and `verify` share one connection, and a Docker that
+    /// is not reachable is found unreachable once.
+    pub async fn docker(&self) -> Result<Docker, DockerError> {
+        self.docker
+            .get_or_init(|| Docker::connect(&self.world))
+            .await
+            .clone()
     }
 
     /// The kind binary this command uses ([`Kind::locate`], resolved once), so

@@ -37,29 +37,19 @@ pub fn print_table(app: &App, checks: &[Check]) {
 /// The checks `up` runs before kind: the same as `doctor`, without the note about
 /// an existing cluster (up has dealt with it by then).
 /// It uses `up`'s own Docker client instead of connecting again.
-pub async fn preflight(app: &App, plan: &ClusterPlan, docker: &Docker) -> Vec<Check> {
-    checks_with(app, plan, false, Some(docker.clone())).await
+pub async fn preflight(app: &App, plan: &ClusterPlan) -> Vec<Check> {
+    checks_with(app, plan, false).await
 }
 
 /// Every check for `plan` on this machine. Independent checks run concurrently.
 pub async fn checks(app: &App, plan: &ClusterPlan, existing_cluster: bool) -> Vec<Check> {
-    checks_with(app, plan, existing_cluster, None).await
+    checks_with(app, plan, existing_cluster).await
 }
 
 /// The checks, with Docker already connected (`up`) or connected here (`doctor`).
-async fn checks_with(
-    app: &App,
-    plan: &ClusterPlan,
-    existing_cluster: bool,
-    connected: Option<Docker>,
-) -> Vec<Check> {
-    let connect = async {
-        match connected {
-            Some(docker) => Ok(docker),
-            None => Docker::connect(&app.world).await,
-        }
-    };
-    let (docker, kind, kubectl) = tokio::join!(connect, kind_version(app), kubectl_version(app));
+async fn checks_with(app: &App, plan: &ClusterPlan, existing_cluster: bool) -> Vec<Check> {
+    let (docker, kind, kubectl) =
+        tokio::join!(app.docker(), kind_version(app), kubectl_version(app));
     let mut checks = Vec::new();
     let (docker, info) = match docker {
         Ok(docker) => match docker.info().await {

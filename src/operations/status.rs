@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::adapters::docker::{Binding, Docker, ObservedNode, WantedPort};
+use crate::adapters::docker::{Binding, ObservedNode, WantedPort};
 use crate::core::check::{self, Check, Columns, Layer, Status};
 use crate::core::error::Result;
 use crate::core::plan::{ClusterPlan, NodePlan};
@@ -218,7 +218,7 @@ pub async fn run(app: &App, choice: &ProfileChoice) -> Result<StatusReport> {
         Some(name) => name.clone(),
         None => app.plan(choice.profile.as_deref(), None)?.1.name,
     };
-    let docker = Docker::connect(&app.world).await.map_err(docker_error)?;
+    let docker = app.docker().await.map_err(docker_error)?;
     let nodes = docker.list_nodes(Some(&name)).await.map_err(docker_error)?;
     let record = read_record(&docker, &nodes).await;
     if let (Some(record), Some(_)) = (&record, &choice.profile) {

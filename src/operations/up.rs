@@ -414,7 +414,7 @@ pub async fn run_up(app: &App, args: &UpOptions, deps: &Deps) -> Result<UpResult
         args.profile.name.as_deref(),
     )?;
     let kind = find_kind(app, args.install_kind).await?;
-    let docker = Docker::connect(&app.world).await.map_err(docker_error)?;
+    let docker = app.docker().await.map_err(docker_error)?;
     let locks = lock_dir(app);
     let _lock = tokio::select! {
         lock = lock::acquire(&locks, &plan.name, args.lock_timeout, |who| {
@@ -486,7 +486,7 @@ pub async fn run_up(app: &App, args: &UpOptions, deps: &Deps) -> Result<UpResult
                 // check must not cost the cluster. Preflight counts the ports this
                 // cluster publishes as its own.
                 let manifest = fetch_artefacts(&mut runner, &plan).await?;
-                preflight(&mut runner, &docker, &plan).await.map_err(|e| {
+                preflight(&mut runner, &plan).await.map_err(|e| {
                     e.hint(format!(
                         "cluster `{}` was not deleted; fix the above, then run `devcluster up --recreate` again (`devcluster doctor` repeats the checks)",
                         plan.name
@@ -510,7 +510,7 @@ pub async fn run_up(app: &App, args: &UpOptions, deps: &Deps) -> Result<UpResult
         }
     }
     let manifest = fetch_artefacts(&mut runner, &plan).await?;
-    preflight(&mut runner, &docker, &plan).await?;
+    preflight(&mut runner, &plan).await?;
     create_then_converge(&mut runner, &docker, &kind, &plan, args, manifest, action).await
 }
 
@@ -864,11 +864,11 @@ fn prompt(question: &str) -> bool {
         .unwrap_or(false)
 }
 
-async fn preflight(runner: &mut Runner<'_>, docker: &Docker, plan: &ClusterPlan) -> Result<()> {
+async fn preflight(runner: &mut Runner<'_>, plan: &ClusterPlan) -> Result<()> {
     let app = runner.app;
     let outcome = runner
         .step("preflight", async {
-            let checks = crate::operations::doctor::preflight(app, plan, docker).await;
+            let checks = crate::operations::doctor::preflight(app, plan).await;
             let failed: Vec<String> = checks
                 .iter()
                 .filter(|c| c.failed())
@@ -1328,7 +1328,7 @@ fn print_next_steps(app: &App, result: &UpResult) {
 /// `devcluster down`. kind is needed only when there is a cluster to delete, so
 /// deleting one that does not exist succeeds without kind installed.
 pub async fn run_down(app: &App, args: &DownOptions) -> Result<()> {
-    let docker = Docker::connect(&app.world).await.map_err(docker_error)?;
+    let docker = app.docker().await.map_err(docker_error)?;
     let explicit = args.profile.name.is_some();
     let names: Vec<String> = if args.all {
         let nodes = docker.list_nodes(None).await.map_err(docker_error)?;

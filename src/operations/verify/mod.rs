@@ -133,7 +133,7 @@ pub async fn run(app: &App, args: &Request) -> Result<Report> {
         || (!args.host_paths.is_empty()
             && args.profile.profile.is_none()
             && args.profile.name.is_none());
-    let docker = Docker::connect(&app.world).await;
+    let docker = app.docker().await;
     let (plan, kubeconfig, context) = if foreign {
         let path = args
             .kubeconfig
@@ -195,7 +195,7 @@ pub async fn verify_cluster(
     plan: &ClusterPlan,
     options: &VerifyOptions,
 ) -> Result<Report> {
-    let docker = Docker::connect(&app.world).await;
+    let docker = app.docker().await;
     let kubeconfig = kind_kubeconfig(app, plan).await?;
     let context = plan.context_name();
     let api = Connector::Kubeconfig

@@ -1,6 +1,7 @@
 //! The command line: flags, dispatch, output formats, signals, and the one place
 //! errors and reports become exit codes.
 
+pub mod init;
 pub mod signals;
 
 use std::ffi::OsString;
@@ -50,6 +51,13 @@ pub enum Command {
     Profiles(ProfilesCommand),
     /// Print the JSON Schema of the profile format.
     Schema,
+    /// Write a `devcluster.yaml` for this repository, asking on a terminal.
+    Init(init::InitArgs),
+    /// Print a shell completion script (`bash`, `zsh`, `fish`, `powershell`, `elvish`).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Output format for commands that print data.
@@ -339,6 +347,26 @@ fn dispatch(app: &App, command: Command) -> Result<ExitCode> {
             Ok(ExitCode::Success)
         }
         Command::Profiles(ProfilesCommand::Show { name }) => profiles_show(&name),
+        Command::Init(args) => {
+            let report = init::run(app, &args)?;
+            app.ui.line(&format!(
+                "✓ wrote {} (cluster `{}`); next:",
+                report.path.display(),
+                report.cluster
+            ));
+            app.ui
+                .line("  devcluster doctor   # check this machine against it");
+            app.ui
+                .line("  devcluster up       # create the cluster and verify it");
+            Ok(ExitCode::Success)
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "devcluster", &mut script);
+            print_data(&String::from_utf8_lossy(&script));
+            Ok(ExitCode::Success)
+        }
         Command::Schema => {
             print_json(&profile::json_schema());
             Ok(ExitCode::Success)

@@ -169,3 +169,63 @@ fn completions_are_printed_for_each_shell() {
     let bad = devcluster(dir.path(), &["completions", "tcsh"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// Keys typed into `devcluster init` on a terminal (through `script`, which gives
+/// it a pseudo-terminal), with a pause before each so every prompt is up first.
+#[test]
+fn init_asks_on_a_terminal_for_what_the_flags_leave_open() {
+    let (repo, _) = repository();
+    let keys: &[&str] = &[
+        "\x1b[B\r",     // base profile: the second built-in, `multi`
+        "team-x\r",     // cluster name
+        "1\r",          // workers
+        "./src\r",      // a directory to mount
+        "\r",           // at the default path, /src
+        "y",            // read-only
+        "\r",           // no more mounts
+        "8080:30080\r", // a port
+        "\r",           // no more ports
+    ];
+    let mut child = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} init", support::devcluster_bin().display()),
+            "/dev/null",
+        ])
+        .current_dir(repo.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", repo.path())
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("`script` (util-linux) runs devcluster on a pseudo-terminal");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        for key in keys {
+            std::thread::sleep(std::time::Duration::from_millis(600));
+            stdin.write_all(key.as_bytes()).unwrap();
+            stdin.flush().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+    }
+    let output = child.wait_with_output().unwrap();
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{shown}");
+    let text = std::fs::read_to_string(repo.path().join("devcluster.yaml")).unwrap();
+    for expected in [
+        "extends: multi",
+        "name: team-x",
+        "workers: 1",
+        "hostPath: ./src",
+        "containerPath: /src",
+        "readOnly: true",
+        "containerPort: 30080",
+        "hostPort: 8080",
+    ] {
+        assert!(text.contains(expected), "{expected} in:\n{text}\n{shown}");
+    }
+}

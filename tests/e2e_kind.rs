@@ -452,6 +452,57 @@ fn a_single_node_profile_comes_up_ready_recorded_verified_and_goes_down() {
     let all = checks(success(&foreign));
     assert_ok(&all, "storage", Some(&nodes[0]), "pod");
 
+    // `devcluster run` on this cluster: it reuses it (and so never deletes it), proves
+    // it, hands the command a kubeconfig of its own (not the user's `KUBECONFIG`),
+    // exits with the command's code, and a failed command leaves a bundle with
+    // kind's logs of every node and a JUnit report holding the proof and the command.
+    provide_volumes(&cluster, &nodes, "run");
+    let junit = dir.path().join("run.xml");
+    let bundle = dir.path().join("run-bundle");
+    let user_kubeconfig = dir.path().join("kubeconfig");
+    let script = format!(
+        "test \"$KUBECONFIG\" != '{}' && grep -q 'server: https://' \"$KUBECONFIG\" && echo proven-cluster && exit 3",
+        user_kubeconfig.display()
+    );
+    let mut args = vec!["run", "--profile", profile, "--name", &cluster];
+    args.extend(PROBE_ARGS);
+    let (junit_arg, bundle_arg) = (junit.display().to_string(), bundle.display().to_string());
+    args.extend([
+        "--junit",
+        &junit_arg,
+        "--bundle",
+        &bundle_arg,
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let run = devcluster(dir.path(), &args);
+    assert_eq!(run.status.code(), Some(3), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stdout).contains("proven-cluster"),
+        "the command's output is streamed"
+    );
+    assert_eq!(
+        containers(&cluster),
+        nodes,
+        "a cluster that was there stays"
+    );
+    assert!(bundle.join("plan.json").is_file());
+    assert!(bundle.join("kind-config.yaml").is_file());
+    let kind_logs = std::fs::read_dir(bundle.join("kind-logs"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(
+        kind_logs > 0,
+        "kind export logs wrote nothing: {}",
+        text(&run.stderr)
+    );
+    let report = std::fs::read_to_string(&junit).unwrap();
+    assert!(report.contains("storage ["), "{report}");
+    assert!(report.contains("command `sh -c"), "{report}");
+    assert!(report.contains("exited 3"), "{report}");
+
     success(&devcluster(dir.path(), &["down", "--name", &cluster]));
     assert_eq!(containers(&cluster), Vec::<String>::new());
     success(&devcluster(dir.path(), &["down", "--name", &cluster]));

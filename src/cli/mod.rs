@@ -15,6 +15,7 @@ use crate::core::kindconfig;
 use crate::core::profile;
 use crate::operations::context::App;
 use crate::operations::doctor;
+use crate::operations::run;
 use crate::operations::status;
 use crate::operations::up::{self, DownOptions, UpOptions};
 use crate::operations::verify;
@@ -53,6 +54,8 @@ pub enum Command {
     Schema,
     /// Write a `devcluster.yaml` for this repository, asking on a terminal.
     Init(init::InitArgs),
+    /// Bring a proven cluster up for one command, run it, then clean up.
+    Run(RunArgs),
     /// Print a shell completion script (`bash`, `zsh`, `fish`, `powershell`, `elvish`).
     Completions {
         /// The shell to complete for.
@@ -218,6 +221,47 @@ pub struct VerifyArgs {
     pub output: Output,
 }
 
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    /// Keep the cluster after the command, even one this run created.
+    #[arg(long)]
+    pub keep: bool,
+    /// Write a JUnit XML report here: the cluster's verification and the command.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Where the failure bundle goes when the command fails.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// One deadline for waiting on nodes, add-ons and verification.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// How long `kind create cluster` may take.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    pub create_timeout: std::time::Duration,
+    /// Download the pinned kind release into the cache when kind is missing.
+    #[arg(long)]
+    pub install_kind: bool,
+    /// Image for verify's probe pods.
+    #[arg(long, value_name = "IMAGE")]
+    pub probe_image: Option<String>,
+    /// Pull policy for verify's probe and echo images.
+    #[arg(long, value_enum)]
+    pub image_pull_policy: Option<PullPolicy>,
+    /// Image for verify's echo backend.
+    #[arg(long, value_name = "IMAGE")]
+    pub echo_image: Option<String>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+/// `devcluster run`'s exit code when it could not give the command a proven cluster
+/// (as `docker run` uses 125 for its own failures), so it never reads as the
+/// command's.
+pub const RUN_FAILED: i32 = 125;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 #[value(rename_all = "PascalCase")]
 pub enum PullPolicy {
@@ -329,6 +373,9 @@ where
         }
     };
     let app = App::new(world);
+    if let Command::Run(args) = &cli.command {
+        return run_command(&app, args);
+    }
     let result = dispatch(&app, cli.command);
     match result {
         Ok(code) => code as i32,
@@ -339,8 +386,58 @@ where
     }
 }
 
+/// `devcluster run`: the command's exit code, or devcluster's own
+/// ([`RUN_FAILED`], 2 for bad input, 130 when interrupted).
+fn run_command(app: &App, args: &RunArgs) -> i32 {
+    let options = run::RunOptions {
+        up: UpOptions {
+            profile: args.profile.choice(),
+            timeout: args.timeout,
+            create_timeout: args.create_timeout,
+            install_kind: args.install_kind,
+            probe_image: args.probe_image.clone(),
+            image_pull_policy: args.image_pull_policy.map(Into::into),
+            echo_image: args.echo_image.clone(),
+            ..UpOptions::default()
+        },
+        keep: args.keep,
+        bundle: args.bundle.clone(),
+        command: args.command.clone(),
+        interrupt: signals::interrupt(),
+    };
+    let outcome = match runtime() {
+        Ok(runtime) => runtime.block_on(run::run(app, &options)),
+        Err(error) => Err(error.into()),
+    };
+    let checks = match &outcome {
+        Ok(report) => &report.checks,
+        Err(failure) => &failure.checks,
+    };
+    if let Some(path) = &args.junit
+        && let Err(e) = std::fs::write(path, checks.junit("devcluster run"))
+    {
+        app.ui
+            .error(&Error::failed(format!("cannot write {}", path.display())).cause(e));
+    }
+    match outcome {
+        Ok(report) => report.command.map_or(RUN_FAILED, |end| end.code()),
+        Err(failure) => {
+            app.ui.error(&failure.error);
+            match failure.error.kind {
+                crate::core::error::ErrorKind::Input => ExitCode::Usage as i32,
+                crate::core::error::ErrorKind::Interrupted => ExitCode::Interrupted as i32,
+                crate::core::error::ErrorKind::Failed => RUN_FAILED,
+            }
+        }
+    }
+}
+
 fn dispatch(app: &App, command: Command) -> Result<ExitCode> {
     match command {
+        Command::Run(args) => Ok(match run_command(app, &args) {
+            0 => ExitCode::Success,
+            _ => ExitCode::Failure,
+        }),
         Command::Plan(args) => plan(app, &args),
         Command::Profiles(ProfilesCommand::List) => {
             profiles_list();
@@ -459,13 +556,16 @@ async fn verify_command(app: &App, args: &VerifyArgs) -> Result<ExitCode> {
     Ok(exit_code(report.failed()))
 }
 
-fn block_on<F: std::future::Future<Output = Result<ExitCode>>>(future: F) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| Error::failed("cannot start the async runtime").cause(e))?;
-    runtime.block_on(future)
+        .map_err(|e| Error::failed("cannot start the async runtime").cause(e))
+}
+
+fn block_on<F: std::future::Future<Output = Result<ExitCode>>>(future: F) -> Result<ExitCode> {
+    runtime()?.block_on(future)
 }
 
 /// Writes data to stdout. A reader that went away (`devcluster plan | head -1`) is

@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod init;
 pub mod interrupt;
 pub mod lock;
+pub mod run;
 pub mod status;
 pub mod up;
 pub mod verify;

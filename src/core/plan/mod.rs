@@ -149,3 +149,49 @@ pub(crate) fn plan_of_text(text: &str) -> ClusterPlan {
     };
     plan(&input).unwrap_or_else(|e| panic!("{e:?}")).plan
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(profile: &Profile) -> PlanInput<'_> {
+        PlanInput {
+            profile,
+            name_override: None,
+            base_dir: Path::new("/work"),
+            home_dir: None,
+            source: "test".into(),
+            file: None,
+        }
+    }
+
+    #[test]
+    fn defaulting_completes_a_plan_that_validation_then_reports_in_full() {
+        let profile = Profile::decode(
+            "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nnodes:\n  controlPlanes: 2\n  workers: 1\nnetworking:\n  apiServerPort: 70000\nports:\n  - {containerPort: 80, hostPort: 8080, protocol: tcp}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let input = input(&profile);
+        let plan = defaults::complete(&input);
+        // Out-of-range values fall back to the defaults; what kind would refuse is left out.
+        assert_eq!(plan.name, DEFAULT_CLUSTER_NAME);
+        let ids: Vec<&str> = plan.nodes.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(ids, ["control-plane", "worker"]);
+        assert_eq!(plan.networking.api_server_address, "127.0.0.1");
+        assert_eq!(plan.networking.api_server_port, 0);
+        assert!(plan.nodes.iter().all(|n| n.ports.is_empty()));
+        assert!(plan.storage.tolerate_tainted_nodes);
+        let messages: Vec<String> = validate::validate(&input, &plan, &AsWritten)
+            .into_iter()
+            .map(|p| p.message)
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "nodes.controlPlanes is 2; it must be 1 or 3",
+                "networking.apiServerPort is 70000; it must be 0 (pick a free port) or 1-65535",
+                "ports: protocol `tcp` is not TCP, UDP or SCTP",
+            ]
+        );
+    }
+}

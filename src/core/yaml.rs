@@ -198,6 +198,13 @@ thread_local! {
 /// column, file}` and deserialising from that form, instead of as the bare value
 /// read from YAML. Lets a profile go through a generic value and back without
 /// losing where each value came from.
+///
+/// A scoped flag rather than an argument because serde's `Serialize` and
+/// `Deserialize` carry no context: passing it explicitly would take a
+/// `DeserializeSeed` (and a serializer wrapper) for every profile type, which is the
+/// per-field code the generic merge exists to avoid. The flag is set only for the
+/// duration of `f`, restored on every exit (a panic included), and nested calls
+/// keep it set.
 pub fn with_positions<R>(f: impl FnOnce() -> R) -> R {
     struct Reset(bool);
     impl Drop for Reset {

@@ -6,6 +6,7 @@ pub mod check;
 pub mod diagnostic;
 pub mod error;
 pub mod kindconfig;
+pub mod paths;
 pub mod plan;
 pub mod profile;
 pub mod record;

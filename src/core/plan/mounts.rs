@@ -3,7 +3,7 @@
 //! symlinks too, via [`HostPaths`]), and container paths a node can carry.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -228,23 +228,7 @@ pub fn resolve_host_path(text: &str, base: &Path, home: Option<&Path>) -> Result
     Ok(normalize(&joined))
 }
 
-/// Removes `.` and `..` components without touching the filesystem.
-pub fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other.as_os_str()),
-        }
-    }
-    if out.as_os_str().is_empty() {
-        out.push("/");
-    }
-    out
-}
+pub use crate::core::paths::normalize;
 
 /// Why mounting `path` into a cluster is dangerous, if it is. Lexical: the caller
 /// checks the symlink-resolved path as well.

@@ -42,7 +42,7 @@ pub struct LoadedProfile {
 pub fn resolve(arg: Option<&str>, cwd: &Path) -> ProfileRef {
     match arg {
         Some(arg) => {
-            let path = crate::core::plan::normalize(&cwd.join(arg));
+            let path = crate::core::paths::normalize(&cwd.join(arg));
             let looks_like_path = arg.contains('/')
                 || arg.ends_with(".yaml")
                 || arg.ends_with(".yml")

@@ -15,6 +15,7 @@ use crate::core::kindconfig;
 use crate::core::profile;
 use crate::operations::context::App;
 use crate::operations::doctor;
+use crate::operations::list;
 use crate::operations::run;
 use crate::operations::status;
 use crate::operations::up::{self, DownOptions, UpOptions};
@@ -41,6 +42,11 @@ pub enum Command {
     Down(DownArgs),
     /// Show a cluster's nodes, mounts and ports as Docker sees them, and any drift.
     Status(StatusArgs),
+    /// List the clusters devcluster created, with their state and profile.
+    List {
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: Output,
+    },
     /// Prove mounts, subPath, storage and ports from inside real pods.
     Verify(VerifyArgs),
     /// Check this machine before creating a cluster.
@@ -483,6 +489,24 @@ fn dispatch(app: &App, command: Command) -> Result<ExitCode> {
             Ok(ExitCode::Success)
         }),
         Command::Status(args) => block_on(status_command(app, &args)),
+        Command::List { output } => block_on(async {
+            let list = list::run(app).await?;
+            match output {
+                Output::Json => print_json(&list),
+                Output::Text if list.clusters.is_empty() => {
+                    app.ui.line("no clusters created by devcluster")
+                }
+                Output::Text => app.ui.table(&list::table_rows(&list)),
+            }
+            if output == Output::Text && !list.others.is_empty() {
+                app.ui.line(&format!(
+                    "{} other kind cluster(s) not created by devcluster: {}",
+                    list.others.len(),
+                    list.others.join(", ")
+                ));
+            }
+            Ok(ExitCode::Success)
+        }),
         Command::Verify(args) => block_on(verify_command(app, &args)),
     }
 }

@@ -6,6 +6,7 @@ pub mod context;
 pub mod doctor;
 pub mod init;
 pub mod interrupt;
+pub mod list;
 pub mod lock;
 pub mod run;
 pub mod status;

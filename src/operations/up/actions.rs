@@ -219,8 +219,20 @@ fn has_scheduling_taints(plan: &ClusterPlan) -> bool {
 }
 
 fn controller(plan: &ClusterPlan) -> Result<ControllerSource> {
-    addons::controller_source(plan)
-        .ok_or_else(|| Error::failed("the plan has no ingress controller to install"))
+    earlier(
+        addons::controller_source(plan),
+        "the plan's ingress controller",
+    )
+}
+
+/// What an action needs that [`for_route`] puts an earlier action (or a plan
+/// field) in charge of; missing only if the list is built wrong.
+fn earlier<T>(value: Option<T>, what: &str) -> Result<T> {
+    value.ok_or_else(|| {
+        Error::failed(format!(
+            "{what} is missing: the step that provides it did not run"
+        ))
+    })
 }
 
 async fn fetch(context: &mut UpContext<'_>) -> Result<String> {
@@ -325,10 +337,7 @@ async fn kubeconfig(context: &mut UpContext<'_>) -> Result<String> {
 }
 
 async fn connect(context: &mut UpContext<'_>) -> Result<String> {
-    let kubeconfig = context
-        .kubeconfig
-        .as_deref()
-        .ok_or_else(|| Error::failed("no kubeconfig to connect with"))?;
+    let kubeconfig = earlier(context.kubeconfig.as_deref(), "the cluster's kubeconfig")?;
     let api = context
         .deps
         .connector
@@ -449,14 +458,11 @@ async fn fix_storage(context: &mut UpContext<'_>) -> Result<String> {
 
 async fn ingress(context: &mut UpContext<'_>) -> Result<String> {
     let source = controller(context.plan)?;
-    let node = context
-        .plan
-        .ingress_node()
-        .ok_or_else(|| Error::failed("the plan has no ingress node"))?;
-    let manifest = context
-        .manifest
-        .as_deref()
-        .ok_or_else(|| Error::failed("the ingress controller manifest was not fetched"))?;
+    let node = earlier(context.plan.ingress_node(), "the plan's ingress node")?;
+    let manifest = earlier(
+        context.manifest.as_deref(),
+        "the ingress controller manifest",
+    )?;
     let documents = addons::pin_controller(manifest, &source, &node.taints)?;
     let api = context.api()?;
     api.apply(&documents).await?;

@@ -6,6 +6,8 @@ use crate::adapters::kind::{Kind, KindSource};
 use crate::core::error::{Error, Result};
 use crate::operations::context::App;
 
+use super::existing::prompt;
+
 /// kind from the one locator, or the pinned release installed with
 /// `--install-kind` (or a yes at the prompt), which the rest of the command uses.
 pub(super) async fn find_kind(app: &App, install: bool) -> Result<Kind> {
@@ -16,18 +18,14 @@ pub(super) async fn find_kind(app: &App, install: bool) -> Result<Kind> {
     let cached = crate::adapters::kind::cached_kind_path(&app.world);
     let ask = !install
         && app.world.can_prompt()
-        && dialoguer::Confirm::new()
-            .with_prompt(format!(
-                "kind is not installed. Download kind {} into {}?",
-                download::KIND_RELEASE,
-                cached
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
-            ))
-            .default(false)
-            .interact()
-            .unwrap_or(false);
+        && prompt(&format!(
+            "kind is not installed. Download kind {} into {}?",
+            download::KIND_RELEASE,
+            cached
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        ));
     if !(install || ask) {
         return Err(missing);
     }

@@ -79,9 +79,9 @@ impl<'a> UpContext<'a> {
 
     /// The API client the `connect` action made.
     pub(super) fn api(&self) -> Result<&ClusterApi> {
-        self.api
-            .as_ref()
-            .ok_or_else(|| Error::failed("not connected to the cluster's API"))
+        self.api.as_ref().ok_or_else(|| {
+            Error::failed("not connected to the cluster's API: the `connect` step did not run")
+        })
     }
 
     pub(super) fn set_api(&mut self, api: ClusterApi) {

@@ -7,9 +7,9 @@
 //! next `up` resumes it. The record in the cluster carries the phase `up` reached.
 //!
 //! As in kind's `pkg/cluster/internal/create/create.go`, the work is an ordered
-//! list of small [`actions`] over one shared context, each under its own status
-//! line, run by the [`runner`]. What an action leaves behind that a failure must
-//! undo (the lock, the half-made cluster) goes onto the [`cleanup`] stack, which
+//! list of small `actions` over one shared context, each under its own status
+//! line, run by the `runner`. What an action leaves behind that a failure must
+//! undo (the lock, the half-made cluster) goes onto the `cleanup` stack, which
 //! the runner unwinds on every way out: an error, an interruption, the deadline.
 
 mod actions;

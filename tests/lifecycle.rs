@@ -1443,3 +1443,116 @@ async fn a_failed_verify_keeps_the_cluster_and_says_so_once() {
         "probe namespace left behind"
     );
 }
+
+#[tokio::test]
+async fn a_failed_step_leads_with_its_own_error_and_names_the_step_after_it() {
+    if !docker_available("a_failed_step_leads_with_its_own_error_and_names_the_step_after_it") {
+        return;
+    }
+    let fixture = Fixture::new("headline");
+    std::fs::write(
+        &fixture.profile,
+        format!(
+            "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nnodes:\n  workers: 1\n\
+             ingress:\n  enabled: true\n  controller: custom\n  httpPort: 0\n  httpsPort: 0\n  manifest:\n    url: https://127.0.0.1:1/deploy.yaml\n    sha256: {}\n    namespace: edge\n    podSelector:\n      app: edge\n",
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    let fake = ready_api(&fixture.cluster, 1);
+    let error = up(&fixture, &fixture.up_args(), &deps(&fake), &[])
+        .await
+        .unwrap_err();
+    let text = error.render();
+    let headline = text.lines().next().unwrap_or_default();
+    assert!(
+        headline.starts_with("error: ") && !headline.contains("step `fetch`"),
+        "the download's own failure leads: {text}"
+    );
+    assert_eq!(error.message, headline.trim_start_matches("error: "));
+    // The step comes after the cause, before the hint.
+    let step = text.find("note: step `fetch` failed").expect(&text);
+    let hint = text.find("hint: ").expect(&text);
+    assert!(step < hint, "{text}");
+}
+
+/// An interruption that comes while `up` waits for the nodes, after kind create
+/// returned: the cleanup stack deletes the half-made cluster and releases the lock.
+#[tokio::test]
+async fn an_interruption_after_kind_create_rolls_back_and_releases_the_lock() {
+    if !docker_available("an_interruption_after_kind_create_rolls_back_and_releases_the_lock") {
+        return;
+    }
+    let fixture = Fixture::new("intwait");
+    // The API never reports the worker, so `wait` waits; the interruption comes
+    // once `up` has asked the API for its nodes.
+    let fake = ready_api(&fixture.cluster, 0);
+    let asked = fake.clone();
+    let interrupt = Interrupt::from_fn(move |n| {
+        let asked = asked.clone();
+        async move {
+            if n > 1 {
+                return std::future::pending().await;
+            }
+            while !asked
+                .requests()
+                .iter()
+                .any(|r| r.starts_with("GET /api/v1/nodes"))
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            "an interruption (test)"
+        }
+    });
+    let deps = Deps {
+        connector: Connector::Client(fake.client()),
+        interrupt,
+    };
+    let error = up(&fixture, &fixture.up_args(), &deps, &[])
+        .await
+        .unwrap_err();
+    let text = error.render();
+    assert_eq!(error.kind, ErrorKind::Interrupted, "{text}");
+    assert!(
+        text.contains("interrupted while creating cluster")
+            && text.contains("the half-made cluster was deleted"),
+        "{text}"
+    );
+    assert!(
+        fixture.nodes().is_empty(),
+        "left behind: {:?}",
+        fixture.nodes()
+    );
+    let lock_dir = fixture.dir.path().join("cache/devcluster/locks");
+    operations::lock::acquire(&lock_dir, &fixture.cluster, Duration::ZERO, |_| {})
+        .await
+        .expect("the lock was released");
+}
+
+/// A step that hangs past the deadline (an API server that never answers) is
+/// cut short by the runner, and the cleanup stack deletes the half-made cluster.
+#[tokio::test]
+async fn a_step_hanging_past_the_deadline_is_cut_short_and_rolled_back() {
+    if !docker_available("a_step_hanging_past_the_deadline_is_cut_short_and_rolled_back") {
+        return;
+    }
+    let fixture = Fixture::new("hang");
+    let fake = ready_api(&fixture.cluster, 1);
+    fake.stall("GET", "/api/v1/nodes");
+    let mut args = fixture.up_args();
+    args.timeout = Duration::from_secs(2);
+    let error = up(&fixture, &args, &deps(&fake), &[]).await.unwrap_err();
+    let text = error.render();
+    assert_eq!(error.exit_code() as i32, 1, "{text}");
+    assert!(
+        text.contains("step `wait` did not finish before the deadline")
+            && text.contains("raise `--timeout`")
+            && text.contains("the half-made cluster was deleted"),
+        "{text}"
+    );
+    assert!(
+        fixture.nodes().is_empty(),
+        "left behind: {:?}",
+        fixture.nodes()
+    );
+}

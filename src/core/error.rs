@@ -43,6 +43,9 @@ pub struct Error {
     pub problems: Vec<Problem>,
     /// Extra text shown after the causes, e.g. the failed command and its output.
     pub details: Option<String>,
+    /// The step of a multi-step operation (`up`'s `preflight`, `create`, ...) that
+    /// failed, shown after the failure itself so the cause stays the headline.
+    pub step: Option<String>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -56,6 +59,7 @@ impl Error {
             hint: None,
             problems: Vec::new(),
             details: None,
+            step: None,
         }
     }
 
@@ -109,6 +113,14 @@ impl Error {
         self
     }
 
+    /// Names the step that failed; the first one named is kept (the innermost).
+    pub fn in_step(mut self, step: impl Into<String>) -> Error {
+        if self.step.is_none() {
+            self.step = Some(step.into());
+        }
+        self
+    }
+
     pub fn exit_code(&self) -> ExitCode {
         match self.kind {
             ErrorKind::Input => ExitCode::Usage,
@@ -138,6 +150,9 @@ impl Error {
             for line in details.lines() {
                 out.push_str(&format!("  {line}\n"));
             }
+        }
+        if let Some(step) = &self.step {
+            out.push_str(&format!("note: step `{step}` failed\n"));
         }
         if let Some(hint) = &self.hint {
             out.push_str(&format!("hint: {hint}\n"));
@@ -234,6 +249,24 @@ mod tests {
     fn shell_quote_shows_a_nul_instead_of_failing() {
         let line = shell_quote(&["a\0b"]);
         assert_eq!(words_read_back_by_sh(&line), ["a\\0b"], "{line}");
+    }
+
+    #[test]
+    fn the_failure_is_the_headline_and_the_step_follows() {
+        let error = Error::failed("2 preflight check(s) failed")
+            .cause("port 80 is taken")
+            .details("port 80: held by nginx")
+            .in_step("preflight")
+            .in_step("outer")
+            .hint("free the port");
+        assert_eq!(
+            error.render(),
+            "error: 2 preflight check(s) failed\n\
+             Caused by: port 80 is taken\n\
+             \x20 port 80: held by nginx\n\
+             note: step `preflight` failed\n\
+             hint: free the port\n"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::core::error::Error;
+use crate::operations::context::App;
 
 /// A held lock; released when dropped.
 #[derive(Debug)]
@@ -78,6 +79,26 @@ pub async fn acquire(
     let _ = write!(file, "{}", std::process::id());
     let _ = file.flush();
     Ok(ClusterLock { file, path })
+}
+
+/// Takes the lock for `cluster` in the user's lock directory ([`user_dir`]), saying
+/// on the terminal whom it waits for.
+pub async fn acquire_for(app: &App, cluster: &str, wait: Duration) -> Result<ClusterLock, Error> {
+    acquire(&user_dir(app), cluster, wait, |who| {
+        app.ui.line(&format!(
+            "waiting for {who}, which is working on cluster `{cluster}` ..."
+        ))
+    })
+    .await
+}
+
+/// The user's lock directory: in their cache, else a private one in the shared
+/// temporary directory.
+pub fn user_dir(app: &App) -> PathBuf {
+    app.world
+        .cache_dir()
+        .map(|d| d.join("locks"))
+        .unwrap_or_else(shared_temp_dir)
 }
 
 /// The lock directory for a user without a cache directory: theirs alone, in the

@@ -4,6 +4,7 @@
 pub mod addons;
 pub mod context;
 pub mod doctor;
+pub mod down;
 pub mod init;
 pub mod interrupt;
 pub mod list;

@@ -1,0 +1,107 @@
+//! `down`: delete clusters devcluster created, never one it did not (unless the
+//! user names it).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::adapters::docker::{Docker, ObservedNode};
+use crate::core::error::{Error, Result};
+use crate::operations::ProfileChoice;
+use crate::operations::context::App;
+use crate::operations::lock;
+use crate::operations::up::{docker_error, read_record};
+
+/// How long `down` waits for another devcluster run on the same cluster.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What `devcluster down` is asked to delete.
+#[derive(Debug, Clone, Default)]
+pub struct DownOptions {
+    pub profile: ProfileChoice,
+    /// Every cluster devcluster created.
+    pub all: bool,
+    /// Clean this kubeconfig instead of the user's.
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// `devcluster down`. kind is needed only when there is a cluster to delete, so
+/// deleting one that does not exist succeeds without kind installed.
+pub async fn run_down(app: &App, args: &DownOptions) -> Result<()> {
+    let docker = app.docker().await.map_err(docker_error)?;
+    let names = if args.all {
+        clusters_devcluster_created(app, &docker).await?
+    } else if let Some(name) = &args.profile.name {
+        vec![name.clone()]
+    } else {
+        let (_, plan) = app.plan(args.profile.profile.as_deref(), None)?;
+        vec![plan.name]
+    };
+    if names.is_empty() {
+        app.ui
+            .line("no clusters created by devcluster; nothing to delete");
+        return Ok(());
+    }
+    for name in names {
+        delete_cluster(app, &docker, args, &name).await?;
+    }
+    Ok(())
+}
+
+/// Every cluster on this Docker that carries devcluster's record; the others are
+/// named and left alone.
+async fn clusters_devcluster_created(app: &App, docker: &Docker) -> Result<Vec<String>> {
+    let nodes = docker.list_nodes(None).await.map_err(docker_error)?;
+    let mut clusters: Vec<String> = nodes.iter().map(|n| n.cluster.clone()).collect();
+    clusters.sort();
+    clusters.dedup();
+    let mut ours = Vec::new();
+    for cluster in clusters {
+        let members: Vec<ObservedNode> = nodes
+            .iter()
+            .filter(|n| n.cluster == cluster)
+            .cloned()
+            .collect();
+        if read_record(docker, &members).await.is_some() {
+            ours.push(cluster);
+        } else {
+            app.ui.line(&format!(
+                "skipping cluster `{cluster}`: devcluster did not create it"
+            ));
+        }
+    }
+    Ok(ours)
+}
+
+/// Deletes cluster `name` under its lock. Without a record it is deleted only
+/// when the user named it (`--name`) or it came from `--all`'s list.
+async fn delete_cluster(app: &App, docker: &Docker, args: &DownOptions, name: &str) -> Result<()> {
+    let _lock = lock::acquire_for(app, name, LOCK_TIMEOUT).await?;
+    let nodes = docker.list_nodes(Some(name)).await.map_err(docker_error)?;
+    if nodes.is_empty() {
+        app.ui.line(&format!(
+            "✓ cluster `{name}` does not exist; nothing to delete"
+        ));
+        return Ok(());
+    }
+    let named = args.all || args.profile.name.is_some();
+    if !named && read_record(docker, &nodes).await.is_none() {
+        return Err(Error::failed(format!(
+            "cluster `{name}` has no devcluster record (devcluster did not create it, or its `kind create` did not finish); not deleting it"
+        ))
+        .hint(format!(
+            "to delete it anyway, name it: `devcluster down --name {name}`"
+        )));
+    }
+    let kind = app.kind()?;
+    let step = app.ui.step(&format!("delete cluster {name}"));
+    match kind.delete(name, args.kubeconfig.as_deref()).await {
+        Ok(()) => {
+            step.done(&format!("{} node(s)", nodes.len()));
+            Ok(())
+        }
+        Err(e) => {
+            step.fail("");
+            Err(e)
+        }
+    }
+}

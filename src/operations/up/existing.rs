@@ -1,0 +1,199 @@
+//! What an existing cluster needs: nothing, converging in place, or (only when
+//! the user agrees) a new cluster; and the checks before each.
+
+use crate::adapters::docker::{Docker, ObservedNode};
+use crate::adapters::kind::Kind;
+use crate::core::error::{Error, Result};
+use crate::core::plan::ClusterPlan;
+use crate::core::record;
+use crate::core::record::{Decision, Phase, Record};
+use crate::operations::context::App;
+
+use super::UpOptions;
+use super::actions::write_kubeconfig;
+use super::record::read_record;
+use super::report::{UpResult, print_next_steps};
+
+/// The way `up` takes to a ready cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Route {
+    /// No cluster of that name: create it.
+    Create,
+    /// A cluster that only a new one can bring to the plan (or one without a
+    /// record), and the user agreed to delete it.
+    Recreate,
+    /// devcluster's cluster, with changes that apply in place (or steps left to
+    /// finish): converge it, never delete it.
+    Converge,
+    /// devcluster's cluster, as planned and finished.
+    UpToDate,
+}
+
+impl Route {
+    /// The result's `action`.
+    pub(super) fn action(self) -> &'static str {
+        match self {
+            Route::Create => "created",
+            Route::Recreate => "recreated",
+            Route::Converge => "converged",
+            Route::UpToDate => "up-to-date",
+        }
+    }
+
+    /// Whether this run makes the nodes (and so may delete them again).
+    pub(super) fn creates(self) -> bool {
+        matches!(self, Route::Create | Route::Recreate)
+    }
+}
+
+/// Decides the route from the cluster's nodes and its record; says so when it
+/// converges, and asks (or refuses) before a recreate.
+pub(super) async fn route(
+    app: &App,
+    args: &UpOptions,
+    plan: &ClusterPlan,
+    docker: &Docker,
+    existing: &[ObservedNode],
+) -> Result<Route> {
+    if existing.is_empty() {
+        return Ok(Route::Create);
+    }
+    let recorded = read_record(docker, existing).await;
+    let decision = match &recorded {
+        Some(recorded) => recorded.decide(plan),
+        None => Decision::Recreate {
+            changes: Vec::new(),
+        },
+    };
+    match decision {
+        Decision::UpToDate => Ok(Route::UpToDate),
+        Decision::Converge { reason, changes } => {
+            ensure_running(plan, existing, "is devcluster's")?;
+            app.ui.line(&format!(
+                "cluster `{}` exists; converging it in place ({reason})",
+                plan.name
+            ));
+            for change in &changes {
+                app.ui.line(&format!("  {}", change.line()));
+            }
+            Ok(Route::Converge)
+        }
+        Decision::Recreate { changes } => {
+            confirm_recreate(app, args, plan, recorded.as_ref(), &changes)?;
+            Ok(Route::Recreate)
+        }
+    }
+}
+
+/// Refuses to work on a cluster whose nodes are not all running.
+fn ensure_running(plan: &ClusterPlan, existing: &[ObservedNode], what: &str) -> Result<()> {
+    let stopped: Vec<&str> = existing
+        .iter()
+        .filter(|n| n.state != "running")
+        .map(|n| n.name.as_str())
+        .collect();
+    if stopped.is_empty() {
+        return Ok(());
+    }
+    Err(Error::failed(format!(
+        "cluster `{}` {what} but nodes are not running: {}",
+        plan.name,
+        stopped.join(", ")
+    ))
+    .hint(format!(
+        "start them with `docker start {}`, then run `devcluster up` again",
+        stopped.join(" ")
+    )))
+}
+
+/// A cluster that matches the plan: nothing to do but write `--kubeconfig`.
+pub(super) async fn up_to_date(
+    app: &App,
+    args: &UpOptions,
+    kind: &Kind,
+    plan: &ClusterPlan,
+    existing: &[ObservedNode],
+) -> Result<UpResult> {
+    ensure_running(plan, existing, "matches the profile")?;
+    if let Some(path) = &args.kubeconfig {
+        write_kubeconfig(path, &kind.kubeconfig(&plan.name).await?)?;
+    }
+    app.ui.line(&format!(
+        "✓ cluster `{}` is up to date; nothing changed",
+        plan.name
+    ));
+    let result = UpResult::new(plan, args, Route::UpToDate.action(), Phase::Complete);
+    print_next_steps(app, &result);
+    Ok(result)
+}
+
+/// Decides whether an existing cluster may be deleted: `--recreate`, or a yes at a
+/// terminal prompt; never silently. The changes are printed once: as lines when
+/// the cluster is recreated or a question is asked, else in the error.
+fn confirm_recreate(
+    app: &App,
+    args: &UpOptions,
+    plan: &ClusterPlan,
+    recorded: Option<&Record>,
+    changes: &[record::Change],
+) -> Result<()> {
+    let reason = match recorded {
+        Some(_) => format!(
+            "cluster `{}` differs from the profile in what only a new cluster can change",
+            plan.name
+        ),
+        None => format!(
+            "cluster `{}` exists but has no devcluster record: devcluster did not create it, or its `kind create` did not finish",
+            plan.name
+        ),
+    };
+    let mut details = String::new();
+    for change in changes {
+        details.push_str(&change.line());
+        details.push('\n');
+    }
+    if recorded.is_some() {
+        details.push_str("Docker cannot add mounts or ports to a running node container, so the changes marked \"needs a new cluster\" force a recreate (its workloads and data are lost).");
+    }
+    let show = |app: &App| {
+        app.ui.line(&format!("{reason}:"));
+        for line in details.lines() {
+            app.ui.line(&format!("  {line}"));
+        }
+    };
+    let question = format!("Delete and recreate cluster `{}`?", plan.name);
+    let confirmed = if args.recreate && (args.yes || !app.world.can_prompt()) {
+        show(app);
+        true
+    } else if (args.recreate || !app.world.is_ci()) && app.world.can_prompt() {
+        show(app);
+        if prompt(&question) {
+            true
+        } else {
+            return Err(Error::failed(format!("{reason}; nothing was changed")).hint(
+                "run `devcluster up --recreate` to delete and recreate it, or pick another name with `--name`",
+            ));
+        }
+    } else {
+        false
+    };
+    if confirmed {
+        return Ok(());
+    }
+    let mut error = Error::failed(format!("{reason}; nothing was changed"));
+    if !details.is_empty() {
+        error = error.details(details.trim_end().to_string());
+    }
+    Err(error.hint(
+        "run `devcluster up --recreate` to delete and recreate it, or pick another name with `--name`",
+    ))
+}
+
+/// A yes/no question at the terminal; no answer is a no.
+pub(super) fn prompt(question: &str) -> bool {
+    dialoguer::Confirm::new()
+        .with_prompt(question)
+        .default(false)
+        .interact()
+        .unwrap_or(false)
+}

@@ -13,8 +13,9 @@ use devcluster::adapters::world::World;
 use devcluster::core::error::ErrorKind;
 use devcluster::operations::ProfileChoice as ProfileArgs;
 use devcluster::operations::context::App;
+use devcluster::operations::down::{self as downs, DownOptions as DownArgs};
+use devcluster::operations::up::UpOptions as UpArgs;
 use devcluster::operations::up::{Deps, Interrupt, UpResult};
-use devcluster::operations::up::{DownOptions as DownArgs, UpOptions as UpArgs};
 use devcluster::operations::{self, up as lifecycle};
 use serde_json::json;
 use support::fake_kube::FakeApi;
@@ -282,13 +283,9 @@ async fn up_creates_then_is_a_noop_then_refuses_a_change_then_recreates() {
 
     // down twice: both succeed, nothing remains.
     let app = fixture.app(&[]);
-    lifecycle::run_down(&app, &fixture.down_args())
-        .await
-        .unwrap();
+    downs::run_down(&app, &fixture.down_args()).await.unwrap();
     assert!(fixture.nodes().is_empty());
-    lifecycle::run_down(&app, &fixture.down_args())
-        .await
-        .unwrap();
+    downs::run_down(&app, &fixture.down_args()).await.unwrap();
 }
 
 #[tokio::test]
@@ -474,7 +471,7 @@ async fn a_cluster_devcluster_did_not_create_is_never_deleted_without_recreate()
         ),
     )
     .unwrap();
-    let refused = lifecycle::run_down(&fixture.app(&[]), &implicit)
+    let refused = downs::run_down(&fixture.app(&[]), &implicit)
         .await
         .unwrap_err();
     assert!(
@@ -484,7 +481,7 @@ async fn a_cluster_devcluster_did_not_create_is_never_deleted_without_recreate()
     );
     assert_eq!(fixture.nodes(), before);
     // ...and deletes when named explicitly.
-    lifecycle::run_down(&fixture.app(&[]), &fixture.down_args())
+    downs::run_down(&fixture.app(&[]), &fixture.down_args())
         .await
         .unwrap();
     assert!(fixture.nodes().is_empty());
@@ -1097,7 +1094,7 @@ async fn the_timeout_starts_when_kind_create_returns_and_create_has_its_own_limi
     .unwrap_or_else(|e| panic!("{}", e.render()));
     assert_eq!(result.action, "created");
     assert!(created.elapsed() > Duration::from_secs(5));
-    lifecycle::run_down(&fixture.app(&[]), &fixture.down_args())
+    downs::run_down(&fixture.app(&[]), &fixture.down_args())
         .await
         .unwrap();
 
@@ -1155,7 +1152,7 @@ async fn a_stopped_cluster_is_still_known_as_devclusters() {
         format!("{text}name: {}\n", fixture.cluster),
     )
     .unwrap();
-    lifecycle::run_down(&fixture.app(&[]), &implicit)
+    downs::run_down(&fixture.app(&[]), &implicit)
         .await
         .unwrap_or_else(|e| panic!("{}", e.render()));
     assert!(fixture.nodes().is_empty());

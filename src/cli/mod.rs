@@ -15,10 +15,11 @@ use crate::core::kindconfig;
 use crate::core::profile;
 use crate::operations::context::App;
 use crate::operations::doctor;
+use crate::operations::down::{self, DownOptions};
 use crate::operations::list;
 use crate::operations::run;
 use crate::operations::status;
-use crate::operations::up::{self, DownOptions, UpOptions};
+use crate::operations::up::{self, UpOptions};
 use crate::operations::verify;
 use crate::operations::{MAX_DURATION, ProfileChoice};
 
@@ -477,7 +478,7 @@ fn dispatch(app: &App, command: Command) -> Result<ExitCode> {
         Command::Doctor(args) => block_on(doctor_command(app, &args)),
         Command::Up(args) => block_on(up_command(app, &args)),
         Command::Down(args) => block_on(async {
-            up::run_down(
+            down::run_down(
                 app,
                 &DownOptions {
                     profile: args.profile.choice(),

@@ -53,7 +53,10 @@ pub async fn run(app: &App) -> Result<ClusterList> {
     let nodes = docker.list_nodes(None).await.map_err(docker_error)?;
     let mut by_cluster: BTreeMap<String, Vec<ObservedNode>> = BTreeMap::new();
     for node in nodes {
-        by_cluster.entry(node.cluster.clone()).or_default().push(node);
+        by_cluster
+            .entry(node.cluster.clone())
+            .or_default()
+            .push(node);
     }
     let mut list = ClusterList::default();
     for (name, members) in by_cluster {
@@ -116,6 +119,9 @@ mod tests {
     fn a_cluster_is_running_stopped_or_partly_running() {
         assert_eq!(state_of(&[node("running"), node("running")]), "running");
         assert_eq!(state_of(&[node("exited"), node("created")]), "stopped");
-        assert_eq!(state_of(&[node("running"), node("exited")]), "partly running");
+        assert_eq!(
+            state_of(&[node("running"), node("exited")]),
+            "partly running"
+        );
     }
 }

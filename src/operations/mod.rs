@@ -2,6 +2,7 @@
 //! `status`, `verify` and `doctor`.
 
 pub mod addons;
+pub mod cluster;
 pub mod context;
 pub mod doctor;
 pub mod down;

@@ -11,8 +11,9 @@ use crate::core::check::{Check, Layer, Status};
 use crate::core::error::{Error, Result};
 use crate::core::plan::ClusterPlan;
 use crate::operations::context::App;
+use crate::operations::down::{self, DownOptions};
 use crate::operations::interrupt::Interrupt;
-use crate::operations::up::{self, DownOptions, UpOptions};
+use crate::operations::up::{self, UpOptions};
 use crate::operations::verify::{self, VerifyOptions, report::Report};
 
 /// How long CMD has to exit after devcluster passes on an interruption, before it
@@ -300,7 +301,7 @@ async fn finish(app: &App, options: &RunOptions, plan: &ClusterPlan, existed: bo
         all: false,
         kubeconfig: None,
     };
-    match up::run_down(app, &down).await {
+    match down::run_down(app, &down).await {
         Ok(()) => false,
         Err(error) => {
             app.ui.line(&format!(

@@ -14,9 +14,10 @@ use devcluster::adapters::kube::cluster::Connector;
 use devcluster::adapters::world::World;
 use devcluster::operations::ProfileChoice as ProfileArgs;
 use devcluster::operations::context::App;
+use devcluster::operations::down::{self as downs, DownOptions as DownArgs};
 use devcluster::operations::up as lifecycle;
+use devcluster::operations::up::UpOptions as UpArgs;
 use devcluster::operations::up::{Deps, Interrupt};
-use devcluster::operations::up::{DownOptions as DownArgs, UpOptions as UpArgs};
 use serde_json::json;
 use support::fake_kube::FakeApi;
 
@@ -143,7 +144,7 @@ fn main() {
             .unwrap();
         resume.push(started.elapsed().as_secs_f64());
         assert_eq!(resumed.action, "converged");
-        runtime.block_on(lifecycle::run_down(&app, &down)).unwrap();
+        runtime.block_on(downs::run_down(&app, &down)).unwrap();
     }
     println!("up --profile ingress (emulated kind, {RUNS} runs)");
     println!(

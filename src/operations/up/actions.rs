@@ -18,8 +18,8 @@ use crate::operations::addons::{self, ControllerSource};
 use super::UpOptions;
 use super::cleanup::Cleanup;
 use super::existing::Route;
-use super::record::{record_holder_name, write_node_record};
 use super::runner::UpContext;
+use crate::operations::cluster::{record_holder_name, write_node_record};
 
 /// One action of `up`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,8 +11,8 @@ use crate::operations::context::App;
 
 use super::UpOptions;
 use super::actions::write_kubeconfig;
-use super::record::read_record;
 use super::report::{UpResult, print_next_steps};
+use crate::operations::cluster::read_record;
 
 /// The way `up` takes to a ready cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,14 +17,12 @@ mod cleanup;
 mod existing;
 mod find_kind;
 mod hints;
-mod record;
 mod report;
 mod runner;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::adapters::docker::DockerError;
 use crate::adapters::kube::cluster::Connector;
 use crate::core::error::{Error, Result};
 use crate::operations::context::App;
@@ -34,9 +32,10 @@ use crate::operations::{ProfileChoice, PullPolicy};
 
 // `down` lives in its own module; these names stay reachable from here for the
 // callers that knew them as part of `up`.
-pub use crate::operations::down::{DownOptions, run_down};
+pub use crate::operations::cluster::{
+    docker_error, note_disagreement, plan_for_cluster, read_record,
+};
 pub(crate) use hints::resume_command;
-pub use record::{note_disagreement, plan_for_cluster, read_record};
 pub use report::{StepResult, UpResult};
 
 use cleanup::{Cleanup, CleanupStack};
@@ -101,18 +100,6 @@ impl Default for UpOptions {
             image_pull_policy: None,
             echo_image: None,
         }
-    }
-}
-
-/// Turns a Docker failure into a user-facing error with the next step.
-pub fn docker_error(error: DockerError) -> Error {
-    match &error {
-        DockerError::Unreachable { .. } | DockerError::Timeout { .. } => {
-            Error::failed("Docker is not reachable").cause(error).hint(
-                "start Docker (or Docker Desktop/Colima), check `DOCKER_HOST`, then run `devcluster doctor`",
-            )
-        }
-        _ => Error::failed("a Docker call failed").cause(error),
     }
 }
 

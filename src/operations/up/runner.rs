@@ -17,9 +17,9 @@ use super::actions::{self, Action, Finished, Stage, Watch};
 use super::cleanup::{CleanupStack, ClusterFate};
 use super::existing::Route;
 use super::hints;
-use super::record::{record_holder_name, write_node_record};
 use super::report::{StepResult, UpResult, print_blocked, print_next_steps};
 use super::{Deps, UpOptions};
+use crate::operations::cluster::{record_holder_name, write_node_record};
 
 /// How long past the deadline a step may take to report its own timeout.
 const DEADLINE_GRACE: Duration = Duration::from_secs(3);

@@ -1,5 +1,6 @@
-//! devcluster's record on the nodes: read from and written into the first
-//! control-plane container, and the plan an existing cluster is compared with.
+//! A cluster devcluster made, as every command finds it: its record on the nodes
+//! (read from and written into the first control-plane container), the plan it
+//! was made from, and Docker failures in the user's words.
 
 use crate::adapters::docker::{Docker, ObservedNode};
 use crate::core::error::{Error, Result};
@@ -9,7 +10,19 @@ use crate::core::record::Record;
 use crate::operations::ProfileChoice;
 use crate::operations::context::App;
 
-use super::docker_error;
+use crate::adapters::docker::DockerError;
+
+/// Turns a Docker failure into a user-facing error with the next step.
+pub fn docker_error(error: DockerError) -> Error {
+    match &error {
+        DockerError::Unreachable { .. } | DockerError::Timeout { .. } => {
+            Error::failed("Docker is not reachable").cause(error).hint(
+                "start Docker (or Docker Desktop/Colima), check `DOCKER_HOST`, then run `devcluster doctor`",
+            )
+        }
+        _ => Error::failed("a Docker call failed").cause(error),
+    }
+}
 
 /// The first control-plane container, where the record lives.
 fn record_holder(nodes: &[ObservedNode]) -> Option<&ObservedNode> {
@@ -31,7 +44,7 @@ pub async fn read_record(docker: &Docker, nodes: &[ObservedNode]) -> Option<Reco
 }
 
 /// Writes `record` into `node`'s record file, replacing it in one rename.
-pub(super) async fn write_node_record(docker: &Docker, node: &str, record: &Record) -> Result<()> {
+pub async fn write_node_record(docker: &Docker, node: &str, record: &Record) -> Result<()> {
     let script = format!(
         "mkdir -p {} && cat > {}.tmp && mv {}.tmp {}",
         record::RECORD_DIR,
@@ -124,7 +137,7 @@ pub fn note_disagreement(app: &App, plan: &ClusterPlan, record: &Record, command
 }
 
 /// The name of the container that holds the record: the plan's first control-plane.
-pub(super) fn record_holder_name(plan: &ClusterPlan) -> Result<String> {
+pub fn record_holder_name(plan: &ClusterPlan) -> Result<String> {
     plan.control_planes()
         .next()
         .map(|n| n.name.clone())

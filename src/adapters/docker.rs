@@ -1102,6 +1102,144 @@ pub fn flavor(operating_system: &str, name: &str, components: &[String]) -> Engi
     }
 }
 
+/// A node runtime with canned answers, for tests of the operations that read one.
+/// It answers as [`Docker`] does: nodes filtered by their cluster label and sorted
+/// by name, a missing container or file read as `None` (the archive API's 404).
+#[cfg(test)]
+pub(crate) mod canned {
+    use super::*;
+
+    pub(crate) struct CannedRuntime {
+        pub info: Result<EngineInfo, DockerError>,
+        pub nodes: Vec<ObservedNode>,
+        /// `(container, path)` to the file's bytes.
+        pub files: BTreeMap<(String, String), Vec<u8>>,
+        pub published: Vec<PublishedPort>,
+        pub images: BTreeMap<String, ImageVersion>,
+    }
+
+    impl CannedRuntime {
+        /// A healthy native engine with nothing on it.
+        pub(crate) fn empty() -> CannedRuntime {
+            CannedRuntime {
+                info: Ok(EngineInfo {
+                    version: "28.2.2".into(),
+                    api_version: "1.50".into(),
+                    os: "linux".into(),
+                    arch: "amd64".into(),
+                    flavor: EngineFlavor::Native,
+                    cgroup_version: Some(2),
+                    data_root: None,
+                    cpus: Some(4),
+                    memory_bytes: Some(8 << 30),
+                    rootless: false,
+                }),
+                nodes: Vec::new(),
+                files: BTreeMap::new(),
+                published: Vec::new(),
+                images: BTreeMap::new(),
+            }
+        }
+    }
+
+    fn not_canned<T: Send + 'static>(
+        operation: &str,
+    ) -> BoxFuture<'static, Result<T, DockerError>> {
+        let error = failed(operation, "not canned in this test");
+        Box::pin(async move { Err(error) })
+    }
+
+    impl NodeRuntime for CannedRuntime {
+        fn endpoint(&self) -> &str {
+            "unix:///canned.sock"
+        }
+
+        fn info(&self) -> BoxFuture<'_, Result<EngineInfo, DockerError>> {
+            Box::pin(async { self.info.clone() })
+        }
+
+        fn list_nodes<'a>(
+            &'a self,
+            cluster: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<Vec<ObservedNode>, DockerError>> {
+            Box::pin(async move {
+                let mut nodes: Vec<ObservedNode> = self
+                    .nodes
+                    .iter()
+                    .filter(|n| cluster.is_none_or(|c| n.cluster == c))
+                    .cloned()
+                    .collect();
+                nodes.sort_by(|a, b| a.name.cmp(&b.name));
+                Ok(nodes)
+            })
+        }
+
+        fn inspect<'a>(
+            &'a self,
+            container: &'a str,
+        ) -> BoxFuture<'a, Result<ObservedNode, DockerError>> {
+            Box::pin(async move {
+                self.nodes
+                    .iter()
+                    .find(|n| n.name == container)
+                    .cloned()
+                    .ok_or_else(|| DockerError::NotFound(container.to_string()))
+            })
+        }
+
+        fn exec<'a>(
+            &'a self,
+            _container: &'a str,
+            _command: &'a [&'a str],
+        ) -> BoxFuture<'a, Result<ExecOutput, DockerError>> {
+            not_canned("exec")
+        }
+
+        fn exec_with_stdin<'a>(
+            &'a self,
+            _container: &'a str,
+            _command: &'a [&'a str],
+            _stdin: &'a [u8],
+        ) -> BoxFuture<'a, Result<ExecOutput, DockerError>> {
+            not_canned("exec")
+        }
+
+        fn read_file<'a>(
+            &'a self,
+            container: &'a str,
+            path: &'a str,
+            limit: usize,
+        ) -> BoxFuture<'a, Result<Option<Vec<u8>>, DockerError>> {
+            Box::pin(async move {
+                match self.files.get(&(container.to_string(), path.to_string())) {
+                    Some(bytes) if bytes.len() > limit => Err(failed(
+                        "copy from container",
+                        format!("{path} is not a regular file of at most {limit} bytes"),
+                    )),
+                    found => Ok(found.cloned()),
+                }
+            })
+        }
+
+        fn published_ports(&self) -> BoxFuture<'_, Result<Vec<PublishedPort>, DockerError>> {
+            Box::pin(async { Ok(self.published.clone()) })
+        }
+
+        fn image_kubernetes_version<'a>(
+            &'a self,
+            image: &'a str,
+        ) -> BoxFuture<'a, Result<ImageVersion, DockerError>> {
+            Box::pin(async move {
+                Ok(self
+                    .images
+                    .get(image)
+                    .cloned()
+                    .unwrap_or(ImageVersion::NotPresent))
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

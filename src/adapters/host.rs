@@ -363,4 +363,121 @@ mod tests {
         assert!(!addresses_clash(ip("127.0.0.2"), ip("127.0.0.1")));
         assert!(!addresses_clash(ip("::1"), ip("127.0.0.1")));
     }
+
+    fn published(cluster: Option<&str>, host_ip: &str, protocol: &str) -> PublishedPort {
+        PublishedPort {
+            container: "holder".into(),
+            cluster: cluster.map(str::to_string),
+            host_ip: host_ip.into(),
+            host_port: 80,
+            protocol: protocol.into(),
+        }
+    }
+
+    fn decide(
+        bind: BindOutcome,
+        published: &[PublishedPort],
+        listeners: &[ListeningSocket],
+    ) -> PortHolding {
+        decide_port(&PortObservation {
+            listen: ip("127.0.0.1"),
+            port: 80,
+            protocol: Protocol::Tcp,
+            bind,
+            published,
+            listeners,
+        })
+    }
+
+    #[test]
+    fn a_publishing_container_comes_before_the_bind_attempt() {
+        let holder = PortHolding::Published {
+            container: "holder".into(),
+            cluster: Some("old".into()),
+        };
+        for bind in [BindOutcome::Bound, BindOutcome::InUse, BindOutcome::Denied] {
+            let found = decide(bind, &[published(Some("old"), "0.0.0.0", "tcp")], &[]);
+            assert_eq!(found, holder);
+        }
+        // A blank protocol (not reported) matches; another protocol or another
+        // address does not.
+        assert_eq!(
+            decide(BindOutcome::Bound, &[published(Some("old"), "", "")], &[]),
+            holder
+        );
+        assert_eq!(
+            decide(
+                BindOutcome::Bound,
+                &[published(None, "0.0.0.0", "udp")],
+                &[]
+            ),
+            PortHolding::Free
+        );
+        assert_eq!(
+            decide(
+                BindOutcome::Bound,
+                &[published(None, "127.0.0.2", "tcp")],
+                &[]
+            ),
+            PortHolding::Free
+        );
+    }
+
+    #[test]
+    fn listeners_tell_a_taken_port_from_one_only_the_daemon_may_bind() {
+        let nginx = (7, Some((4321, "nginx".to_string())));
+        assert_eq!(
+            decide(BindOutcome::InUse, &[], std::slice::from_ref(&nginx)),
+            PortHolding::Process {
+                pid: 4321,
+                command: "nginx".into()
+            }
+        );
+        assert_eq!(
+            decide(BindOutcome::InUse, &[], &[]),
+            PortHolding::InUseByHidden
+        );
+        assert_eq!(
+            decide(BindOutcome::Denied, &[], &[(7, None)]),
+            PortHolding::ListenedByHidden
+        );
+        assert_eq!(
+            decide(BindOutcome::Denied, &[], &[nginx]),
+            PortHolding::Process {
+                pid: 4321,
+                command: "nginx".into()
+            }
+        );
+        assert_eq!(
+            decide(BindOutcome::Denied, &[], &[]),
+            PortHolding::FreeForTheDaemon
+        );
+        assert_eq!(
+            decide(BindOutcome::NotAvailable, &[], &[]),
+            PortHolding::NotAnAddress
+        );
+        assert_eq!(
+            decide(BindOutcome::Other("boom".into()), &[], &[]),
+            PortHolding::Untested("boom".into())
+        );
+    }
+
+    #[test]
+    fn observing_a_port_held_here_finds_this_process() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let (bind, listening) = observe_port(address.ip(), address.port(), Protocol::Tcp);
+        assert_eq!(bind, BindOutcome::InUse);
+        if cfg!(target_os = "linux") {
+            assert!(
+                listening.iter().any(|(_, owner)| owner
+                    .as_ref()
+                    .is_some_and(|(pid, _)| *pid == std::process::id())),
+                "{listening:?}"
+            );
+        }
+        drop(listener);
+        let (bind, listening) = observe_port(address.ip(), address.port(), Protocol::Tcp);
+        assert_eq!((bind, listening), (BindOutcome::Bound, Vec::new()));
+    }
 }

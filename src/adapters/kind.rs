@@ -702,6 +702,81 @@ fn command_failed(args: &[&str], shown: &str, code: Option<i32>, output: &str) -
     }
 }
 
+/// A cluster provider with a canned `kind version`, for tests of what decides by
+/// it; every other call fails as a kind that is not there would.
+#[cfg(test)]
+pub(crate) mod canned {
+    use super::*;
+
+    pub(crate) struct CannedProvider {
+        pub version: Result<KindVersion, KindError>,
+    }
+
+    impl CannedProvider {
+        pub(crate) fn release(major: u32, minor: u32, patch: u32) -> CannedProvider {
+            CannedProvider {
+                version: Ok(KindVersion {
+                    major,
+                    minor,
+                    patch,
+                }),
+            }
+        }
+    }
+
+    fn not_canned<T: Send + 'static>() -> BoxFuture<'static, Result<T, KindError>> {
+        Box::pin(async {
+            Err(KindError::Process {
+                what: "not canned in this test".into(),
+                reason: "only `kind version` is".into(),
+            })
+        })
+    }
+
+    impl ClusterProvider for CannedProvider {
+        fn describe(&self) -> String {
+            "/canned/kind (from DEVCLUSTER_KIND)".into()
+        }
+
+        fn version(&self) -> BoxFuture<'_, Result<KindVersion, KindError>> {
+            Box::pin(async { self.version.clone() })
+        }
+
+        fn clusters(&self) -> BoxFuture<'_, Result<Vec<String>, KindError>> {
+            not_canned()
+        }
+
+        fn kubeconfig<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Result<String, KindError>> {
+            not_canned()
+        }
+
+        fn delete<'a>(
+            &'a self,
+            _name: &'a str,
+            _kubeconfig: Option<&'a Path>,
+        ) -> BoxFuture<'a, Result<(), KindError>> {
+            not_canned()
+        }
+
+        fn export_logs<'a>(
+            &'a self,
+            _name: &'a str,
+            _dir: &'a Path,
+        ) -> BoxFuture<'a, Result<(), KindError>> {
+            not_canned()
+        }
+
+        fn create<'a>(
+            &'a self,
+            _request: &'a CreateRequest<'a>,
+            _on_line: &'a mut (dyn FnMut(&str) + Send),
+            _stop: BoxFuture<'a, ()>,
+        ) -> BoxFuture<'a, Result<CreateOutcome, KindError>> {
+            not_canned()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -888,4 +888,254 @@ mod tests {
         let odd = decide(BindOutcome::Other("boom".into()), &[], &[]);
         assert_eq!(odd.status, Status::Warn);
     }
+
+    mod with_doubles {
+        //! doctor's decisions over a canned node runtime and cluster provider: what
+        //! the engine and kind answer is set here, not produced by a fake server
+        //! or a fake binary.
+        use std::sync::Arc;
+
+        use super::super::*;
+        use crate::adapters::docker::canned::CannedRuntime;
+        use crate::adapters::docker::{DockerError, ObservedNode, PublishedPort};
+        use crate::adapters::kind::canned::CannedProvider;
+        use crate::adapters::world::World;
+        use crate::core::record::{self, Phase, Record};
+
+        const HEADER: &str = "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\n";
+
+        /// doctor's checks of `profile` (a profile's text) on a machine whose Docker
+        /// and kind answer as `runtime` and `kind` do.
+        async fn doctor(profile: &str, runtime: CannedRuntime, kind: CannedProvider) -> Vec<Check> {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let file = dir.path().join("profile.yaml");
+            std::fs::write(&file, profile).unwrap_or_else(|e| panic!("{e}"));
+            let app = App::new(World {
+                cwd: dir.path().to_path_buf(),
+                ..World::default()
+            })
+            .with_node_runtime(Arc::new(runtime))
+            .with_cluster_provider(Arc::new(kind));
+            let (_, plan) = app
+                .plan(Some(&file.display().to_string()), None)
+                .unwrap_or_else(|e| panic!("{}", e.render()));
+            checks(&app, &plan, true).await
+        }
+
+        fn find<'a>(checks: &'a [Check], name: &str) -> &'a Check {
+            checks
+                .iter()
+                .find(|c| c.name == name)
+                .unwrap_or_else(|| panic!("no check {name} in {checks:#?}"))
+        }
+
+        #[tokio::test]
+        async fn the_kind_row_is_decided_by_what_the_provider_answers() {
+            let profile = format!("{HEADER}name: dct-kind\n");
+            let old = doctor(
+                &profile,
+                CannedRuntime::empty(),
+                CannedProvider::release(0, 20, 0),
+            )
+            .await;
+            let kind = find(&old, "kind");
+            assert_eq!(kind.status, Status::Fail, "{kind:?}");
+            assert_eq!(
+                kind.detail,
+                "kind v0.20.0 is older than v0.26.0, the oldest devcluster supports; at /canned/kind (from DEVCLUSTER_KIND)"
+            );
+            assert!(
+                kind.hint
+                    .as_deref()
+                    .is_some_and(|h| h.contains("upgrade kind")),
+                "{kind:?}"
+            );
+
+            let missing = CannedProvider {
+                version: Err(KindError::NotInstalled {
+                    looked: "not on PATH, DEVCLUSTER_KIND unset, no cache directory".into(),
+                }),
+            };
+            let none = doctor(&profile, CannedRuntime::empty(), missing).await;
+            let kind = find(&none, "kind");
+            assert_eq!(kind.status, Status::Fail, "{kind:?}");
+            assert!(
+                kind.detail
+                    .starts_with("kind is not installed (not on PATH"),
+                "{kind:?}"
+            );
+            assert!(
+                kind.hint
+                    .as_deref()
+                    .is_some_and(|h| h.contains("--install-kind")),
+                "{kind:?}"
+            );
+
+            let current = doctor(
+                &profile,
+                CannedRuntime::empty(),
+                CannedProvider::release(0, 32, 0),
+            )
+            .await;
+            let kind = find(&current, "kind");
+            assert_eq!(kind.status, Status::Ok, "{kind:?}");
+            assert!(
+                kind.detail.contains("default node image Kubernetes 1.36.1"),
+                "{kind:?}"
+            );
+            assert!(
+                kind.detail.contains("helper-toleration regression"),
+                "{kind:?}"
+            );
+            // The node image's Kubernetes comes from kind's default: cgroup v2 is fine.
+            assert_eq!(find(&current, "cgroups").status, Status::Ok);
+        }
+
+        /// A port nothing on this host listens on, so only the runtime's answer decides.
+        fn free_port() -> u16 {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+
+        fn published_by(container: &str, cluster: Option<&str>, port: u16) -> PublishedPort {
+            PublishedPort {
+                container: container.into(),
+                cluster: cluster.map(str::to_string),
+                host_ip: "0.0.0.0".into(),
+                host_port: port,
+                protocol: "tcp".into(),
+            }
+        }
+
+        #[tokio::test]
+        async fn a_port_the_runtime_publishes_is_judged_by_whose_container_holds_it() {
+            let port = free_port();
+            let profile = format!(
+                "{HEADER}name: dct-ports\nports:\n  - containerPort: 80\n    hostPort: {port}\n"
+            );
+            let name = format!("port 127.0.0.1:{port}/TCP");
+            let mut runtime = CannedRuntime::empty();
+            runtime.published = vec![published_by("old-worker", Some("old"), port)];
+            let other = doctor(&profile, runtime, CannedProvider::release(0, 30, 0)).await;
+            let check = find(&other, &name);
+            assert_eq!(check.status, Status::Fail, "{check:?}");
+            assert_eq!(
+                check.detail,
+                "taken by container old-worker of kind cluster `old`"
+            );
+            assert!(
+                check
+                    .hint
+                    .as_deref()
+                    .is_some_and(|h| h.contains("devcluster down --name old")),
+                "{check:?}"
+            );
+
+            let mut runtime = CannedRuntime::empty();
+            runtime.published = vec![published_by(
+                "dct-ports-control-plane",
+                Some("dct-ports"),
+                port,
+            )];
+            let ours = doctor(&profile, runtime, CannedProvider::release(0, 30, 0)).await;
+            let check = find(&ours, &name);
+            assert_eq!(check.status, Status::Ok, "{check:?}");
+            assert!(check.detail.contains("of this cluster"), "{check:?}");
+
+            let mut runtime = CannedRuntime::empty();
+            runtime.published = vec![published_by("web", None, port)];
+            let plain = doctor(&profile, runtime, CannedProvider::release(0, 30, 0)).await;
+            let check = find(&plain, &name);
+            assert_eq!(check.status, Status::Fail, "{check:?}");
+            assert!(
+                check
+                    .hint
+                    .as_deref()
+                    .is_some_and(|h| h.contains("docker stop web")),
+                "{check:?}"
+            );
+        }
+
+        fn control_plane(cluster: &str) -> ObservedNode {
+            ObservedNode {
+                name: format!("{cluster}-control-plane"),
+                cluster: cluster.into(),
+                role: "control-plane".into(),
+                state: "exited".into(),
+                image: "kindest/node:v1.36.1".into(),
+                labels: Default::default(),
+                mounts: Vec::new(),
+                ports: Vec::new(),
+                requested_ports: Vec::new(),
+            }
+        }
+
+        #[tokio::test]
+        async fn an_existing_cluster_is_told_apart_by_its_record() {
+            let profile = format!("{HEADER}name: dct-existing\n");
+            let mut runtime = CannedRuntime::empty();
+            runtime.nodes = vec![control_plane("dct-existing"), control_plane("another")];
+            let foreign = doctor(&profile, runtime, CannedProvider::release(0, 30, 0)).await;
+            let check = find(&foreign, "cluster");
+            assert_eq!(check.status, Status::Warn, "{check:?}");
+            assert_eq!(
+                check.detail,
+                "cluster `dct-existing` already exists (not created by devcluster): dct-existing-control-plane (exited)"
+            );
+
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let app = App::new(World {
+                cwd: dir.path().to_path_buf(),
+                ..World::default()
+            });
+            let (_, plan) = app
+                .plan(Some("single"), Some("dct-existing"))
+                .unwrap_or_else(|e| panic!("{}", e.render()));
+            let mut runtime = CannedRuntime::empty();
+            runtime.nodes = vec![control_plane("dct-existing")];
+            runtime.files.insert(
+                (
+                    "dct-existing-control-plane".into(),
+                    record::RECORD_PATH.into(),
+                ),
+                Record::new(&plan, Phase::Complete).to_json().into_bytes(),
+            );
+            let ours = doctor(&profile, runtime, CannedProvider::release(0, 30, 0)).await;
+            let check = find(&ours, "cluster");
+            assert!(
+                check.detail.contains("(created by devcluster)"),
+                "{check:?}"
+            );
+
+            let empty = doctor(
+                &profile,
+                CannedRuntime::empty(),
+                CannedProvider::release(0, 30, 0),
+            )
+            .await;
+            assert_eq!(find(&empty, "cluster").status, Status::Ok);
+        }
+
+        #[tokio::test]
+        async fn an_engine_that_fails_its_info_call_skips_what_needs_it() {
+            let mut runtime = CannedRuntime::empty();
+            runtime.info = Err(DockerError::Timeout {
+                operation: "info".into(),
+                seconds: 5,
+            });
+            let checks = doctor(
+                &format!("{HEADER}name: dct-info\n"),
+                runtime,
+                CannedProvider::release(0, 30, 0),
+            )
+            .await;
+            let docker = find(&checks, "docker");
+            assert_eq!(docker.status, Status::Fail);
+            assert_eq!(docker.detail, "Docker did not answer `info` within 5s");
+            assert!(find(&checks, "cluster").detail.contains("skipped"));
+            assert!(find(&checks, "disk").detail.contains("skipped"));
+        }
+    }
 }

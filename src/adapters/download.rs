@@ -204,3 +204,45 @@ pub async fn fetch(
         .map_err(|e| write(format!("cannot write {}", dest.display()))(e.error))?;
     Ok(dest.to_path_buf())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_typed_with_where_a_copy_goes() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dest = dir.path().join("kind");
+        let sum = "0".repeat(64);
+        let error = fetch("http://127.0.0.1:1/kind", &sum, &dest, true)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("port 1 answered"));
+        match &error {
+            DownloadError::Unreachable {
+                url,
+                dest: at,
+                sha256,
+                ..
+            } => assert_eq!(
+                (url.as_str(), at, sha256),
+                ("http://127.0.0.1:1/kind", &dest, &sum)
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(!dest.exists());
+    }
+
+    #[test]
+    fn a_wrong_checksum_renders_what_was_expected_and_what_came() {
+        let error = Error::from(DownloadError::WrongChecksum {
+            url: "https://example.invalid/kind".into(),
+            expected: "aa".into(),
+            actual: "bb".into(),
+        });
+        assert_eq!(
+            error.render(),
+            "error: the download from https://example.invalid/kind has the wrong checksum\nCaused by: expected SHA-256 aa, got bb\nhint: nothing was kept; the file may have been tampered with or replaced upstream\n"
+        );
+    }
+}

@@ -834,4 +834,129 @@ mod tests {
         assert!(details.contains("command: kind create cluster --name x"));
         assert!(details.contains("Creating cluster"));
     }
+
+    #[test]
+    fn the_failed_kind_command_is_the_headline_with_its_reason_and_command() {
+        let failed = Error::from(KindError::Failed {
+            action: "delete cluster".into(),
+            reason: "exited with code 1".into(),
+            command: "/usr/bin/kind delete cluster --name 'a b'".into(),
+            output: vec!["Deleting cluster \"a b\" ...".into()],
+        });
+        assert_eq!(
+            failed.render(),
+            "error: kind delete cluster failed\nCaused by: exited with code 1\n  command: /usr/bin/kind delete cluster --name 'a b'\n  output (last lines):\n    Deleting cluster \"a b\" ...\n"
+        );
+        let limit = Duration::from_secs(2);
+        let create = Error::from(KindError::TimedOut {
+            action: "create cluster".into(),
+            command: "kind create cluster --name x --config -".into(),
+            limit,
+        });
+        let text = create.render();
+        assert!(
+            text.starts_with("error: kind create cluster did not finish within 2s\n"),
+            "{text}"
+        );
+        assert!(text.contains("hint: raise `--create-timeout`"), "{text}");
+        let version = KindError::TimedOut {
+            action: "version".into(),
+            command: "kind version".into(),
+            limit,
+        };
+        assert_eq!(version.hint(), None);
+    }
+
+    fn world_with(env: &[(&str, &str)], cwd: &Path) -> World {
+        World {
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            cwd: cwd.to_path_buf(),
+            ..World::default()
+        }
+    }
+
+    #[test]
+    fn locating_kind_fails_with_where_it_looked() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let not_a_file = dir.path().display().to_string();
+        let error = Kind::locate(&world_with(&[("DEVCLUSTER_KIND", &not_a_file)], dir.path()))
+            .err()
+            .unwrap_or_else(|| panic!("a directory was taken for kind"));
+        assert_eq!(error, KindError::NotAFile(dir.path().to_path_buf()));
+        let rendered = Error::from(error);
+        assert_eq!(
+            rendered.hint.as_deref(),
+            Some("unset DEVCLUSTER_KIND, or point it at a kind binary")
+        );
+        let missing = Kind::locate(&world_with(&[("PATH", &not_a_file)], dir.path()))
+            .err()
+            .unwrap_or_else(|| panic!("kind found in an empty directory"));
+        assert_eq!(
+            missing.to_string(),
+            "kind is not installed (not on PATH, DEVCLUSTER_KIND unset, no cache directory)"
+        );
+    }
+
+    /// A `kind` that fails the way kind does (kind `pkg/cmd/kind/root.go`: the
+    /// error on stderr as `ERROR: ...`, exit status 1).
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_failing_kind_reports_its_error_line_and_the_pasteable_command() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("kind");
+        std::fs::write(
+            &path,
+            "#!/bin/sh\necho 'Deleting cluster ...' >&2\necho 'ERROR: failed to delete cluster: boom' >&2\nexit 1\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let kind = Kind::at(path.clone(), KindSource::Environment, &World::default());
+        let provider: &dyn ClusterProvider = &kind;
+        // Another test thread forking while the script was open for writing
+        // makes exec fail with ETXTBSY for a moment; that is not what is tested.
+        let mut error = None;
+        for _ in 0..20 {
+            match provider.delete("it's", None).await {
+                Err(KindError::CannotRun { reason, .. }) if reason.contains("busy") => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => {
+                    error = other.err();
+                    break;
+                }
+            }
+        }
+        let error = error.unwrap_or_else(|| panic!("the failing kind succeeded"));
+        assert_eq!(
+            error,
+            KindError::Failed {
+                action: "delete cluster".into(),
+                reason: "failed to delete cluster: boom".into(),
+                command: shell_quote(&[
+                    path.display().to_string().as_str(),
+                    "delete",
+                    "cluster",
+                    "--name",
+                    "it's"
+                ]),
+                output: vec![
+                    "Deleting cluster ...".into(),
+                    "ERROR: failed to delete cluster: boom".into()
+                ],
+            }
+        );
+        // The rendered form of the same call, as `up` and `down` get it.
+        let rendered = kind.delete("it's", None).await.err().map(|e| e.render());
+        assert!(
+            rendered.as_deref().is_some_and(|r| r.starts_with(
+                "error: kind delete cluster failed\nCaused by: failed to delete cluster: boom\n"
+            )),
+            "{rendered:?}"
+        );
+    }
 }

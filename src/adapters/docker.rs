@@ -69,8 +69,8 @@ impl From<DockerError> for Error {
 }
 
 /// The node runtime: what devcluster reads and runs in kind's node containers,
-/// in devcluster's types. [`Docker`] talks to the engine; a test hands
-/// [`crate::operations::context::App`] a double with canned answers.
+/// in devcluster's types. [`Docker`] talks to the engine; a test hands the
+/// command's context a double with canned answers instead.
 pub trait NodeRuntime: Send + Sync {
     /// Where the engine is, e.g. `unix:///var/run/docker.sock`.
     fn endpoint(&self) -> &str;

@@ -215,8 +215,8 @@ impl From<KindError> for Error {
 }
 
 /// The cluster provider: the subset of kind's CLI devcluster drives, in
-/// devcluster's types. [`Kind`] runs the real binary; a test hands
-/// [`crate::operations::context::App`] a double with canned answers.
+/// devcluster's types. [`Kind`] runs the real binary; a test hands the
+/// command's context a double with canned answers instead.
 pub trait ClusterProvider: Send + Sync {
     /// Where the provider is, for doctor and error messages.
     fn describe(&self) -> String;

@@ -189,7 +189,7 @@ async fn existing_cluster_check(runtime: &dyn NodeRuntime, plan: &ClusterPlan) -
         .iter()
         .map(|n| format!("{} ({})", n.name, n.state))
         .collect();
-    let managed = crate::operations::status::read_record(runtime, &nodes)
+    let managed = crate::operations::record::read_record(runtime, &nodes)
         .await
         .is_some();
     Check::host_warn(

@@ -6,6 +6,7 @@ pub mod context;
 pub mod doctor;
 pub mod interrupt;
 pub mod lock;
+pub mod record;
 pub mod status;
 pub mod up;
 pub mod verify;

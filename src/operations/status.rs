@@ -3,13 +3,14 @@
 
 use serde::Serialize;
 
-use crate::adapters::docker::{Binding, NodeRuntime, ObservedNode, WantedPort};
+use crate::adapters::docker::{Binding, ObservedNode, WantedPort};
 use crate::core::check::{self, Check, Columns, Layer, Status};
 use crate::core::error::Result;
-use crate::core::plan::{ClusterPlan, NodePlan, Role};
-use crate::core::record::{self, Phase, Record};
+use crate::core::plan::{ClusterPlan, NodePlan};
+use crate::core::record::{Phase, Record};
 use crate::operations::ProfileChoice;
 use crate::operations::context::App;
+use crate::operations::record::read_record;
 
 /// One difference between the record and what runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -243,26 +244,6 @@ pub async fn run(app: &App, choice: &ProfileChoice) -> Result<StatusReport> {
     Ok(report)
 }
 
-/// The first control-plane container, where `up` keeps the record.
-fn record_holder(nodes: &[ObservedNode]) -> Option<&ObservedNode> {
-    nodes
-        .iter()
-        .filter(|n| n.role == Role::ControlPlane.as_str())
-        .min_by(|a, b| a.name.len().cmp(&b.name.len()).then(a.name.cmp(&b.name)))
-}
-
-/// Reads devcluster's record from the cluster's first control-plane container,
-/// through the runtime's archive read, so a stopped node is read as well as a
-/// running one. `None` when there is none, or it cannot be read.
-pub async fn read_record(runtime: &dyn NodeRuntime, nodes: &[ObservedNode]) -> Option<Record> {
-    let holder = record_holder(nodes)?;
-    let bytes = runtime
-        .read_file(&holder.name, record::RECORD_PATH, record::MAX_RECORD_BYTES)
-        .await
-        .ok()??;
-    Record::from_json(&String::from_utf8_lossy(&bytes))
-}
-
 /// What an `up` that stopped early left undone, and how to finish it.
 fn unfinished(record: &Record) -> Option<String> {
     if record.phase == Phase::Complete {
@@ -441,7 +422,7 @@ mod tests {
         use super::*;
         use crate::adapters::docker::canned::CannedRuntime;
         use crate::adapters::world::World;
-        use crate::core::record::{Phase, Record};
+        use crate::core::record::{self, Phase, Record};
 
         async fn status(runtime: CannedRuntime, name: &str) -> StatusReport {
             let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

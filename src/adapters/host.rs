@@ -7,7 +7,7 @@
 //! (`procfs`, `procfs-core`) and more `rustix` features, about 13 s of one-core
 //! release compile and 66 KiB to a stripped release binary, and builds only on
 //! Linux, so it would need a target-specific dependency and `cfg` gates, while the
-//! two tables and the fd links need the 60 tested lines below, which read nothing
+//! two tables and the fd links need the 70 tested lines below, which read nothing
 //! on other systems.
 
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};

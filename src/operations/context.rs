@@ -225,4 +225,49 @@ mod tests {
         assert_eq!(resolve_symlinks(&root.join("loop-a")), None);
         assert_eq!(resolve_symlinks(Path::new("relative")), None);
     }
+
+    #[tokio::test]
+    async fn the_context_hands_out_the_doubles_it_was_given_and_kind_once_installed() {
+        use crate::adapters::docker::canned::CannedRuntime;
+        use crate::adapters::kind::KindSource;
+        use crate::adapters::kind::canned::CannedProvider;
+
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let world = World {
+            cwd: dir.path().to_path_buf(),
+            ..World::default()
+        };
+        let doubled = App::new(world.clone())
+            .with_node_runtime(std::sync::Arc::new(CannedRuntime::empty()))
+            .with_cluster_provider(std::sync::Arc::new(CannedProvider::release(0, 31, 0)));
+        let runtime = doubled
+            .node_runtime()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(runtime.endpoint(), "unix:///canned.sock");
+        let provider = doubled.cluster_provider().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(provider.describe(), "/canned/kind (from DEVCLUSTER_KIND)");
+
+        // No kind anywhere: the provider is missing, typed; once `--install-kind`
+        // put one in place, every later ask gets that one.
+        let app = App::new(world.clone());
+        assert!(matches!(
+            app.cluster_provider().err(),
+            Some(KindError::NotInstalled { .. })
+        ));
+        let installed = dir.path().join("kind");
+        app.set_kind(Kind::at(installed.clone(), KindSource::Cache, &world));
+        let provider = app.cluster_provider().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            provider.describe(),
+            format!(
+                "{} (devcluster's cached pinned release)",
+                installed.display()
+            )
+        );
+        assert_eq!(
+            app.kind().map(|k| k.path).unwrap_or_else(|e| panic!("{e}")),
+            installed
+        );
+    }
 }

@@ -15,11 +15,13 @@ use bollard::query_parameters::{
     StopContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::adapters::world::World;
+use crate::core::error::Error;
 
 /// Default per-call time limit for ordinary calls ([`Docker::with_timeouts`] changes it).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,6 +51,98 @@ pub enum DockerError {
     /// Anything else the engine reported.
     #[error("Docker failed `{operation}`: {reason}")]
     Failed { operation: String, reason: String },
+}
+
+impl From<DockerError> for Error {
+    /// An engine that does not answer says how to get one; any other failure
+    /// names the call.
+    fn from(error: DockerError) -> Error {
+        match &error {
+            DockerError::Unreachable { .. } | DockerError::Timeout { .. } => {
+                Error::failed("Docker is not reachable").cause(error).hint(
+                    "start Docker (or Docker Desktop/Colima), check `DOCKER_HOST`, then run `devcluster doctor`",
+                )
+            }
+            _ => Error::failed("a Docker call failed").cause(error),
+        }
+    }
+}
+
+/// The node runtime: what devcluster reads and runs in kind's node containers,
+/// in devcluster's types. [`Docker`] talks to the engine; a test hands the
+/// command's context a double with canned answers instead.
+pub trait NodeRuntime: Send + Sync {
+    /// Where the engine is, e.g. `unix:///var/run/docker.sock`.
+    fn endpoint(&self) -> &str;
+    /// What the engine says about itself.
+    fn info(&self) -> BoxFuture<'_, Result<EngineInfo, DockerError>>;
+    /// Node containers of `cluster` (all kind clusters when `None`), sorted by name.
+    fn list_nodes<'a>(
+        &'a self,
+        cluster: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<ObservedNode>, DockerError>>;
+    /// One container, kind node or not.
+    fn inspect<'a>(
+        &'a self,
+        container: &'a str,
+    ) -> BoxFuture<'a, Result<ObservedNode, DockerError>>;
+    /// Runs `command` in `container`; a non-zero exit is an `Ok` with that code.
+    fn exec<'a>(
+        &'a self,
+        container: &'a str,
+        command: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<ExecOutput, DockerError>>;
+    /// Like [`NodeRuntime::exec`], with `stdin` fed to the command.
+    fn exec_with_stdin<'a>(
+        &'a self,
+        container: &'a str,
+        command: &'a [&'a str],
+        stdin: &'a [u8],
+    ) -> BoxFuture<'a, Result<ExecOutput, DockerError>>;
+    /// The regular file `path` in `container`, running or stopped; `None` when the
+    /// container or the file does not exist.
+    fn read_file<'a>(
+        &'a self,
+        container: &'a str,
+        path: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, DockerError>>;
+    /// Every host port the running containers publish.
+    fn published_ports(&self) -> BoxFuture<'_, Result<Vec<PublishedPort>, DockerError>>;
+    /// The Kubernetes version a local node image records in `/kind/version`.
+    fn image_kubernetes_version<'a>(
+        &'a self,
+        image: &'a str,
+    ) -> BoxFuture<'a, Result<ImageVersion, DockerError>>;
+
+    /// The running container publishing `host_port`/`protocol`, if any.
+    fn port_holder<'a>(
+        &'a self,
+        host_port: u16,
+        protocol: &'a str,
+    ) -> BoxFuture<'a, Result<Option<PortHolder>, DockerError>> {
+        Box::pin(async move {
+            Ok(holder_of(
+                self.published_ports().await?,
+                host_port,
+                protocol,
+            ))
+        })
+    }
+}
+
+/// The container in `published` that publishes `host_port`/`protocol`.
+fn holder_of(published: Vec<PublishedPort>, host_port: u16, protocol: &str) -> Option<PortHolder> {
+    published
+        .into_iter()
+        .find(|p| {
+            p.host_port == host_port
+                && (p.protocol.is_empty() || p.protocol.eq_ignore_ascii_case(protocol))
+        })
+        .map(|p| PortHolder {
+            container: p.container,
+            cluster: p.cluster,
+        })
 }
 
 /// Which product runs the engine.
@@ -703,18 +797,11 @@ impl Docker {
         host_port: u16,
         protocol: &str,
     ) -> Result<Option<PortHolder>, DockerError> {
-        Ok(self
-            .published_ports()
-            .await?
-            .into_iter()
-            .find(|p| {
-                p.host_port == host_port
-                    && (p.protocol.is_empty() || p.protocol.eq_ignore_ascii_case(protocol))
-            })
-            .map(|p| PortHolder {
-                container: p.container,
-                cluster: p.cluster,
-            }))
+        Ok(holder_of(
+            self.published_ports().await?,
+            host_port,
+            protocol,
+        ))
     }
 
     /// Every host port the running containers publish. The daemon holds these
@@ -894,6 +981,67 @@ impl Docker {
     }
 }
 
+impl NodeRuntime for Docker {
+    fn endpoint(&self) -> &str {
+        Docker::endpoint(self)
+    }
+
+    fn info(&self) -> BoxFuture<'_, Result<EngineInfo, DockerError>> {
+        Box::pin(Docker::info(self))
+    }
+
+    fn list_nodes<'a>(
+        &'a self,
+        cluster: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<ObservedNode>, DockerError>> {
+        Box::pin(Docker::list_nodes(self, cluster))
+    }
+
+    fn inspect<'a>(
+        &'a self,
+        container: &'a str,
+    ) -> BoxFuture<'a, Result<ObservedNode, DockerError>> {
+        Box::pin(Docker::inspect(self, container))
+    }
+
+    fn exec<'a>(
+        &'a self,
+        container: &'a str,
+        command: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<ExecOutput, DockerError>> {
+        Box::pin(Docker::exec(self, container, command))
+    }
+
+    fn exec_with_stdin<'a>(
+        &'a self,
+        container: &'a str,
+        command: &'a [&'a str],
+        stdin: &'a [u8],
+    ) -> BoxFuture<'a, Result<ExecOutput, DockerError>> {
+        Box::pin(Docker::exec_with_stdin(self, container, command, stdin))
+    }
+
+    fn read_file<'a>(
+        &'a self,
+        container: &'a str,
+        path: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, DockerError>> {
+        Box::pin(Docker::read_file(self, container, path, limit))
+    }
+
+    fn published_ports(&self) -> BoxFuture<'_, Result<Vec<PublishedPort>, DockerError>> {
+        Box::pin(Docker::published_ports(self))
+    }
+
+    fn image_kubernetes_version<'a>(
+        &'a self,
+        image: &'a str,
+    ) -> BoxFuture<'a, Result<ImageVersion, DockerError>> {
+        Box::pin(Docker::image_kubernetes_version(self, image))
+    }
+}
+
 /// The contents of the first regular file of a tar archive (PAX and GNU long-name
 /// headers are read as such); `None` when there is none of at most `limit` bytes.
 fn first_file_in_tar(archive: &[u8], limit: usize) -> Option<Vec<u8>> {
@@ -951,6 +1099,144 @@ pub fn flavor(operating_system: &str, name: &str, components: &[String]) -> Engi
         EngineFlavor::Colima
     } else {
         EngineFlavor::Native
+    }
+}
+
+/// A node runtime with canned answers, for tests of the operations that read one.
+/// It answers as [`Docker`] does: nodes filtered by their cluster label and sorted
+/// by name, a missing container or file read as `None` (the archive API's 404).
+#[cfg(test)]
+pub(crate) mod canned {
+    use super::*;
+
+    pub(crate) struct CannedRuntime {
+        pub info: Result<EngineInfo, DockerError>,
+        pub nodes: Vec<ObservedNode>,
+        /// `(container, path)` to the file's bytes.
+        pub files: BTreeMap<(String, String), Vec<u8>>,
+        pub published: Vec<PublishedPort>,
+        pub images: BTreeMap<String, ImageVersion>,
+    }
+
+    impl CannedRuntime {
+        /// A healthy native engine with nothing on it.
+        pub(crate) fn empty() -> CannedRuntime {
+            CannedRuntime {
+                info: Ok(EngineInfo {
+                    version: "28.2.2".into(),
+                    api_version: "1.50".into(),
+                    os: "linux".into(),
+                    arch: "amd64".into(),
+                    flavor: EngineFlavor::Native,
+                    cgroup_version: Some(2),
+                    data_root: None,
+                    cpus: Some(4),
+                    memory_bytes: Some(8 << 30),
+                    rootless: false,
+                }),
+                nodes: Vec::new(),
+                files: BTreeMap::new(),
+                published: Vec::new(),
+                images: BTreeMap::new(),
+            }
+        }
+    }
+
+    fn not_canned<T: Send + 'static>(
+        operation: &str,
+    ) -> BoxFuture<'static, Result<T, DockerError>> {
+        let error = failed(operation, "not canned in this test");
+        Box::pin(async move { Err(error) })
+    }
+
+    impl NodeRuntime for CannedRuntime {
+        fn endpoint(&self) -> &str {
+            "unix:///canned.sock"
+        }
+
+        fn info(&self) -> BoxFuture<'_, Result<EngineInfo, DockerError>> {
+            Box::pin(async { self.info.clone() })
+        }
+
+        fn list_nodes<'a>(
+            &'a self,
+            cluster: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<Vec<ObservedNode>, DockerError>> {
+            Box::pin(async move {
+                let mut nodes: Vec<ObservedNode> = self
+                    .nodes
+                    .iter()
+                    .filter(|n| cluster.is_none_or(|c| n.cluster == c))
+                    .cloned()
+                    .collect();
+                nodes.sort_by(|a, b| a.name.cmp(&b.name));
+                Ok(nodes)
+            })
+        }
+
+        fn inspect<'a>(
+            &'a self,
+            container: &'a str,
+        ) -> BoxFuture<'a, Result<ObservedNode, DockerError>> {
+            Box::pin(async move {
+                self.nodes
+                    .iter()
+                    .find(|n| n.name == container)
+                    .cloned()
+                    .ok_or_else(|| DockerError::NotFound(container.to_string()))
+            })
+        }
+
+        fn exec<'a>(
+            &'a self,
+            _container: &'a str,
+            _command: &'a [&'a str],
+        ) -> BoxFuture<'a, Result<ExecOutput, DockerError>> {
+            not_canned("exec")
+        }
+
+        fn exec_with_stdin<'a>(
+            &'a self,
+            _container: &'a str,
+            _command: &'a [&'a str],
+            _stdin: &'a [u8],
+        ) -> BoxFuture<'a, Result<ExecOutput, DockerError>> {
+            not_canned("exec")
+        }
+
+        fn read_file<'a>(
+            &'a self,
+            container: &'a str,
+            path: &'a str,
+            limit: usize,
+        ) -> BoxFuture<'a, Result<Option<Vec<u8>>, DockerError>> {
+            Box::pin(async move {
+                match self.files.get(&(container.to_string(), path.to_string())) {
+                    Some(bytes) if bytes.len() > limit => Err(failed(
+                        "copy from container",
+                        format!("{path} is not a regular file of at most {limit} bytes"),
+                    )),
+                    found => Ok(found.cloned()),
+                }
+            })
+        }
+
+        fn published_ports(&self) -> BoxFuture<'_, Result<Vec<PublishedPort>, DockerError>> {
+            Box::pin(async { Ok(self.published.clone()) })
+        }
+
+        fn image_kubernetes_version<'a>(
+            &'a self,
+            image: &'a str,
+        ) -> BoxFuture<'a, Result<ImageVersion, DockerError>> {
+            Box::pin(async move {
+                Ok(self
+                    .images
+                    .get(image)
+                    .cloned()
+                    .unwrap_or(ImageVersion::NotPresent))
+            })
+        }
     }
 }
 

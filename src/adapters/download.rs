@@ -61,14 +61,80 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Fetches `url` into `dest` unless a file whose SHA-256 is `sha256` is already
-/// there. A download with another checksum is an error and nothing is kept.
+/// Why a pinned download failed. [`Error`]'s `From` below renders it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DownloadError {
+    /// The HTTP client could not be built.
+    #[error("cannot set up downloads: {0}")]
+    Setup(String),
+    /// The server could not be reached, refused, or sent too much.
+    #[error("cannot download {url}: {reason}")]
+    Unreachable {
+        url: String,
+        reason: String,
+        /// Where a copy fetched elsewhere is picked up, and by what checksum.
+        dest: PathBuf,
+        sha256: String,
+    },
+    /// The bytes arrived but are not the pinned ones; nothing was kept.
+    #[error(
+        "the download from {url} has the wrong checksum: expected SHA-256 {expected}, got {actual}"
+    )]
+    WrongChecksum {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+    /// Writing the file into place failed.
+    #[error("{what}: {reason}")]
+    Write { what: String, reason: String },
+}
+
+impl From<DownloadError> for Error {
+    fn from(error: DownloadError) -> Error {
+        match error {
+            DownloadError::Setup(reason) => Error::failed("cannot set up downloads").cause(reason),
+            DownloadError::Unreachable {
+                url,
+                reason,
+                dest,
+                sha256,
+            } => Error::failed(format!("cannot download {url}"))
+                .cause(reason)
+                .hint(format!(
+                    "check the network, or copy {url} from a machine that can reach it to {} (used once its SHA-256 is {sha256}), then try again",
+                    dest.display()
+                )),
+            DownloadError::WrongChecksum {
+                url,
+                expected,
+                actual,
+            } => Error::failed(format!("the download from {url} has the wrong checksum"))
+                .cause(format!("expected SHA-256 {expected}, got {actual}"))
+                .hint("nothing was kept; the file may have been tampered with or replaced upstream"),
+            DownloadError::Write { what, reason } => Error::failed(what).cause(reason),
+        }
+    }
+}
+
+/// [`fetch`], its error rendered for the user.
 pub async fn fetch_pinned(
     url: &str,
     sha256: &str,
     dest: &Path,
     executable: bool,
 ) -> Result<PathBuf, Error> {
+    Ok(fetch(url, sha256, dest, executable).await?)
+}
+
+/// Fetches `url` into `dest` unless a file whose SHA-256 is `sha256` is already
+/// there. A download with another checksum is an error and nothing is kept.
+pub async fn fetch(
+    url: &str,
+    sha256: &str,
+    dest: &Path,
+    executable: bool,
+) -> Result<PathBuf, DownloadError> {
     if let Ok(existing) = tokio::fs::read(dest).await
         && sha256_hex(&existing) == sha256
     {
@@ -79,14 +145,12 @@ pub async fn fetch_pinned(
         .timeout(Duration::from_secs(120))
         .connect_timeout(Duration::from_secs(15))
         .build()
-        .map_err(|e| Error::failed("cannot set up downloads").cause(e))?;
-    let failed = |e: &dyn std::fmt::Display| {
-        Error::failed(format!("cannot download {url}"))
-            .cause(e.to_string())
-            .hint(format!(
-                "check the network, or copy {url} from a machine that can reach it to {} (used once its SHA-256 is {sha256}), then try again",
-                dest.display()
-            ))
+        .map_err(|e| DownloadError::Setup(e.to_string()))?;
+    let failed = |e: &dyn std::fmt::Display| DownloadError::Unreachable {
+        url: url.to_string(),
+        reason: e.to_string(),
+        dest: dest.to_path_buf(),
+        sha256: sha256.to_string(),
     };
     let response = client.get(url).send().await.map_err(|e| failed(&e))?;
     if !response.status().is_success() {
@@ -107,32 +171,78 @@ pub async fn fetch_pinned(
     }
     let actual = sha256_hex(&bytes);
     if actual != sha256 {
-        return Err(
-            Error::failed(format!("the download from {url} has the wrong checksum"))
-                .cause(format!("expected SHA-256 {sha256}, got {actual}"))
-                .hint(
-                    "nothing was kept; the file may have been tampered with or replaced upstream",
-                ),
-        );
+        return Err(DownloadError::WrongChecksum {
+            url: url.to_string(),
+            expected: sha256.to_string(),
+            actual,
+        });
     }
-    let dir = dest
-        .parent()
-        .ok_or_else(|| Error::failed(format!("`{}` has no directory", dest.display())))?;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::failed(format!("cannot create {}", dir.display())).cause(e))?;
+    let write = |what: String| {
+        move |e: std::io::Error| DownloadError::Write {
+            what,
+            reason: e.to_string(),
+        }
+    };
+    let dir = dest.parent().ok_or_else(|| DownloadError::Write {
+        what: format!("cannot write {}", dest.display()),
+        reason: "it has no directory".into(),
+    })?;
+    std::fs::create_dir_all(dir).map_err(write(format!("cannot create {}", dir.display())))?;
     let mut file = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| Error::failed(format!("cannot write into {}", dir.display())).cause(e))?;
+        .map_err(write(format!("cannot write into {}", dir.display())))?;
     file.write_all(&bytes)
-        .map_err(|e| Error::failed(format!("cannot write into {}", dir.display())).cause(e))?;
+        .map_err(write(format!("cannot write into {}", dir.display())))?;
     #[cfg(unix)]
     if executable {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| Error::failed("cannot make the download executable").cause(e))?;
+            .map_err(write("cannot make the download executable".into()))?;
     }
     #[cfg(not(unix))]
     let _ = executable;
     file.persist(dest)
-        .map_err(|e| Error::failed(format!("cannot write {}", dest.display())).cause(e.error))?;
+        .map_err(|e| write(format!("cannot write {}", dest.display()))(e.error))?;
     Ok(dest.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_typed_with_where_a_copy_goes() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dest = dir.path().join("kind");
+        let sum = "0".repeat(64);
+        let error = fetch("http://127.0.0.1:1/kind", &sum, &dest, true)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("port 1 answered"));
+        match &error {
+            DownloadError::Unreachable {
+                url,
+                dest: at,
+                sha256,
+                ..
+            } => assert_eq!(
+                (url.as_str(), at, sha256),
+                ("http://127.0.0.1:1/kind", &dest, &sum)
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(!dest.exists());
+    }
+
+    #[test]
+    fn a_wrong_checksum_renders_what_was_expected_and_what_came() {
+        let error = Error::from(DownloadError::WrongChecksum {
+            url: "https://example.invalid/kind".into(),
+            expected: "aa".into(),
+            actual: "bb".into(),
+        });
+        assert_eq!(
+            error.render(),
+            "error: the download from https://example.invalid/kind has the wrong checksum\nCaused by: expected SHA-256 aa, got bb\nhint: nothing was kept; the file may have been tampered with or replaced upstream\n"
+        );
+    }
 }

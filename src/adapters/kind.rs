@@ -12,6 +12,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
+use futures_util::future::BoxFuture;
+
 use crate::adapters::world::World;
 use crate::core::error::{Error, shell_quote};
 
@@ -107,6 +109,144 @@ impl KindSource {
     }
 }
 
+/// Why finding or running kind failed. [`Error`]'s `From` below is the one place
+/// these become what a person reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KindError {
+    /// `DEVCLUSTER_KIND` names something that is not a file.
+    #[error("DEVCLUSTER_KIND points to `{}`, which is not a file", .0.display())]
+    NotAFile(PathBuf),
+    /// Not in `DEVCLUSTER_KIND`, on `PATH`, or in the cache; `looked` says where.
+    #[error("kind is not installed ({looked})")]
+    NotInstalled { looked: String },
+    /// A release older than [`MINIMUM_VERSION`]; `location` is [`Kind::describe`].
+    #[error(
+        "kind {found} is older than {MINIMUM_VERSION}, the oldest devcluster supports; at {location}"
+    )]
+    TooOld {
+        found: KindVersion,
+        location: String,
+    },
+    /// `kind version` printed something that is not a version.
+    #[error("cannot read kind's version from `{output}`")]
+    UnreadableVersion { output: String },
+    /// The binary could not be started.
+    #[error("cannot run kind at `{}`: {reason}", path.display())]
+    CannotRun { path: PathBuf, reason: String },
+    /// kind ran past its time limit and was stopped. `command` is shell-quoted.
+    #[error("kind {action} did not finish within {}", humantime::format_duration(*limit))]
+    TimedOut {
+        action: String,
+        command: String,
+        limit: Duration,
+    },
+    /// kind exited non-zero. `reason` is kind's last `ERROR:` line (else the exit
+    /// status), `command` the shell-quoted command, `output` the tail of what kind
+    /// printed.
+    #[error("kind {action} failed: {reason}")]
+    Failed {
+        action: String,
+        reason: String,
+        command: String,
+        output: Vec<String>,
+    },
+    /// Talking to the running kind process failed (its stdin, its exit status).
+    #[error("{what}: {reason}")]
+    Process { what: String, reason: String },
+}
+
+impl KindError {
+    /// The next step, when there is one to suggest.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            KindError::NotAFile(_) => "unset DEVCLUSTER_KIND, or point it at a kind binary".into(),
+            KindError::NotInstalled { .. } => "install kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation), or run `devcluster up --install-kind`".into(),
+            KindError::TooOld { .. } => {
+                "upgrade kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)".into()
+            }
+            KindError::UnreadableVersion { .. } => {
+                "check that DEVCLUSTER_KIND or PATH points at kind".into()
+            }
+            KindError::TimedOut { action, .. } if action == "create cluster" => {
+                "raise `--create-timeout` (a cold first run pulls a large node image)".into()
+            }
+            _ => return None,
+        })
+    }
+}
+
+impl From<KindError> for Error {
+    /// The headline says which kind command failed and how; the pasteable command
+    /// and kind's last lines follow.
+    fn from(error: KindError) -> Error {
+        let hint = error.hint();
+        let rendered = match &error {
+            KindError::CannotRun { path, reason } => {
+                Error::failed(format!("cannot run kind at `{}`", path.display())).cause(reason)
+            }
+            KindError::TimedOut { command, .. } => {
+                Error::failed(error.to_string()).details(format!("command: {command}"))
+            }
+            KindError::Failed {
+                action,
+                reason,
+                command,
+                output,
+            } => {
+                let mut details = format!("command: {command}");
+                if !output.is_empty() {
+                    details.push_str("\noutput (last lines):");
+                    for line in output {
+                        details.push_str(&format!("\n  {line}"));
+                    }
+                }
+                Error::failed(format!("kind {action} failed"))
+                    .cause(reason)
+                    .details(details)
+            }
+            KindError::Process { what, reason } => Error::failed(what.clone()).cause(reason),
+            _ => Error::failed(error.to_string()),
+        };
+        match hint {
+            Some(hint) => rendered.hint(hint),
+            None => rendered,
+        }
+    }
+}
+
+/// The cluster provider: the subset of kind's CLI devcluster drives, in
+/// devcluster's types. [`Kind`] runs the real binary; a test hands the
+/// command's context a double with canned answers instead.
+pub trait ClusterProvider: Send + Sync {
+    /// Where the provider is, for doctor and error messages.
+    fn describe(&self) -> String;
+    /// `kind version`.
+    fn version(&self) -> BoxFuture<'_, Result<KindVersion, KindError>>;
+    /// `kind get clusters`: names, sorted.
+    fn clusters(&self) -> BoxFuture<'_, Result<Vec<String>, KindError>>;
+    /// `kind get kubeconfig --name N`.
+    fn kubeconfig<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, KindError>>;
+    /// `kind delete cluster --name N`.
+    fn delete<'a>(
+        &'a self,
+        name: &'a str,
+        kubeconfig: Option<&'a Path>,
+    ) -> BoxFuture<'a, Result<(), KindError>>;
+    /// `kind export logs DIR --name N`.
+    fn export_logs<'a>(
+        &'a self,
+        name: &'a str,
+        dir: &'a Path,
+    ) -> BoxFuture<'a, Result<(), KindError>>;
+    /// `kind create cluster` (see [`Kind::create`]).
+    fn create<'a>(
+        &'a self,
+        request: &'a CreateRequest<'a>,
+        on_line: &'a mut (dyn FnMut(&str) + Send),
+        stop: BoxFuture<'a, ()>,
+    ) -> BoxFuture<'a, Result<CreateOutcome, KindError>>;
+}
+
 /// A `kind` executable, run with the environment devcluster was given.
 #[derive(Debug, Clone)]
 pub struct Kind {
@@ -149,17 +289,13 @@ pub fn cached_kind_path(world: &World) -> Option<PathBuf> {
 impl Kind {
     /// The one way devcluster finds kind, for every command: `DEVCLUSTER_KIND`, else
     /// `kind` on `PATH`, else the pinned release `--install-kind` cached.
-    pub fn locate(world: &World) -> Result<Kind, Error> {
+    pub fn locate(world: &World) -> Result<Kind, KindError> {
         if let Some(path) = world.var("DEVCLUSTER_KIND") {
             let path = PathBuf::from(path);
             if path.is_file() {
                 return Ok(Kind::at(path, KindSource::Environment, world));
             }
-            return Err(Error::failed(format!(
-                "DEVCLUSTER_KIND points to `{}`, which is not a file",
-                path.display()
-            ))
-            .hint("unset DEVCLUSTER_KIND, or point it at a kind binary"));
+            return Err(KindError::NotAFile(path));
         }
         let search = world.var("PATH").unwrap_or("");
         if let Ok(path) = which::which_in("kind", Some(search), &world.cwd) {
@@ -176,9 +312,7 @@ impl Kind {
             ),
             None => "not on PATH, DEVCLUSTER_KIND unset, no cache directory".to_string(),
         };
-        Err(Error::failed(format!("kind is not installed ({looked})")).hint(
-            "install kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation), or run `devcluster up --install-kind`",
-        ))
+        Err(KindError::NotInstalled { looked })
     }
 
     /// The kind binary at `path`, run in `world`'s environment.
@@ -195,6 +329,7 @@ impl Kind {
         format!("{} ({})", self.path.display(), self.source.describe())
     }
 
+    /// The command, and how it is shown: shell-quoted, ready to paste.
     fn command(&self, args: &[&str]) -> (Command, String) {
         let mut command = Command::new(&self.path);
         command
@@ -207,23 +342,30 @@ impl Kind {
         (command, shell_quote(&shown))
     }
 
+    fn cannot_run(&self, error: std::io::Error) -> KindError {
+        KindError::CannotRun {
+            path: self.path.clone(),
+            reason: error.to_string(),
+        }
+    }
+
     /// Runs kind to completion with a time limit; stdout on success.
-    async fn output(&self, args: &[&str], limit: Duration) -> Result<String, Error> {
+    async fn output(&self, args: &[&str], limit: Duration) -> Result<String, KindError> {
         let (mut command, shown) = self.command(args);
         command.stdin(Stdio::null());
         let output = tokio::time::timeout(limit, command.output())
             .await
-            .map_err(|_| {
-                Error::failed(format!("kind did not finish within {}s", limit.as_secs()))
-                    .details(format!("command: {shown}"))
+            .map_err(|_| KindError::TimedOut {
+                action: action(args),
+                command: shown.clone(),
+                limit,
             })?
-            .map_err(|e| {
-                Error::failed(format!("cannot run kind at `{}`", self.path.display())).cause(e)
-            })?;
+            .map_err(|e| self.cannot_run(e))?;
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
             Err(command_failed(
+                args,
                 &shown,
                 output.status.code(),
                 &String::from_utf8_lossy(&output.stderr),
@@ -231,17 +373,14 @@ impl Kind {
         }
     }
 
-    /// `kind version`.
-    pub async fn version(&self) -> Result<KindVersion, Error> {
+    async fn read_version(&self) -> Result<KindVersion, KindError> {
         let text = self.output(&["version"], Duration::from_secs(10)).await?;
-        KindVersion::parse(&text).ok_or_else(|| {
-            Error::failed(format!("cannot read kind's version from `{}`", text.trim()))
-                .hint("check that DEVCLUSTER_KIND or PATH points at kind")
+        KindVersion::parse(&text).ok_or_else(|| KindError::UnreadableVersion {
+            output: text.trim().to_string(),
         })
     }
 
-    /// `kind get clusters`: names, sorted. None is an empty list.
-    pub async fn clusters(&self) -> Result<Vec<String>, Error> {
+    async fn list_clusters(&self) -> Result<Vec<String>, KindError> {
         let text = self
             .output(&["get", "clusters"], Duration::from_secs(30))
             .await?;
@@ -256,8 +395,7 @@ impl Kind {
         Ok(names)
     }
 
-    /// `kind get kubeconfig --name N`.
-    pub async fn kubeconfig(&self, name: &str) -> Result<String, Error> {
+    async fn read_kubeconfig(&self, name: &str) -> Result<String, KindError> {
         self.output(
             &["get", "kubeconfig", "--name", name],
             Duration::from_secs(30),
@@ -265,8 +403,7 @@ impl Kind {
         .await
     }
 
-    /// `kind delete cluster --name N` (idempotent in kind).
-    pub async fn delete(&self, name: &str, kubeconfig: Option<&Path>) -> Result<(), Error> {
+    async fn delete_cluster(&self, name: &str, kubeconfig: Option<&Path>) -> Result<(), KindError> {
         let kubeconfig = kubeconfig.map(|p| p.display().to_string());
         let mut args = vec!["delete", "cluster", "--name", name];
         if let Some(path) = &kubeconfig {
@@ -277,8 +414,7 @@ impl Kind {
             .map(|_| ())
     }
 
-    /// `kind export logs DIR --name N`.
-    pub async fn export_logs(&self, name: &str, dir: &Path) -> Result<(), Error> {
+    async fn export_logs_to(&self, name: &str, dir: &Path) -> Result<(), KindError> {
         let dir = dir.display().to_string();
         self.output(
             &["export", "logs", &dir, "--name", name],
@@ -286,6 +422,31 @@ impl Kind {
         )
         .await
         .map(|_| ())
+    }
+
+    /// `kind version`, rendered for the user ([`ClusterProvider::version`] is typed).
+    pub async fn version(&self) -> Result<KindVersion, Error> {
+        Ok(self.read_version().await?)
+    }
+
+    /// `kind get clusters`: names, sorted. None is an empty list.
+    pub async fn clusters(&self) -> Result<Vec<String>, Error> {
+        Ok(self.list_clusters().await?)
+    }
+
+    /// `kind get kubeconfig --name N`.
+    pub async fn kubeconfig(&self, name: &str) -> Result<String, Error> {
+        Ok(self.read_kubeconfig(name).await?)
+    }
+
+    /// `kind delete cluster --name N` (idempotent in kind).
+    pub async fn delete(&self, name: &str, kubeconfig: Option<&Path>) -> Result<(), Error> {
+        Ok(self.delete_cluster(name, kubeconfig).await?)
+    }
+
+    /// `kind export logs DIR --name N`.
+    pub async fn export_logs(&self, name: &str, dir: &Path) -> Result<(), Error> {
+        Ok(self.export_logs_to(name, dir).await?)
     }
 
     /// `kind create cluster`, config on stdin, each of kind's status lines passed to
@@ -296,9 +457,18 @@ impl Kind {
     pub async fn create(
         &self,
         request: &CreateRequest<'_>,
-        mut on_line: impl FnMut(&str),
+        on_line: impl FnMut(&str),
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<CreateOutcome, Error> {
+        Ok(self.create_cluster(request, on_line, stop).await?)
+    }
+
+    async fn create_cluster(
+        &self,
+        request: &CreateRequest<'_>,
+        mut on_line: impl FnMut(&str),
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<CreateOutcome, KindError> {
         let kubeconfig = request.kubeconfig.map(|p| p.display().to_string());
         let mut args = vec!["create", "cluster", "--name", request.name, "--config", "-"];
         if let Some(image) = request.image {
@@ -320,15 +490,16 @@ impl Kind {
             .process_group(0)
             // kind would use KIND_CLUSTER_NAME only without --name; clear it anyway.
             .env_remove("KIND_CLUSTER_NAME");
-        let mut child = command.spawn().map_err(|e| {
-            Error::failed(format!("cannot run kind at `{}`", self.path.display())).cause(e)
-        })?;
+        let mut child = command.spawn().map_err(|e| self.cannot_run(e))?;
         let mut group = GroupGuard::new(child.id());
         if let Some(mut stdin) = child.stdin.take() {
             stdin
                 .write_all(request.config.as_bytes())
                 .await
-                .map_err(|e| Error::failed("cannot pass the config to kind").cause(e))?;
+                .map_err(|e| KindError::Process {
+                    what: "cannot pass the config to kind".into(),
+                    reason: e.to_string(),
+                })?;
             drop(stdin);
         }
         let mut stdout = child.stdout.take();
@@ -377,27 +548,83 @@ impl Kind {
                 if matches!(ended, Ended::Stopped) {
                     return Ok(CreateOutcome::Stopped);
                 }
-                return Err(Error::failed(format!(
-                    "kind create did not finish within {}",
-                    humantime::format_duration(request.limit)
-                ))
-                .details(format!("command: {shown}"))
-                .hint("raise `--create-timeout` (a cold first run pulls a large node image)"));
+                return Err(KindError::TimedOut {
+                    action: action(&args),
+                    command: shown,
+                    limit: request.limit,
+                });
             }
         };
         group.disarm();
-        let status = status.map_err(|e| Error::failed("lost track of kind").cause(e))?;
+        let status = status.map_err(|e| KindError::Process {
+            what: "lost track of kind".into(),
+            reason: e.to_string(),
+        })?;
         let _ = stdout_task.await;
         if status.success() {
             Ok(CreateOutcome::Created)
         } else {
             Err(command_failed(
+                &args,
                 &shown,
                 status.code(),
                 &transcript.join("\n"),
             ))
         }
     }
+}
+
+impl ClusterProvider for Kind {
+    fn describe(&self) -> String {
+        Kind::describe(self)
+    }
+
+    fn version(&self) -> BoxFuture<'_, Result<KindVersion, KindError>> {
+        Box::pin(self.read_version())
+    }
+
+    fn clusters(&self) -> BoxFuture<'_, Result<Vec<String>, KindError>> {
+        Box::pin(self.list_clusters())
+    }
+
+    fn kubeconfig<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, KindError>> {
+        Box::pin(self.read_kubeconfig(name))
+    }
+
+    fn delete<'a>(
+        &'a self,
+        name: &'a str,
+        kubeconfig: Option<&'a Path>,
+    ) -> BoxFuture<'a, Result<(), KindError>> {
+        Box::pin(self.delete_cluster(name, kubeconfig))
+    }
+
+    fn export_logs<'a>(
+        &'a self,
+        name: &'a str,
+        dir: &'a Path,
+    ) -> BoxFuture<'a, Result<(), KindError>> {
+        Box::pin(self.export_logs_to(name, dir))
+    }
+
+    fn create<'a>(
+        &'a self,
+        request: &'a CreateRequest<'a>,
+        on_line: &'a mut (dyn FnMut(&str) + Send),
+        stop: BoxFuture<'a, ()>,
+    ) -> BoxFuture<'a, Result<CreateOutcome, KindError>> {
+        Box::pin(self.create_cluster(request, on_line, stop))
+    }
+}
+
+/// The kind subcommand in `args`, e.g. `create cluster`, for headlines.
+fn action(args: &[&str]) -> String {
+    args.iter()
+        .take_while(|a| !a.is_empty() && a.chars().all(|c| c.is_ascii_lowercase()))
+        .take(2)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// How long kind's process group has between SIGTERM and SIGKILL.
@@ -453,9 +680,9 @@ impl Drop for GroupGuard {
     }
 }
 
-/// An error for a command that exited non-zero: the pasteable command and the
-/// tail of what it printed.
-pub fn command_failed(shown: &str, code: Option<i32>, output: &str) -> Error {
+/// A command that exited non-zero: kind's last `ERROR:` line as the reason, the
+/// pasteable command, and the tail of what it printed.
+fn command_failed(args: &[&str], shown: &str, code: Option<i32>, output: &str) -> KindError {
     let lines: Vec<&str> = output.lines().filter(|l| !l.trim().is_empty()).collect();
     let tail = &lines[lines.len().saturating_sub(OUTPUT_TAIL_LINES)..];
     let reason = lines
@@ -467,16 +694,87 @@ pub fn command_failed(shown: &str, code: Option<i32>, output: &str) -> Error {
             Some(code) => format!("exited with code {code}"),
             None => "was killed by a signal".to_string(),
         });
-    let mut details = format!("command: {shown}\n");
-    if !tail.is_empty() {
-        details.push_str("output (last lines):\n");
-        for line in tail {
-            details.push_str(&format!("  {line}\n"));
+    KindError::Failed {
+        action: action(args),
+        reason,
+        command: shown.to_string(),
+        output: tail.iter().map(|l| l.to_string()).collect(),
+    }
+}
+
+/// A cluster provider with a canned `kind version`, for tests of what decides by
+/// it; every other call fails as a kind that is not there would.
+#[cfg(test)]
+pub(crate) mod canned {
+    use super::*;
+
+    pub(crate) struct CannedProvider {
+        pub version: Result<KindVersion, KindError>,
+    }
+
+    impl CannedProvider {
+        pub(crate) fn release(major: u32, minor: u32, patch: u32) -> CannedProvider {
+            CannedProvider {
+                version: Ok(KindVersion {
+                    major,
+                    minor,
+                    patch,
+                }),
+            }
         }
     }
-    Error::failed("kind failed")
-        .cause(reason)
-        .details(details.trim_end().to_string())
+
+    fn not_canned<T: Send + 'static>() -> BoxFuture<'static, Result<T, KindError>> {
+        Box::pin(async {
+            Err(KindError::Process {
+                what: "not canned in this test".into(),
+                reason: "only `kind version` is".into(),
+            })
+        })
+    }
+
+    impl ClusterProvider for CannedProvider {
+        fn describe(&self) -> String {
+            "/canned/kind (from DEVCLUSTER_KIND)".into()
+        }
+
+        fn version(&self) -> BoxFuture<'_, Result<KindVersion, KindError>> {
+            Box::pin(async { self.version.clone() })
+        }
+
+        fn clusters(&self) -> BoxFuture<'_, Result<Vec<String>, KindError>> {
+            not_canned()
+        }
+
+        fn kubeconfig<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Result<String, KindError>> {
+            not_canned()
+        }
+
+        fn delete<'a>(
+            &'a self,
+            _name: &'a str,
+            _kubeconfig: Option<&'a Path>,
+        ) -> BoxFuture<'a, Result<(), KindError>> {
+            not_canned()
+        }
+
+        fn export_logs<'a>(
+            &'a self,
+            _name: &'a str,
+            _dir: &'a Path,
+        ) -> BoxFuture<'a, Result<(), KindError>> {
+            not_canned()
+        }
+
+        fn create<'a>(
+            &'a self,
+            _request: &'a CreateRequest<'a>,
+            _on_line: &'a mut (dyn FnMut(&str) + Send),
+            _stop: BoxFuture<'a, ()>,
+        ) -> BoxFuture<'a, Result<CreateOutcome, KindError>> {
+            not_canned()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -522,11 +820,12 @@ mod tests {
 
     #[test]
     fn failed_command_shows_command_and_error_line() {
-        let error = command_failed(
+        let error = Error::from(command_failed(
+            &["create", "cluster", "--name", "x"],
             "kind create cluster --name x",
             Some(1),
             "Creating cluster \"x\" ...\nERROR: failed to create cluster: port is already allocated\n",
-        );
+        ));
         assert_eq!(
             error.causes,
             vec!["failed to create cluster: port is already allocated"]
@@ -534,5 +833,130 @@ mod tests {
         let details = error.details.unwrap_or_default();
         assert!(details.contains("command: kind create cluster --name x"));
         assert!(details.contains("Creating cluster"));
+    }
+
+    #[test]
+    fn the_failed_kind_command_is_the_headline_with_its_reason_and_command() {
+        let failed = Error::from(KindError::Failed {
+            action: "delete cluster".into(),
+            reason: "exited with code 1".into(),
+            command: "/usr/bin/kind delete cluster --name 'a b'".into(),
+            output: vec!["Deleting cluster \"a b\" ...".into()],
+        });
+        assert_eq!(
+            failed.render(),
+            "error: kind delete cluster failed\nCaused by: exited with code 1\n  command: /usr/bin/kind delete cluster --name 'a b'\n  output (last lines):\n    Deleting cluster \"a b\" ...\n"
+        );
+        let limit = Duration::from_secs(2);
+        let create = Error::from(KindError::TimedOut {
+            action: "create cluster".into(),
+            command: "kind create cluster --name x --config -".into(),
+            limit,
+        });
+        let text = create.render();
+        assert!(
+            text.starts_with("error: kind create cluster did not finish within 2s\n"),
+            "{text}"
+        );
+        assert!(text.contains("hint: raise `--create-timeout`"), "{text}");
+        let version = KindError::TimedOut {
+            action: "version".into(),
+            command: "kind version".into(),
+            limit,
+        };
+        assert_eq!(version.hint(), None);
+    }
+
+    fn world_with(env: &[(&str, &str)], cwd: &Path) -> World {
+        World {
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            cwd: cwd.to_path_buf(),
+            ..World::default()
+        }
+    }
+
+    #[test]
+    fn locating_kind_fails_with_where_it_looked() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let not_a_file = dir.path().display().to_string();
+        let error = Kind::locate(&world_with(&[("DEVCLUSTER_KIND", &not_a_file)], dir.path()))
+            .err()
+            .unwrap_or_else(|| panic!("a directory was taken for kind"));
+        assert_eq!(error, KindError::NotAFile(dir.path().to_path_buf()));
+        let rendered = Error::from(error);
+        assert_eq!(
+            rendered.hint.as_deref(),
+            Some("unset DEVCLUSTER_KIND, or point it at a kind binary")
+        );
+        let missing = Kind::locate(&world_with(&[("PATH", &not_a_file)], dir.path()))
+            .err()
+            .unwrap_or_else(|| panic!("kind found in an empty directory"));
+        assert_eq!(
+            missing.to_string(),
+            "kind is not installed (not on PATH, DEVCLUSTER_KIND unset, no cache directory)"
+        );
+    }
+
+    /// A `kind` that fails the way kind does (kind `pkg/cmd/kind/root.go`: the
+    /// error on stderr as `ERROR: ...`, exit status 1).
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_failing_kind_reports_its_error_line_and_the_pasteable_command() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("kind");
+        std::fs::write(
+            &path,
+            "#!/bin/sh\necho 'Deleting cluster ...' >&2\necho 'ERROR: failed to delete cluster: boom' >&2\nexit 1\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let kind = Kind::at(path.clone(), KindSource::Environment, &World::default());
+        let provider: &dyn ClusterProvider = &kind;
+        // Another test thread forking while the script was open for writing
+        // makes exec fail with ETXTBSY for a moment; that is not what is tested.
+        let mut error = None;
+        for _ in 0..20 {
+            match provider.delete("it's", None).await {
+                Err(KindError::CannotRun { reason, .. }) if reason.contains("busy") => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => {
+                    error = other.err();
+                    break;
+                }
+            }
+        }
+        let error = error.unwrap_or_else(|| panic!("the failing kind succeeded"));
+        assert_eq!(
+            error,
+            KindError::Failed {
+                action: "delete cluster".into(),
+                reason: "failed to delete cluster: boom".into(),
+                command: shell_quote(&[
+                    path.display().to_string().as_str(),
+                    "delete",
+                    "cluster",
+                    "--name",
+                    "it's"
+                ]),
+                output: vec![
+                    "Deleting cluster ...".into(),
+                    "ERROR: failed to delete cluster: boom".into()
+                ],
+            }
+        );
+        // The rendered form of the same call, as `up` and `down` get it.
+        let rendered = kind.delete("it's", None).await.err().map(|e| e.render());
+        assert!(
+            rendered.as_deref().is_some_and(|r| r.starts_with(
+                "error: kind delete cluster failed\nCaused by: failed to delete cluster: boom\n"
+            )),
+            "{rendered:?}"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! (read from and written into the first control-plane container), the plan it
 //! was made from, and Docker failures in the user's words.
 
-use crate::adapters::docker::{Docker, ObservedNode};
+use crate::adapters::docker::{Docker, NodeRuntime, ObservedNode};
 use crate::core::error::{Error, Result};
 use crate::core::plan::{ClusterPlan, Role};
 use crate::core::record;
@@ -10,21 +10,9 @@ use crate::core::record::Record;
 use crate::operations::ProfileChoice;
 use crate::operations::context::App;
 
-use crate::adapters::docker::DockerError;
 
-/// Turns a Docker failure into a user-facing error with the next step.
-pub fn docker_error(error: DockerError) -> Error {
-    match &error {
-        DockerError::Unreachable { .. } | DockerError::Timeout { .. } => {
-            Error::failed("Docker is not reachable").cause(error).hint(
-                "start Docker (or Docker Desktop/Colima), check `DOCKER_HOST`, then run `devcluster doctor`",
-            )
-        }
-        _ => Error::failed("a Docker call failed").cause(error),
-    }
-}
 
-/// The first control-plane container, where the record lives.
+/// The first control-plane container, where `up` keeps the record.
 fn record_holder(nodes: &[ObservedNode]) -> Option<&ObservedNode> {
     nodes
         .iter()
@@ -33,10 +21,11 @@ fn record_holder(nodes: &[ObservedNode]) -> Option<&ObservedNode> {
 }
 
 /// Reads devcluster's record from the cluster's first control-plane container,
-/// through Docker's archive API, so a stopped node is read as well as a running one.
-pub async fn read_record(docker: &Docker, nodes: &[ObservedNode]) -> Option<Record> {
+/// through the runtime's archive read, so a stopped node is read as well as a
+/// running one. `None` when there is none, or it cannot be read.
+pub async fn read_record(runtime: &dyn NodeRuntime, nodes: &[ObservedNode]) -> Option<Record> {
     let holder = record_holder(nodes)?;
-    let bytes = docker
+    let bytes = runtime
         .read_file(&holder.name, record::RECORD_PATH, record::MAX_RECORD_BYTES)
         .await
         .ok()??;
@@ -55,7 +44,7 @@ pub async fn write_node_record(docker: &Docker, node: &str, record: &Record) -> 
     let output = docker
         .exec_with_stdin(node, &["sh", "-c", &script], record.to_json().as_bytes())
         .await
-        .map_err(docker_error)?;
+        .map_err(Error::from)?;
     if output.exit_code != 0 {
         return Err(
             Error::failed(format!("cannot write devcluster's record into {node}"))

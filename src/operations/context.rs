@@ -1,11 +1,12 @@
-//! What every command shares: the world, the printer, kind as located once, and
-//! turning `--profile` and `--name` into a validated plan.
+//! What every command shares: the world, the printer, and the outside systems
+//! resolved once (kind located, Docker connected), or the doubles a test handed
+//! in; and turning `--profile` and `--name` into a validated plan.
 
 use std::path::{Component, Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use crate::adapters::docker::{Docker, DockerError};
-use crate::adapters::kind::Kind;
+use crate::adapters::docker::{Docker, DockerError, NodeRuntime};
+use crate::adapters::kind::{ClusterProvider, Kind, KindError};
 use crate::adapters::terminal::Ui;
 use crate::adapters::world::World;
 use crate::core::error::{Error, Result};
@@ -17,9 +18,13 @@ pub struct App {
     pub world: World,
     pub ui: Ui,
     /// kind, located on first use and then the same for the whole command.
-    kind: Mutex<Option<Result<Kind>>>,
+    kind: Mutex<Option<Result<Kind, KindError>>>,
     /// The Docker Engine, connected on first use and then shared by every step.
     docker: tokio::sync::OnceCell<Result<Docker, DockerError>>,
+    /// A node runtime handed in instead of Docker ([`App::with_node_runtime`]).
+    node_runtime: Option<Arc<dyn NodeRuntime>>,
+    /// A cluster provider handed in instead of kind ([`App::with_cluster_provider`]).
+    cluster_provider: Option<Arc<dyn ClusterProvider>>,
 }
 
 impl App {
@@ -30,7 +35,23 @@ impl App {
             ui,
             kind: Mutex::new(None),
             docker: tokio::sync::OnceCell::new(),
+            node_runtime: None,
+            cluster_provider: None,
         }
+    }
+
+    /// Uses `runtime` wherever an operation asks for [`App::node_runtime`]
+    /// (`doctor`, `status`), instead of connecting to Docker.
+    pub fn with_node_runtime(mut self, runtime: Arc<dyn NodeRuntime>) -> App {
+        self.node_runtime = Some(runtime);
+        self
+    }
+
+    /// Uses `provider` wherever an operation asks for [`App::cluster_provider`]
+    /// (`doctor`), instead of locating kind.
+    pub fn with_cluster_provider(mut self, provider: Arc<dyn ClusterProvider>) -> App {
+        self.cluster_provider = Some(provider);
+        self
     }
 
     /// The Docker Engine this command talks to ([`Docker::connect`], once): the
@@ -43,15 +64,35 @@ impl App {
             .clone()
     }
 
+    /// The node runtime: the one handed in, else [`App::docker`]'s connection.
+    pub async fn node_runtime(&self) -> Result<Arc<dyn NodeRuntime>, DockerError> {
+        if let Some(runtime) = &self.node_runtime {
+            return Ok(runtime.clone());
+        }
+        Ok(Arc::new(self.docker().await?))
+    }
+
     /// The kind binary this command uses ([`Kind::locate`], resolved once), so
     /// preflight, `doctor`, `down` and `verify` can never disagree about it.
     pub fn kind(&self) -> Result<Kind> {
+        Ok(self.located_kind()?)
+    }
+
+    fn located_kind(&self) -> Result<Kind, KindError> {
         let mut slot = self
             .kind
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         slot.get_or_insert_with(|| Kind::locate(&self.world))
             .clone()
+    }
+
+    /// The cluster provider: the one handed in, else [`App::kind`]'s binary.
+    pub fn cluster_provider(&self) -> Result<Arc<dyn ClusterProvider>, KindError> {
+        if let Some(provider) = &self.cluster_provider {
+            return Ok(provider.clone());
+        }
+        Ok(Arc::new(self.located_kind()?))
     }
 
     /// Uses `kind` from now on (after `--install-kind` installed it).
@@ -183,5 +224,50 @@ mod tests {
         link("loop-b", "loop-a");
         assert_eq!(resolve_symlinks(&root.join("loop-a")), None);
         assert_eq!(resolve_symlinks(Path::new("relative")), None);
+    }
+
+    #[tokio::test]
+    async fn the_context_hands_out_the_doubles_it_was_given_and_kind_once_installed() {
+        use crate::adapters::docker::canned::CannedRuntime;
+        use crate::adapters::kind::KindSource;
+        use crate::adapters::kind::canned::CannedProvider;
+
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let world = World {
+            cwd: dir.path().to_path_buf(),
+            ..World::default()
+        };
+        let doubled = App::new(world.clone())
+            .with_node_runtime(std::sync::Arc::new(CannedRuntime::empty()))
+            .with_cluster_provider(std::sync::Arc::new(CannedProvider::release(0, 31, 0)));
+        let runtime = doubled
+            .node_runtime()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(runtime.endpoint(), "unix:///canned.sock");
+        let provider = doubled.cluster_provider().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(provider.describe(), "/canned/kind (from DEVCLUSTER_KIND)");
+
+        // No kind anywhere: the provider is missing, typed; once `--install-kind`
+        // put one in place, every later ask gets that one.
+        let app = App::new(world.clone());
+        assert!(matches!(
+            app.cluster_provider().err(),
+            Some(KindError::NotInstalled { .. })
+        ));
+        let installed = dir.path().join("kind");
+        app.set_kind(Kind::at(installed.clone(), KindSource::Cache, &world));
+        let provider = app.cluster_provider().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            provider.describe(),
+            format!(
+                "{} (devcluster's cached pinned release)",
+                installed.display()
+            )
+        );
+        assert_eq!(
+            app.kind().map(|k| k.path).unwrap_or_else(|e| panic!("{e}")),
+            installed
+        );
     }
 }

@@ -2,14 +2,15 @@
 //! Each check says ok, warn or fail, one line of detail, and for warn/fail the
 //! next step. `devcluster up` runs the same checks as its preflight step.
 
-use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::adapters::docker::{Docker, EngineFlavor, EngineInfo, ImageVersion, PublishedPort};
-use crate::adapters::kind::{KindVersion, MINIMUM_VERSION};
+use crate::adapters::docker::{EngineFlavor, EngineInfo, ImageVersion, NodeRuntime};
+use crate::adapters::host::{self, PortHolding, PortObservation};
+use crate::adapters::kind::{KindError, KindVersion, MINIMUM_VERSION};
 use crate::core::error::Result;
-use crate::core::plan::{self, ClusterPlan, Protocol};
+use crate::core::plan::{self, ClusterPlan};
 use crate::core::profile::MountPathType;
 use crate::operations::ProfileChoice;
 use crate::operations::context::App;
@@ -46,13 +47,14 @@ pub async fn checks(app: &App, plan: &ClusterPlan, existing_cluster: bool) -> Ve
     checks_with(app, plan, existing_cluster).await
 }
 
-/// The checks, with Docker already connected (`up`) or connected here (`doctor`).
+/// The checks, through the context's node runtime and cluster provider: Docker
+/// connected once (shared with `up`) and kind located once, or a test's doubles.
 async fn checks_with(app: &App, plan: &ClusterPlan, existing_cluster: bool) -> Vec<Check> {
-    let (docker, kind, kubectl) =
-        tokio::join!(app.docker(), kind_version(app), kubectl_version(app));
+    let (runtime, kind, kubectl) =
+        tokio::join!(app.node_runtime(), kind_version(app), kubectl_version(app));
     let mut checks = Vec::new();
-    let (docker, info) = match docker {
-        Ok(docker) => match docker.info().await {
+    let (runtime, info) = match runtime {
+        Ok(runtime) => match runtime.info().await {
             Ok(info) => {
                 checks.push(Check::host_ok(
                     "docker",
@@ -62,10 +64,10 @@ async fn checks_with(app: &App, plan: &ClusterPlan, existing_cluster: bool) -> V
                         info.os,
                         info.arch,
                         flavor_name(info.flavor),
-                        docker.endpoint()
+                        runtime.endpoint()
                     ),
                 ));
-                (Some(docker), Some(info))
+                (Some(runtime), Some(info))
             }
             Err(e) => {
                 checks.push(Check::host_fail(
@@ -85,29 +87,20 @@ async fn checks_with(app: &App, plan: &ClusterPlan, existing_cluster: bool) -> V
             (None, None)
         }
     };
+    let runtime = runtime.as_deref();
     let kind_version = match kind {
-        Ok((version, found)) if version < MINIMUM_VERSION => {
-            checks.push(Check::host_fail(
-                "kind",
-                format!(
-                    "kind {version} is older than {MINIMUM_VERSION}, the oldest devcluster supports; at {found}"
-                ),
-                "upgrade kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)",
-            ));
-            Some(version)
+        Ok((found, location)) if found < MINIMUM_VERSION => {
+            checks.push(kind_failure(&KindError::TooOld { found, location }));
+            Some(found)
         }
-        Ok((version, found)) => {
+        Ok((version, location)) => {
             let mut check = kind_features(version);
-            check.detail = format!("{}; at {found}", check.detail);
+            check.detail = format!("{}; at {location}", check.detail);
             checks.push(check);
             Some(version)
         }
         Err(e) => {
-            checks.push(Check::host_fail(
-                "kind",
-                e.message.clone(),
-                e.hint.clone().unwrap_or_default(),
-            ));
+            checks.push(kind_failure(&e));
             None
         }
     };
@@ -119,7 +112,7 @@ async fn checks_with(app: &App, plan: &ClusterPlan, existing_cluster: bool) -> V
         ),
         Some(image) => {
             let (kubernetes, check) =
-                node_image_check(image, plan.kubernetes_version.as_deref(), docker.as_ref()).await;
+                node_image_check(image, plan.kubernetes_version.as_deref(), runtime).await;
             checks.push(check);
             kubernetes
         }
@@ -147,16 +140,13 @@ async fn checks_with(app: &App, plan: &ClusterPlan, existing_cluster: bool) -> V
         if !existing_cluster {
             return None;
         }
-        Some(match &docker {
-            Some(docker) => existing_cluster_check(docker, plan).await,
+        Some(match runtime {
+            Some(runtime) => existing_cluster_check(runtime, plan).await,
             None => skipped("cluster"),
         })
     };
-    let (engine, ports, cluster) = tokio::join!(
-        engine,
-        port_checks(plan, docker.as_ref(), info.as_ref()),
-        cluster
-    );
+    let (engine, ports, cluster) =
+        tokio::join!(engine, port_checks(plan, runtime, info.as_ref()), cluster);
     checks.extend(engine);
     if plan.is_multi_node() {
         checks.push(inotify_check(Path::new("/proc/sys/fs/inotify")));
@@ -181,8 +171,8 @@ fn skipped(name: &str) -> Check {
 }
 
 /// Warns when node containers of the plan's cluster already exist, with their states.
-async fn existing_cluster_check(docker: &Docker, plan: &ClusterPlan) -> Check {
-    let nodes = match docker.list_nodes(Some(&plan.name)).await {
+async fn existing_cluster_check(runtime: &dyn NodeRuntime, plan: &ClusterPlan) -> Check {
+    let nodes = match runtime.list_nodes(Some(&plan.name)).await {
         Ok(nodes) => nodes,
         Err(e) => {
             return Check::host_warn(
@@ -199,7 +189,7 @@ async fn existing_cluster_check(docker: &Docker, plan: &ClusterPlan) -> Check {
         .iter()
         .map(|n| format!("{} ({})", n.name, n.state))
         .collect();
-    let managed = crate::operations::up::read_record(docker, &nodes)
+    let managed = crate::operations::cluster::read_record(runtime, &nodes)
         .await
         .is_some();
     Check::host_warn(
@@ -231,11 +221,15 @@ fn flavor_name(flavor: EngineFlavor) -> &'static str {
 }
 
 /// kind's version and where the one locator found it.
-async fn kind_version(
-    app: &App,
-) -> std::result::Result<(KindVersion, String), crate::core::error::Error> {
-    let kind = app.kind()?;
+async fn kind_version(app: &App) -> std::result::Result<(KindVersion, String), KindError> {
+    let kind = app.cluster_provider()?;
     Ok((kind.version().await?, kind.describe()))
+}
+
+/// The `kind` row for a kind that is missing, unusable or too old: the error's
+/// own words and its next step.
+fn kind_failure(error: &KindError) -> Check {
+    Check::host_fail("kind", error.to_string(), error.hint().unwrap_or_default())
 }
 
 fn kind_features(version: KindVersion) -> Check {
@@ -318,7 +312,7 @@ enum NodeKubernetes {
 async fn node_image_check(
     image: &str,
     from_tag: Option<&str>,
-    docker: Option<&Docker>,
+    runtime: Option<&dyn NodeRuntime>,
 ) -> (NodeKubernetes, Check) {
     const NAME: &str = "node image";
     if let Some(version) = from_tag {
@@ -335,7 +329,7 @@ async fn node_image_check(
     let tag_it = format!(
         "pull it first (`docker pull {image}`) so devcluster can read its /kind/version, or tag it with its version, e.g. `:v1.36.1`"
     );
-    let Some(docker) = docker else {
+    let Some(runtime) = runtime else {
         return unknown(
             format!(
                 "the Kubernetes version of {image} is unknown: its tag has none, and Docker is not reachable to read the image"
@@ -343,7 +337,7 @@ async fn node_image_check(
             tag_it,
         );
     };
-    match docker.image_kubernetes_version(image).await {
+    match runtime.image_kubernetes_version(image).await {
         Ok(ImageVersion::Version(text)) => {
             let version = text.trim_start_matches('v');
             let version = version
@@ -472,7 +466,7 @@ fn resource_checks(info: &EngineInfo, plan: &ClusterPlan) -> Vec<Check> {
     }
     let local_root = info.flavor == EngineFlavor::Native;
     match (&info.data_root, local_root) {
-        (Some(root), true) => match free_disk(root) {
+        (Some(root), true) => match host::free_disk(root) {
             Some(free) if free < MIN_FREE_DISK => checks.push(Check::host_warn(
                 "disk",
                 format!("{:.1} GiB free under {root}", free as f64 / 1073741824.0),
@@ -484,13 +478,6 @@ fn resource_checks(info: &EngineInfo, plan: &ClusterPlan) -> Vec<Check> {
         _ => checks.push(Check::host_ok("disk", "Docker's data root is inside its VM; not checked")),
     }
     checks
-}
-
-/// Free bytes on the filesystem holding `path` for an unprivileged writer: what
-/// `df` calls "Available" (`f_bavail` blocks of `f_frsize` bytes), from statvfs(3).
-fn free_disk(path: &str) -> Option<u64> {
-    let stat = rustix::fs::statvfs(path).ok()?;
-    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 /// Docker Desktop shares these host roots by default (Settings > Resources > File sharing).
@@ -586,12 +573,12 @@ fn mount_checks(
 
 async fn port_checks(
     plan: &ClusterPlan,
-    docker: Option<&Docker>,
+    runtime: Option<&dyn NodeRuntime>,
     info: Option<&EngineInfo>,
 ) -> Vec<Check> {
     let rootless = info.is_some_and(|i| i.rootless);
-    let published = match docker {
-        Some(docker) => docker.published_ports().await.unwrap_or_default(),
+    let published = match runtime {
+        Some(runtime) => runtime.published_ports().await.unwrap_or_default(),
         None => Vec::new(),
     };
     let mut checks = Vec::new();
@@ -620,16 +607,8 @@ async fn port_checks(
             let Ok(listen) = port.listen_address.parse::<IpAddr>() else {
                 continue;
             };
-            let bind = try_bind(SocketAddr::new(listen, host_port), protocol);
-            let listeners = match bind {
-                BindOutcome::Bound => Vec::new(),
-                _ => listeners(protocol)
-                    .into_iter()
-                    .filter(|l| l.port == host_port && addresses_clash(l.address, listen))
-                    .map(|l| (l.inode, socket_owner(l.inode)))
-                    .collect(),
-            };
-            let observed = ObservedPort {
+            let (bind, listeners) = host::observe_port(listen, host_port, protocol);
+            let observed = PortObservation {
                 listen,
                 port: host_port,
                 protocol,
@@ -643,274 +622,79 @@ async fn port_checks(
     checks
 }
 
-/// What trying to bind a host port from this process showed. Only `InUse`
-/// means another socket holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum BindOutcome {
-    Bound,
-    InUse,
-    /// This user may not bind it (below `net.ipv4.ip_unprivileged_port_start`,
-    /// 1024 on most distributions); the Docker daemon, not this user, publishes it.
-    Denied,
-    /// The address is not one of this machine's.
-    NotAvailable,
-    Other(String),
-}
-
-fn try_bind(address: SocketAddr, protocol: Protocol) -> BindOutcome {
-    let result = match protocol {
-        Protocol::Udp => UdpSocket::bind(address).map(drop),
-        _ => TcpListener::bind(address).map(drop),
-    };
-    match result {
-        Ok(()) => BindOutcome::Bound,
-        Err(e) => match e.kind() {
-            std::io::ErrorKind::AddrInUse => BindOutcome::InUse,
-            std::io::ErrorKind::PermissionDenied => BindOutcome::Denied,
-            std::io::ErrorKind::AddrNotAvailable => BindOutcome::NotAvailable,
-            _ => BindOutcome::Other(e.to_string()),
-        },
-    }
-}
-
-/// Everything known about one planned host port.
-struct ObservedPort<'a> {
-    listen: IpAddr,
-    port: u16,
-    protocol: Protocol,
-    bind: BindOutcome,
-    /// Every port the running containers publish.
-    published: &'a [PublishedPort],
-    /// Sockets listening on this port on a clashing address: (inode, owner when
-    /// this user can see it).
-    listeners: &'a [(u64, Option<(u32, String)>)],
-}
-
-/// The check for one planned host port of `node`, decided from what was observed.
-fn port_check(name: String, node: &str, cluster: &str, observed: &ObservedPort<'_>) -> Check {
-    let proto = observed.protocol.as_str().to_ascii_lowercase();
-    let holder = observed.published.iter().find(|p| {
-        p.host_port == observed.port
-            && (p.protocol.is_empty() || p.protocol == proto)
-            && p.host_ip
-                .parse::<IpAddr>()
-                .map_or(true, |ip| addresses_clash(ip, observed.listen))
-    });
-    if let Some(holder) = holder {
-        return match holder.cluster.as_deref() {
-            Some(owner) if owner == cluster => Check::host_ok(
-                name,
-                format!("published by {} of this cluster", holder.container),
-            ),
-            Some(owner) => Check::host_fail(
-                name,
-                format!(
-                    "taken by container {} of kind cluster `{owner}`",
-                    holder.container
-                ),
-                format!(
-                    "delete that cluster (`devcluster down --name {owner}` or `kind delete cluster --name {owner}`), or choose another port"
-                ),
-            ),
-            None => Check::host_fail(
-                name,
-                format!("taken by container {}", holder.container),
-                format!(
-                    "stop it (`docker stop {}`) or choose another port",
-                    holder.container
-                ),
-            ),
-        };
-    }
+/// The check for one planned host port of `node`: who holds it
+/// ([`host::decide_port`]), said with the next step.
+fn port_check(name: String, node: &str, cluster: &str, observed: &PortObservation<'_>) -> Check {
     let find_holder = format!(
         "find it with `sudo ss -lnp 'sport = :{}'`, or choose another port",
         observed.port
     );
-    let taken = |what: &str| match observed
-        .listeners
-        .iter()
-        .find_map(|(_, owner)| owner.as_ref())
-    {
-        Some((pid, command)) => Check::host_fail(
-            name.clone(),
+    match host::decide_port(observed) {
+        PortHolding::Published {
+            container,
+            cluster: Some(owner),
+        } if owner == cluster => {
+            Check::host_ok(name, format!("published by {container} of this cluster"))
+        }
+        PortHolding::Published {
+            container,
+            cluster: Some(owner),
+        } => Check::host_fail(
+            name,
+            format!("taken by container {container} of kind cluster `{owner}`"),
+            format!(
+                "delete that cluster (`devcluster down --name {owner}` or `kind delete cluster --name {owner}`), or choose another port"
+            ),
+        ),
+        PortHolding::Published {
+            container,
+            cluster: None,
+        } => Check::host_fail(
+            name,
+            format!("taken by container {container}"),
+            format!("stop it (`docker stop {container}`) or choose another port"),
+        ),
+        PortHolding::Process { pid, command } => Check::host_fail(
+            name,
             format!("taken by process {command} (pid {pid})"),
             "stop that process or choose another port",
         ),
-        None => Check::host_fail(name.clone(), what.to_string(), find_holder.clone()),
-    };
-    match &observed.bind {
-        BindOutcome::Bound => Check::host_ok(name, format!("free (for {node})")),
-        BindOutcome::InUse => taken("already in use (the holder is not visible to this user)"),
-        BindOutcome::Denied if !observed.listeners.is_empty() => {
-            taken("a socket listens on it (its process is not visible to this user)")
-        }
-        BindOutcome::Denied => Check::host_ok(
+        PortHolding::Free => Check::host_ok(name, format!("free (for {node})")),
+        PortHolding::InUseByHidden => Check::host_fail(
+            name,
+            "already in use (the holder is not visible to this user)",
+            find_holder,
+        ),
+        PortHolding::ListenedByHidden => Check::host_fail(
+            name,
+            "a socket listens on it (its process is not visible to this user)",
+            find_holder,
+        ),
+        PortHolding::FreeForTheDaemon => Check::host_ok(
             name,
             format!(
                 "free (for {node}): no socket listens on it; this user may not bind it, but the Docker daemon publishes it, not this user"
             ),
         ),
-        BindOutcome::NotAvailable => Check::host_fail(
+        PortHolding::NotAnAddress => Check::host_fail(
             name,
             format!("{} is not an address of this machine", observed.listen),
             "use 127.0.0.1, 0.0.0.0 or an address `ip addr` lists",
         ),
-        BindOutcome::Other(error) => Check::host_warn(
+        PortHolding::Untested(error) => Check::host_warn(
             name,
             format!("could not test the port: {error}"),
-            find_holder.clone(),
+            find_holder,
         ),
     }
-}
-
-/// Whether sockets on `a` and `b` (same port) exclude each other: the same
-/// address, or a wildcard of either. An IPv6 wildcard may be dual-stack (it is
-/// unless `IPV6_V6ONLY`, which `/proc/net` does not show), so it clashes with
-/// IPv4 too.
-fn addresses_clash(a: IpAddr, b: IpAddr) -> bool {
-    let canonical = |ip: IpAddr| match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
-    let (a, b) = (canonical(a), canonical(b));
-    let v6_any = |ip: IpAddr| ip.is_ipv6() && ip.is_unspecified();
-    a == b
-        || (a.is_ipv4() == b.is_ipv4() && (a.is_unspecified() || b.is_unspecified()))
-        || v6_any(a)
-        || v6_any(b)
-}
-
-/// A listening socket from `/proc/net/{tcp,tcp6,udp,udp6}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Listener {
-    address: IpAddr,
-    port: u16,
-    inode: u64,
-}
-
-/// The listening sockets of this network namespace (Linux; empty elsewhere).
-fn listeners(protocol: Protocol) -> Vec<Listener> {
-    let (tables, state) = match protocol {
-        Protocol::Udp => (["/proc/net/udp", "/proc/net/udp6"], "07"),
-        Protocol::Tcp => (["/proc/net/tcp", "/proc/net/tcp6"], "0A"),
-        Protocol::Sctp => return Vec::new(),
-    };
-    tables
-        .iter()
-        .filter_map(|table| std::fs::read_to_string(table).ok())
-        .flat_map(|text| parse_listeners(&text, state))
-        .collect()
-}
-
-/// The rows of a `/proc/net/tcp`-style table in `state` (`0A` TCP LISTEN, `07`
-/// an unconnected UDP socket). Addresses are hexadecimal 32-bit words in host
-/// byte order (kernel `net/ipv4/tcp_ipv4.c` `get_tcp4_sock`, `net/ipv6/tcp_ipv6.c`).
-fn parse_listeners(text: &str, state: &str) -> Vec<Listener> {
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if *fields.get(3)? != state {
-                return None;
-            }
-            let (address, port) = fields.get(1)?.split_once(':')?;
-            Some(Listener {
-                address: parse_proc_address(address)?,
-                port: u16::from_str_radix(port, 16).ok()?,
-                inode: fields.get(9)?.parse().ok()?,
-            })
-        })
-        .collect()
-}
-
-fn parse_proc_address(hex: &str) -> Option<IpAddr> {
-    let words: Option<Vec<[u8; 4]>> = (0..hex.len() / 8)
-        .map(|i| {
-            let word = u32::from_str_radix(hex.get(i * 8..i * 8 + 8)?, 16).ok()?;
-            Some(word.to_ne_bytes())
-        })
-        .collect();
-    let bytes: Vec<u8> = words?.concat();
-    match (hex.len(), bytes.len()) {
-        (8, 4) => <[u8; 4]>::try_from(bytes).ok().map(IpAddr::from),
-        (32, 16) => <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from),
-        _ => None,
-    }
-}
-
-/// The process holding socket `inode`, from the links under `/proc/<pid>/fd`;
-/// `None` when no process this user may inspect holds it.
-fn socket_owner(inode: u64) -> Option<(u32, String)> {
-    let target = format!("socket:[{inode}]");
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
-            continue;
-        };
-        let holds = fds.flatten().any(|fd| {
-            std::fs::read_link(fd.path()).is_ok_and(|link| link.to_string_lossy() == target)
-        });
-        if holds {
-            let command = std::fs::read_to_string(entry.path().join("comm"))
-                .map(|c| c.trim().to_string())
-                .unwrap_or_else(|_| "?".into());
-            return Some((pid, command));
-        }
-    }
-    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `df -Pk`'s "Available" column for `path`, in bytes: the number `free_disk` must match.
-    fn df_available(path: &Path) -> u64 {
-        let out = std::process::Command::new("df")
-            .arg("-Pk")
-            .arg(path)
-            .output()
-            .unwrap_or_else(|e| panic!("df: {e}"));
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let line = text
-            .lines()
-            .nth(1)
-            .unwrap_or_else(|| panic!("df said {text:?}"));
-        let kib: u64 = line
-            .split_whitespace()
-            .nth(3)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("df said {text:?}"));
-        kib * 1024
-    }
-
-    #[test]
-    fn free_disk_agrees_with_df() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let root = dir.path().join("data root with spaces");
-        std::fs::create_dir(&root).unwrap_or_else(|e| panic!("{e}"));
-        let before = df_available(&root);
-        let free = free_disk(&root.display().to_string()).unwrap_or_else(|| panic!("statvfs"));
-        let after = df_available(&root);
-        // Other writers share the disk: allow what they may use in between, plus df's
-        // rounding to whole KiB.
-        let slack = 64 * 1024 * 1024;
-        assert!(
-            free + slack >= before.min(after) && free <= before.max(after) + slack,
-            "statvfs {free}, df {before}..{after}"
-        );
-    }
-
-    #[test]
-    fn free_disk_of_a_missing_path_is_unknown() {
-        assert_eq!(free_disk("/nonexistent/devcluster/data-root"), None);
-    }
+    use crate::adapters::docker::PublishedPort;
+    use crate::adapters::host::BindOutcome;
+    use crate::core::plan::Protocol;
 
     #[test]
     fn inotify_limits() {
@@ -1010,53 +794,6 @@ mod tests {
         assert!(check.detail.contains("Docker is not reachable"));
     }
 
-    #[test]
-    fn a_listening_process_is_named() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(try_bind(address, Protocol::Tcp), BindOutcome::InUse);
-        if cfg!(target_os = "linux") {
-            let found = listeners(Protocol::Tcp)
-                .into_iter()
-                .find(|l| l.port == address.port())
-                .unwrap_or_else(|| panic!("listener not in /proc/net/tcp"));
-            assert_eq!(found.address, address.ip());
-            let (pid, _) = socket_owner(found.inode).unwrap_or_else(|| panic!("holder not found"));
-            assert_eq!(pid, std::process::id());
-        }
-    }
-
-    #[test]
-    fn proc_net_tables_parse_in_host_byte_order() {
-        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0\n   1: 0100007F:0051 0100007F:9C40 01 00000000:00000000 00:00000000 00000000  1000        0 4343 1\n";
-        let tcp6 = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 00000000000000000000000000000000:01BB 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5151 1\n   1: 0000000000000000FFFF00000100007F:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 6161 1\n";
-        let v4 = parse_listeners(tcp, "0A");
-        if cfg!(target_endian = "little") {
-            assert_eq!(
-                v4,
-                vec![Listener {
-                    address: "127.0.0.1".parse().unwrap_or_else(|e| panic!("{e}")),
-                    port: 80,
-                    inode: 4242
-                }]
-            );
-            let v6 = parse_listeners(tcp6, "0A");
-            assert_eq!(v6.len(), 2);
-            assert_eq!(
-                v6[0].address,
-                "::".parse::<IpAddr>().unwrap_or_else(|e| panic!("{e}"))
-            );
-            assert_eq!((v6[0].port, v6[0].inode), (443, 5151));
-            assert_eq!(
-                v6[1].address,
-                "::ffff:127.0.0.1"
-                    .parse::<IpAddr>()
-                    .unwrap_or_else(|e| panic!("{e}"))
-            );
-        }
-        assert!(parse_listeners(tcp, "07").is_empty());
-    }
-
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap_or_else(|e| panic!("{e}"))
     }
@@ -1066,7 +803,7 @@ mod tests {
         published: &[PublishedPort],
         listeners: &[(u64, Option<(u32, String)>)],
     ) -> Check {
-        let observed = ObservedPort {
+        let observed = PortObservation {
             listen: ip("127.0.0.1"),
             port: 80,
             protocol: Protocol::Tcp,
@@ -1152,12 +889,253 @@ mod tests {
         assert_eq!(odd.status, Status::Warn);
     }
 
-    #[test]
-    fn wildcards_clash_across_families_when_dual_stack() {
-        assert!(addresses_clash(ip("0.0.0.0"), ip("127.0.0.1")));
-        assert!(addresses_clash(ip("::"), ip("127.0.0.1")));
-        assert!(addresses_clash(ip("::ffff:127.0.0.1"), ip("127.0.0.1")));
-        assert!(!addresses_clash(ip("127.0.0.2"), ip("127.0.0.1")));
-        assert!(!addresses_clash(ip("::1"), ip("127.0.0.1")));
+    mod with_doubles {
+        //! doctor's decisions over a canned node runtime and cluster provider: what
+        //! the engine and kind answer is set here, not produced by a fake server
+        //! or a fake binary.
+        use std::sync::Arc;
+
+        use super::super::*;
+        use crate::adapters::docker::canned::CannedRuntime;
+        use crate::adapters::docker::{DockerError, ObservedNode, PublishedPort};
+        use crate::adapters::kind::canned::CannedProvider;
+        use crate::adapters::world::World;
+        use crate::core::record::{self, Phase, Record};
+
+        const HEADER: &str = "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\n";
+
+        /// doctor's checks of `profile` (a profile's text) on a machine whose Docker
+        /// and kind answer as `runtime` and `kind` do.
+        async fn doctor(profile: &str, runtime: CannedRuntime, kind: CannedProvider) -> Vec<Check> {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let file = dir.path().join("profile.yaml");
+            std::fs::write(&file, profile).unwrap_or_else(|e| panic!("{e}"));
+            let app = App::new(World {
+                cwd: dir.path().to_path_buf(),
+                ..World::default()
+            })
+            .with_node_runtime(Arc::new(runtime))
+            .with_cluster_provider(Arc::new(kind));
+            let (_, plan) = app
+                .plan(Some(&file.display().to_string()), None)
+                .unwrap_or_else(|e| panic!("{}", e.render()));
+            checks(&app, &plan, true).await
+        }
+
+        fn find<'a>(checks: &'a [Check], name: &str) -> &'a Check {
+            checks
+                .iter()
+                .find(|c| c.name == name)
+                .unwrap_or_else(|| panic!("no check {name} in {checks:#?}"))
+        }
+
+        #[tokio::test]
+        async fn the_kind_row_is_decided_by_what_the_provider_answers() {
+            let profile = format!("{HEADER}name: dct-kind\n");
+            let old = doctor(
+                &profile,
+                CannedRuntime::empty(),
+                CannedProvider::release(0, 20, 0),
+            )
+            .await;
+            let kind = find(&old, "kind");
+            assert_eq!(kind.status, Status::Fail, "{kind:?}");
+            assert_eq!(
+                kind.detail,
+                "kind v0.20.0 is older than v0.26.0, the oldest devcluster supports; at /canned/kind (from DEVCLUSTER_KIND)"
+            );
+            assert!(
+                kind.hint
+                    .as_deref()
+                    .is_some_and(|h| h.contains("upgrade kind")),
+                "{kind:?}"
+            );
+
+            let missing = CannedProvider {
+                version: Err(KindError::NotInstalled {
+                    looked: "not on PATH, DEVCLUSTER_KIND unset, no cache directory".into(),
+                }),
+            };
+            let none = doctor(&profile, CannedRuntime::empty(), missing).await;
+            let kind = find(&none, "kind");
+            assert_eq!(kind.status, Status::Fail, "{kind:?}");
+            assert!(
+                kind.detail
+                    .starts_with("kind is not installed (not on PATH"),
+                "{kind:?}"
+            );
+            assert!(
+                kind.hint
+                    .as_deref()
+                    .is_some_and(|h| h.contains("--install-kind")),
+                "{kind:?}"
+            );
+
+            let current = doctor(
+                &profile,
+                CannedRuntime::empty(),
+                CannedProvider::release(0, 32, 0),
+            )
+            .await;
+            let kind = find(&current, "kind");
+            assert_eq!(kind.status, Status::Ok, "{kind:?}");
+            assert!(
+                kind.detail.contains("default node image Kubernetes 1.36.1"),
+                "{kind:?}"
+            );
+            assert!(
+                kind.detail.contains("helper-toleration regression"),
+                "{kind:?}"
+            );
+            // The node image's Kubernetes comes from kind's default: cgroup v2 is fine.
+            assert_eq!(find(&current, "cgroups").status, Status::Ok);
+        }
+
+        /// A port nothing on this host listens on, so only the runtime's answer decides.
+        fn free_port() -> u16 {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+
+        fn published_by(container: &str, cluster: Option<&str>, port: u16) -> PublishedPort {
+            PublishedPort {
+                container: container.into(),
+                cluster: cluster.map(str::to_string),
+                host_ip: "0.0.0.0".into(),
+                host_port: port,
+                protocol: "tcp".into(),
+            }
+        }
+
+        #[tokio::test]
+        async fn a_port_the_runtime_publishes_is_judged_by_whose_container_holds_it() {
+            let port = free_port();
+            let profile = format!(
+                "{HEADER}name: dct-ports\nports:\n  - containerPort: 80\n    hostPort: {port}\n"
+            );
+            let name = format!("port 127.0.0.1:{port}/TCP");
+            let mut runtime = CannedRuntime::empty();
+            runtime.published = vec![published_by("old-worker", Some("old"), port)];
+            let other = doctor(&profile, runtime, CannedProvider::release(0, 30, 0)).await;
+            let check = find(&other, &name);
+            assert_eq!(check.status, Status::Fail, "{check:?}");
+            assert_eq!(
+                check.detail,
+                "taken by container old-worker of kind cluster `old`"
+            );
+            assert!(
+                check
+                    .hint
+                    .as_deref()
+                    .is_some_and(|h| h.contains("devcluster down --name old")),
+                "{check:?}"
+            );
+
+            let mut runtime = CannedRuntime::empty();
+            runtime.published = vec![published_by(
+                "dct-ports-control-plane",
+                Some("dct-ports"),
+                port,
+            )];
+            let ours = doctor(&profile, runtime, CannedProvider::release(0, 30, 0)).await;
+            let check = find(&ours, &name);
+            assert_eq!(check.status, Status::Ok, "{check:?}");
+            assert!(check.detail.contains("of this cluster"), "{check:?}");
+
+            let mut runtime = CannedRuntime::empty();
+            runtime.published = vec![published_by("web", None, port)];
+            let plain = doctor(&profile, runtime, CannedProvider::release(0, 30, 0)).await;
+            let check = find(&plain, &name);
+            assert_eq!(check.status, Status::Fail, "{check:?}");
+            assert!(
+                check
+                    .hint
+                    .as_deref()
+                    .is_some_and(|h| h.contains("docker stop web")),
+                "{check:?}"
+            );
+        }
+
+        fn control_plane(cluster: &str) -> ObservedNode {
+            ObservedNode {
+                name: format!("{cluster}-control-plane"),
+                cluster: cluster.into(),
+                role: "control-plane".into(),
+                state: "exited".into(),
+                image: "kindest/node:v1.36.1".into(),
+                labels: Default::default(),
+                mounts: Vec::new(),
+                ports: Vec::new(),
+                requested_ports: Vec::new(),
+            }
+        }
+
+        #[tokio::test]
+        async fn an_existing_cluster_is_told_apart_by_its_record() {
+            let profile = format!("{HEADER}name: dct-existing\n");
+            let mut runtime = CannedRuntime::empty();
+            runtime.nodes = vec![control_plane("dct-existing"), control_plane("another")];
+            let foreign = doctor(&profile, runtime, CannedProvider::release(0, 30, 0)).await;
+            let check = find(&foreign, "cluster");
+            assert_eq!(check.status, Status::Warn, "{check:?}");
+            assert_eq!(
+                check.detail,
+                "cluster `dct-existing` already exists (not created by devcluster): dct-existing-control-plane (exited)"
+            );
+
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let app = App::new(World {
+                cwd: dir.path().to_path_buf(),
+                ..World::default()
+            });
+            let (_, plan) = app
+                .plan(Some("single"), Some("dct-existing"))
+                .unwrap_or_else(|e| panic!("{}", e.render()));
+            let mut runtime = CannedRuntime::empty();
+            runtime.nodes = vec![control_plane("dct-existing")];
+            runtime.files.insert(
+                (
+                    "dct-existing-control-plane".into(),
+                    record::RECORD_PATH.into(),
+                ),
+                Record::new(&plan, Phase::Complete).to_json().into_bytes(),
+            );
+            let ours = doctor(&profile, runtime, CannedProvider::release(0, 30, 0)).await;
+            let check = find(&ours, "cluster");
+            assert!(
+                check.detail.contains("(created by devcluster)"),
+                "{check:?}"
+            );
+
+            let empty = doctor(
+                &profile,
+                CannedRuntime::empty(),
+                CannedProvider::release(0, 30, 0),
+            )
+            .await;
+            assert_eq!(find(&empty, "cluster").status, Status::Ok);
+        }
+
+        #[tokio::test]
+        async fn an_engine_that_fails_its_info_call_skips_what_needs_it() {
+            let mut runtime = CannedRuntime::empty();
+            runtime.info = Err(DockerError::Timeout {
+                operation: "info".into(),
+                seconds: 5,
+            });
+            let checks = doctor(
+                &format!("{HEADER}name: dct-info\n"),
+                runtime,
+                CannedProvider::release(0, 30, 0),
+            )
+            .await;
+            let docker = find(&checks, "docker");
+            assert_eq!(docker.status, Status::Fail);
+            assert_eq!(docker.detail, "Docker did not answer `info` within 5s");
+            assert!(find(&checks, "cluster").detail.contains("skipped"));
+            assert!(find(&checks, "disk").detail.contains("skipped"));
+        }
     }
 }

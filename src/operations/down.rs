@@ -9,7 +9,7 @@ use crate::core::error::{Error, Result};
 use crate::operations::ProfileChoice;
 use crate::operations::context::App;
 use crate::operations::lock;
-use crate::operations::up::{docker_error, read_record};
+use crate::operations::cluster::read_record;
 
 /// How long `down` waits for another devcluster run on the same cluster.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(300);
@@ -27,7 +27,7 @@ pub struct DownOptions {
 /// `devcluster down`. kind is needed only when there is a cluster to delete, so
 /// deleting one that does not exist succeeds without kind installed.
 pub async fn run_down(app: &App, args: &DownOptions) -> Result<()> {
-    let docker = app.docker().await.map_err(docker_error)?;
+    let docker = app.docker().await.map_err(Error::from)?;
     let names = if args.all {
         clusters_devcluster_created(app, &docker).await?
     } else if let Some(name) = &args.profile.name {
@@ -50,7 +50,7 @@ pub async fn run_down(app: &App, args: &DownOptions) -> Result<()> {
 /// Every cluster on this Docker that carries devcluster's record; the others are
 /// named and left alone.
 async fn clusters_devcluster_created(app: &App, docker: &Docker) -> Result<Vec<String>> {
-    let nodes = docker.list_nodes(None).await.map_err(docker_error)?;
+    let nodes = docker.list_nodes(None).await.map_err(Error::from)?;
     let mut clusters: Vec<String> = nodes.iter().map(|n| n.cluster.clone()).collect();
     clusters.sort();
     clusters.dedup();
@@ -76,7 +76,7 @@ async fn clusters_devcluster_created(app: &App, docker: &Docker) -> Result<Vec<S
 /// when the user named it (`--name`) or it came from `--all`'s list.
 async fn delete_cluster(app: &App, docker: &Docker, args: &DownOptions, name: &str) -> Result<()> {
     let _lock = lock::acquire_for(app, name, LOCK_TIMEOUT).await?;
-    let nodes = docker.list_nodes(Some(name)).await.map_err(docker_error)?;
+    let nodes = docker.list_nodes(Some(name)).await.map_err(Error::from)?;
     if nodes.is_empty() {
         app.ui.line(&format!(
             "✓ cluster `{name}` does not exist; nothing to delete"

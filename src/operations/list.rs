@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::adapters::docker::ObservedNode;
-use crate::core::error::Result;
+use crate::core::error::{Error, Result};
 use crate::operations::context::App;
-use crate::operations::up::{docker_error, read_record};
+use crate::operations::cluster::read_record;
 
 /// One cluster devcluster created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -49,8 +49,8 @@ pub fn state_of(nodes: &[ObservedNode]) -> &'static str {
 /// Reads every kind cluster's record, through the archive API so a stopped
 /// cluster is recognised as well as a running one.
 pub async fn run(app: &App) -> Result<ClusterList> {
-    let docker = app.docker().await.map_err(docker_error)?;
-    let nodes = docker.list_nodes(None).await.map_err(docker_error)?;
+    let docker = app.docker().await.map_err(Error::from)?;
+    let nodes = docker.list_nodes(None).await.map_err(Error::from)?;
     let mut by_cluster: BTreeMap<String, Vec<ObservedNode>> = BTreeMap::new();
     for node in nodes {
         by_cluster

@@ -10,7 +10,7 @@ use crate::core::plan::{ClusterPlan, NodePlan};
 use crate::core::record::{Phase, Record};
 use crate::operations::ProfileChoice;
 use crate::operations::context::App;
-use crate::operations::up::{docker_error, read_record};
+use crate::operations::cluster::read_record;
 
 /// One difference between the record and what runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -218,9 +218,9 @@ pub async fn run(app: &App, choice: &ProfileChoice) -> Result<StatusReport> {
         Some(name) => name.clone(),
         None => app.plan(choice.profile.as_deref(), None)?.1.name,
     };
-    let docker = app.docker().await.map_err(docker_error)?;
-    let nodes = docker.list_nodes(Some(&name)).await.map_err(docker_error)?;
-    let record = read_record(&docker, &nodes).await;
+    let runtime = app.node_runtime().await?;
+    let nodes = runtime.list_nodes(Some(&name)).await?;
+    let record = read_record(runtime.as_ref(), &nodes).await;
     if let (Some(record), Some(_)) = (&record, &choice.profile) {
         let (_, plan) = app.plan(choice.profile.as_deref(), Some(&name))?;
         crate::operations::up::note_disagreement(app, &plan, record, "status");
@@ -412,5 +412,75 @@ mod tests {
             ),
             "{found:?}"
         );
+    }
+
+    mod with_a_canned_runtime {
+        //! `status` end to end over a node runtime whose nodes and record file
+        //! are set here, instead of containers on a real engine.
+        use std::sync::Arc;
+
+        use super::*;
+        use crate::adapters::docker::canned::CannedRuntime;
+        use crate::adapters::world::World;
+        use crate::core::record::{self, Phase, Record};
+
+        async fn status(runtime: CannedRuntime, name: &str) -> StatusReport {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let app = App::new(World {
+                cwd: dir.path().to_path_buf(),
+                ..World::default()
+            })
+            .with_node_runtime(Arc::new(runtime));
+            let choice = ProfileChoice {
+                profile: None,
+                name: Some(name.into()),
+            };
+            run(&app, &choice)
+                .await
+                .unwrap_or_else(|e| panic!("{}", e.render()))
+        }
+
+        #[tokio::test]
+        async fn drift_is_read_against_the_record_on_the_control_plane() {
+            let plan = planned();
+            let mut runtime = CannedRuntime::empty();
+            // Created with another host port than the recorded plan's 8080.
+            runtime.nodes = observed(Vec::new(), vec![port("127.0.0.1", 9090)]);
+            runtime.files.insert(
+                ("dev-control-plane".into(), record::RECORD_PATH.into()),
+                Record::new(&plan, Phase::Converged).to_json().into_bytes(),
+            );
+            let report = status(runtime, "dev").await;
+            assert!(report.exists && report.managed, "{report:?}");
+            assert_eq!(report.phase, Some("converged"));
+            assert!(
+                report
+                    .unfinished
+                    .as_deref()
+                    .is_some_and(|u| u.contains("`up` has not finished")),
+                "{report:?}"
+            );
+            assert_eq!(report.drift.len(), 1, "{report:?}");
+            assert!(
+                report.drift[0]
+                    .problem
+                    .contains("is not published (Docker has 127.0.0.1:9090)"),
+                "{report:?}"
+            );
+        }
+
+        #[tokio::test]
+        async fn nodes_without_a_record_are_not_managed_and_a_missing_cluster_does_not_exist() {
+            let mut runtime = CannedRuntime::empty();
+            runtime.nodes = observed(Vec::new(), Vec::new());
+            let foreign = status(runtime, "dev").await;
+            assert!(foreign.exists && !foreign.managed, "{foreign:?}");
+            assert!(foreign.drift.is_empty(), "{foreign:?}");
+
+            let mut runtime = CannedRuntime::empty();
+            runtime.nodes = observed(Vec::new(), Vec::new());
+            let absent = status(runtime, "other").await;
+            assert!(!absent.exists && absent.nodes.is_empty(), "{absent:?}");
+        }
     }
 }

@@ -33,7 +33,7 @@ use crate::operations::{ProfileChoice, PullPolicy};
 // `down` lives in its own module; these names stay reachable from here for the
 // callers that knew them as part of `up`.
 pub use crate::operations::cluster::{
-    docker_error, note_disagreement, plan_for_cluster, read_record,
+    note_disagreement, plan_for_cluster, read_record,
 };
 pub(crate) use hints::resume_command;
 pub use report::{StepResult, UpResult};
@@ -112,7 +112,7 @@ pub async fn run_up(app: &App, args: &UpOptions, deps: &Deps) -> Result<UpResult
         args.profile.name.as_deref(),
     )?;
     let kind = find_kind::find_kind(app, args.install_kind).await?;
-    let docker = app.docker().await.map_err(docker_error)?;
+    let docker = app.docker().await.map_err(Error::from)?;
     let mut cleanup = CleanupStack::default();
     let lock = tokio::select! {
         lock = lock::acquire_for(app, &plan.name, args.lock_timeout) => lock?,
@@ -126,7 +126,7 @@ pub async fn run_up(app: &App, args: &UpOptions, deps: &Deps) -> Result<UpResult
     let existing = docker
         .list_nodes(Some(&plan.name))
         .await
-        .map_err(docker_error)?;
+        .map_err(Error::from)?;
     let route = existing::route(app, args, &plan, &docker, &existing).await?;
     if route == Route::UpToDate {
         return existing::up_to_date(app, args, &kind, &plan, &existing).await;

@@ -78,7 +78,7 @@ for built in "${binaries[@]}"; do
     binary="${built#* }"
     filters=()
     [ "$name" != it ] || filters=("${it_filters[@]}")
-    echo "---- $name ${filters[*]} as $user (uid $(id -u "$user"), groups: $(id -Gn "$user"))"
+    echo "---- $name${filters[*]:+ ${filters[*]}} as $user (uid $(id -u "$user"), groups: $(id -Gn "$user"))"
     # Drop every variable that points into the calling user's home.
     if ! (cd "$clone/src" && runuser -u "$user" -- env -i \
         PATH=/usr/local/bin:/usr/bin:/bin \

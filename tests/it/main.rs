@@ -1,6 +1,7 @@
-//! The integration tests, one module per area, in one test binary: each test binary
-//! links kube, bollard and tokio, so one binary builds far faster than one per area.
-//! Run one area with `cargo test --test it -- doctor::`.
+//! The integration tests, one module per area, in one test binary: every test binary
+//! links kube, bollard and tokio, so one binary links them once instead of once per
+//! area. Run one area with `cargo test --test it -- doctor::`, several with
+//! `cargo test --test it -- doctor:: lifecycle::`.
 //!
 //! Two suites keep binaries of their own: `tests/verify_signals.rs` sends signals to
 //! its own process, and `tests/e2e_kind.rs` runs real kind clusters, which need the

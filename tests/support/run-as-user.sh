@@ -5,7 +5,10 @@
 # and the toolchain may live in a home the test user cannot read), then run as the
 # test user with a home of its own.
 #
-#   bash tests/support/run-as-user.sh [TEST_TARGET...]   (default: doctor lifecycle emulator)
+#   bash tests/support/run-as-user.sh [GROUP...]   (default: doctor lifecycle emulator verify_nodes)
+#
+# A GROUP is a module of the `it` test binary (tests/it/GROUP.rs: its tests run as
+# `it GROUP::`) or a test binary of its own (tests/GROUP.rs: all of its tests run).
 set -euo pipefail
 
 user="${DEVCLUSTER_TEST_USER:-devcluster-user}"
@@ -35,10 +38,21 @@ git clone --quiet --no-hardlinks "$top" "$clone/src"
 (cd "$top" && git ls-files -z --modified --others --exclude-standard) |
     (cd "$top" && xargs -0 -r cp --parents -t "$clone/src" 2>/dev/null || true)
 
+# Modules of tests/it/ become name filters of the `it` binary; other test binaries
+# run whole.
+it_filters=()
 build_args=()
 for target in "${targets[@]}"; do
-    build_args+=(--test "$target")
+    if [ -f "$top/tests/it/$target.rs" ]; then
+        it_filters+=("$target::")
+    elif [ -f "$top/tests/$target.rs" ]; then
+        build_args+=(--test "$target")
+    else
+        echo "error: no test group $target: neither tests/it/$target.rs nor tests/$target.rs exists" >&2
+        exit 1
+    fi
 done
+[ ${#it_filters[@]} -eq 0 ] || build_args+=(--test it)
 # Build the test binaries and the emulator as the calling user, in the clone.
 target_dir="$clone/target"
 (
@@ -49,8 +63,9 @@ target_dir="$clone/target"
 )
 # Test harnesses only (artefacts of targets of kind `test`), not the `devcluster`
 # binary they run: its target is testable too, so `"test":true` alone matches it.
+# Each line becomes `TARGET_NAME EXECUTABLE`.
 mapfile -t binaries < <(grep -F '"kind":["test"]' "$clone/build.json" |
-    grep -o '"executable":"[^"]*"' | cut -d'"' -f4 | sort -u)
+    sed -n 's/.*"target":{[^}]*"name":"\([^"]*\)".*"executable":"\([^"]*\)".*/\1 \2/p' | sort -u)
 if [ ${#binaries[@]} -eq 0 ]; then
     echo "error: no test binary was built" >&2
     exit 1
@@ -58,8 +73,12 @@ fi
 chown -R "$user" "$clone"
 
 status=0
-for binary in "${binaries[@]}"; do
-    echo "---- $(basename "$binary") as $user (uid $(id -u "$user"), groups: $(id -Gn "$user"))"
+for built in "${binaries[@]}"; do
+    name="${built%% *}"
+    binary="${built#* }"
+    filters=()
+    [ "$name" != it ] || filters=("${it_filters[@]}")
+    echo "---- $name${filters[*]:+ ${filters[*]}} as $user (uid $(id -u "$user"), groups: $(id -Gn "$user"))"
     # Drop every variable that points into the calling user's home.
     if ! (cd "$clone/src" && runuser -u "$user" -- env -i \
         PATH=/usr/local/bin:/usr/bin:/bin \
@@ -68,7 +87,7 @@ for binary in "${binaries[@]}"; do
         DEVCLUSTER_REQUIRE_DOCKER="${DEVCLUSTER_REQUIRE_DOCKER:-1}" \
         DEVCLUSTER_TEST_KIND_EMULATOR="$target_dir/debug/examples/kind-emulator" \
         ${DOCKER_HOST:+DOCKER_HOST="$DOCKER_HOST"} \
-        "$binary" --test-threads 2); then
+        "$binary" --test-threads 2 "${filters[@]}"); then
         status=1
     fi
 done

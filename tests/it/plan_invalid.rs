@@ -2,7 +2,7 @@
 //! prints nothing on stdout, and one fixture with several mistakes reports them all.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -1,7 +1,7 @@
 //! `devcluster doctor` through the real binary, against real Docker.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

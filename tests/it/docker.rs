@@ -1,7 +1,7 @@
 //! The Docker module against a real Docker Engine.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

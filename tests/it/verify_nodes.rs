@@ -3,7 +3,7 @@
 //! node container they are pinned to, so the same probe logic serves both layers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -1,8 +1,8 @@
 //! The kind config (and plan) of every built-in profile and valid fixture, byte for
-//! byte. `UPDATE_SNAPSHOTS=1 cargo test --test plan_snapshots` rewrites them.
+//! byte. `UPDATE_SNAPSHOTS=1 cargo test --test it -- plan_snapshots::` rewrites them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

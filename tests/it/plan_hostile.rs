@@ -3,7 +3,7 @@
 //! in `cargo bench --bench plan`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

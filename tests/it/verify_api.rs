@@ -2,7 +2,7 @@
 //! namespace lifecycle, RBAC errors, old servers, clusters without storage.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

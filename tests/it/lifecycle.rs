@@ -2,7 +2,7 @@
 //! Kubernetes API side is an in-memory fake (no real API server runs here).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::process::Command;

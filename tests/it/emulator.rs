@@ -2,7 +2,7 @@
 //! names as kind v0.32 would create them, and held against `devcluster plan`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;

@@ -10,8 +10,6 @@ use crate::core::record::Record;
 use crate::operations::ProfileChoice;
 use crate::operations::context::App;
 
-
-
 /// The first control-plane container, where `up` keeps the record.
 fn record_holder(nodes: &[ObservedNode]) -> Option<&ObservedNode> {
     nodes

@@ -7,9 +7,9 @@ use std::time::Duration;
 use crate::adapters::docker::{Docker, ObservedNode};
 use crate::core::error::{Error, Result};
 use crate::operations::ProfileChoice;
+use crate::operations::cluster::read_record;
 use crate::operations::context::App;
 use crate::operations::lock;
-use crate::operations::cluster::read_record;
 
 /// How long `down` waits for another devcluster run on the same cluster.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(300);

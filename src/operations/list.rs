@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use crate::adapters::docker::ObservedNode;
 use crate::core::error::{Error, Result};
-use crate::operations::context::App;
 use crate::operations::cluster::read_record;
+use crate::operations::context::App;
 
 /// One cluster devcluster created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -9,8 +9,8 @@ use crate::core::error::Result;
 use crate::core::plan::{ClusterPlan, NodePlan};
 use crate::core::record::{Phase, Record};
 use crate::operations::ProfileChoice;
-use crate::operations::context::App;
 use crate::operations::cluster::read_record;
+use crate::operations::context::App;
 
 /// One difference between the record and what runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -2,7 +2,6 @@
 //! `core`, `operations` only the two below, `cli` anything; and no two modules use
 //! each other, directly or round a longer loop. Read from the `crate::` paths in
 //! `src/` (test modules left out), so a new upward `use` fails here with its file.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

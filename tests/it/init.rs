@@ -1,9 +1,8 @@
 //! `devcluster init` and `devcluster completions` as a user runs them: the file lands
 //! at the repository's root, passes `plan`, is never overwritten without `--force`,
 //! and nothing is written when the answers are wrong or cannot be asked for.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Output};

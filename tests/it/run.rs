@@ -2,9 +2,8 @@
 //! code (125, never one the command could have returned), the command never runs,
 //! and a half-made cluster is rolled back. The command's own exit code and the
 //! bundle are proven on the real kind (`e2e_kind`).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

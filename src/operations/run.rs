@@ -117,7 +117,7 @@ pub async fn run(app: &App, options: &RunOptions) -> std::result::Result<RunRepo
     let result = up::run_up(app, &up_options, &deps).await?;
     let existed = result.action != "created";
     let docker = app.docker().await.ok();
-    let plan = up::plan_for_cluster(
+    let plan = crate::operations::cluster::plan_for_cluster(
         app,
         &crate::operations::ProfileChoice {
             profile: None,

@@ -223,7 +223,7 @@ pub async fn run(app: &App, choice: &ProfileChoice) -> Result<StatusReport> {
     let record = read_record(runtime.as_ref(), &nodes).await;
     if let (Some(record), Some(_)) = (&record, &choice.profile) {
         let (_, plan) = app.plan(choice.profile.as_deref(), Some(&name))?;
-        crate::operations::up::note_disagreement(app, &plan, record, "status");
+        crate::operations::cluster::note_disagreement(app, &plan, record, "status");
     }
     let drift = match record.as_ref().and_then(|r| r.plan.as_ref()) {
         Some(plan) => drift(plan, &nodes),

@@ -32,7 +32,6 @@ use crate::operations::{ProfileChoice, PullPolicy};
 
 // `down` lives in its own module; these names stay reachable from here for the
 // callers that knew them as part of `up`.
-pub use crate::operations::cluster::{note_disagreement, plan_for_cluster, read_record};
 pub(crate) use hints::resume_command;
 pub use report::{StepResult, UpResult};
 

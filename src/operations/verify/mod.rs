@@ -156,7 +156,7 @@ pub async fn run(app: &App, args: &Request) -> Result<Report> {
         (None, text, args.context.clone())
     } else {
         let plan =
-            crate::operations::up::plan_for_cluster(app, &args.profile, docker.as_ref().ok())
+            crate::operations::cluster::plan_for_cluster(app, &args.profile, docker.as_ref().ok())
                 .await?;
         let text = kind_kubeconfig(app, &plan).await?;
         let context = plan.context_name();

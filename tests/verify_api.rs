@@ -6,8 +6,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use devcluster::adapters::kube::cluster::ClusterApi;
 use devcluster::adapters::kube::probe::{
-    ProbeApi, ProbePod, ProbeVolume, VolumeSource, pod_manifest, server_url,
+    ProbePod, ProbeVolume, VolumeSource, pod_manifest, server_url,
 };
 use devcluster::adapters::world::World;
 use devcluster::core::plan::{Taint, TaintEffect};
@@ -39,7 +40,7 @@ fn target(fake: &FakeApi) -> Target<'static> {
         docker: None,
         nodes: Vec::new(),
         node_layer_skipped: Some("not a kind cluster".into()),
-        api: Some(ProbeApi::new(fake.client())),
+        api: Some(ClusterApi::new(fake.client())),
         api_error: None,
     }
 }
@@ -443,7 +444,7 @@ async fn an_unreachable_api_server_is_named_by_its_url() {
         ))
     });
     let client = kube::Client::new(service, "default");
-    let api = ProbeApi::new(client).with_server(Some("https://127.0.0.1:39999".into()));
+    let api = ClusterApi::new(client).with_server(Some("https://127.0.0.1:39999".into()));
     let error = api.nodes().await.unwrap_err();
     let text = error.render();
     assert!(
@@ -1006,7 +1007,7 @@ async fn a_node_port_mapping_is_served_by_a_node_port_service_of_the_echo_backen
         docker: None,
         nodes: vec![node],
         node_layer_skipped: None,
-        api: Some(ProbeApi::new(fake.client())),
+        api: Some(ClusterApi::new(fake.client())),
         api_error: None,
     };
     let mut options = options(6);
@@ -1067,7 +1068,7 @@ async fn a_node_port_another_service_holds_is_skipped_with_the_reason() {
         docker: None,
         nodes: vec![observed_node("np-control-plane", 31000, 39001)],
         node_layer_skipped: None,
-        api: Some(ProbeApi::new(fake.client())),
+        api: Some(ClusterApi::new(fake.client())),
         api_error: None,
     };
     let report = verify::verify(&app(), &target, &options(4), None)
@@ -1097,7 +1098,7 @@ async fn an_echo_image_that_cannot_be_pulled_fails_the_node_port_row_at_once_nam
         docker: None,
         nodes: vec![observed_node("np-control-plane", 31000, 39002)],
         node_layer_skipped: None,
-        api: Some(ProbeApi::new(fake.client())),
+        api: Some(ClusterApi::new(fake.client())),
         api_error: None,
     };
     let (app, options) = (app(), options(60));

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use devcluster::adapters::docker::Docker;
-use devcluster::adapters::kube::probe::ProbeApi;
+use devcluster::adapters::kube::cluster::ClusterApi;
 use devcluster::adapters::world::World;
 use devcluster::core::plan::ClusterPlan;
 use devcluster::operations::context::App;
@@ -158,7 +158,7 @@ fn main() {
                 docker: Some(&docker),
                 nodes,
                 node_layer_skipped: None,
-                api: Some(ProbeApi::new(fake.client())),
+                api: Some(ClusterApi::new(fake.client())),
                 api_error: None,
             };
             let options = Options {

@@ -428,7 +428,7 @@ impl FakeApi {
                     .any(|p| p == "watch=true" || p == "watch=1") =>
             {
                 drop(state);
-                return self.watch(&path, &query);
+                self.watch(&path, &query)
             }
             ("GET", true) => {
                 let selector = label_selector(&query);

@@ -44,6 +44,13 @@ impl PodOutcome {
         self.phase == "Succeeded" && self.exit_code == Some(0)
     }
 
+    /// Whether the scheduler could not place the pod (nothing of it ran).
+    pub fn unschedulable(&self) -> bool {
+        self.stuck
+            .as_deref()
+            .is_some_and(|s| s.starts_with("Unschedulable"))
+    }
+
     /// Whether the pod is stuck on its image, not on what it mounts.
     pub fn stuck_on_image(&self) -> bool {
         self.stuck

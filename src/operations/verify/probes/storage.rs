@@ -80,7 +80,7 @@ async fn storage(
         };
         match outcome {
             Ok(outcome) if outcome.succeeded() => check(Status::Ok, format!("claim on `{class}` bound and writable")),
-            Ok(outcome) if outcome.stuck_on_image() => check(Status::Fail, describe(&outcome))
+            Ok(outcome) if outcome.stuck_on_image() || (outcome.unschedulable() && node.taints.is_empty()) => check(Status::Fail, describe(&outcome))
                 .hint(stuck_hint(&outcome, "--probe-image").unwrap_or_default()),
             Ok(outcome) => {
                 let stuck = if node.taints.is_empty() { None } else { stuck_helpers(api, &context.namespace, &claim).await };

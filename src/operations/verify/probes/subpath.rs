@@ -56,7 +56,7 @@ async fn subpath(run: &Run<'_>) -> Vec<Check> {
         let check = |status, detail: String| Check::new("subPath", Some(&node.name), Layer::Pod, status, detail);
         match outcome {
             Ok(outcome) if outcome.succeeded() => check(Status::Ok, "ConfigMap key mounted as a single file".into()),
-            Ok(outcome) if outcome.stuck_on_image() => check(Status::Fail, describe(&outcome))
+            Ok(outcome) if outcome.stuck_on_image() || outcome.unschedulable() => check(Status::Fail, describe(&outcome))
                 .hint(stuck_hint(&outcome, "--probe-image").unwrap_or_default()),
             Ok(outcome) => {
                 let runtime = outcome

@@ -281,7 +281,7 @@ mod real {
 
     use super::support;
 
-    const RUNS: usize = 2;
+    const RUNS: usize = 3;
 
     pub struct Setup {
         kind: PathBuf,
@@ -425,8 +425,18 @@ mod real {
         let kubeconfig = String::from_utf8_lossy(&kubeconfig.stdout).into_owned();
         let mut walls = Vec::new();
         let mut probes = Vec::new();
+        let mut ratios = Vec::new();
         for run in 0..RUNS {
             provide_volumes(&cluster, &nodes, &format!("v{run}"));
+            provide_volumes(&cluster, &nodes[1..2], &format!("p{run}"));
+            // The scheduler places a claim's pod only once its informer has seen
+            // the volume; a pod created at once may wait out a back-off instead.
+            std::thread::sleep(Duration::from_secs(2));
+            let started = Instant::now();
+            let _ = Command::new(&setup.kind)
+                .args(["get", "kubeconfig", "--name", &cluster])
+                .output();
+            let kubeconfig_time = started.elapsed().as_secs_f64();
             let started = Instant::now();
             let verify = devcluster(
                 dir.path(),
@@ -452,29 +462,26 @@ mod real {
                 String::from_utf8_lossy(&verify.stdout),
                 String::from_utf8_lossy(&verify.stderr)
             );
-            provide_volumes(&cluster, &nodes[1..2], &format!("p{run}"));
             let probe = runtime.block_on(hand_made_probe(&kubeconfig, &nodes[1], run));
             println!(
-                "run {run}: verify {wall:.1} s, slowest probe by hand {probe:.1} s, ratio {:.2}x",
+                "run {run}: verify {wall:.1} s (`kind get kubeconfig` alone: {kubeconfig_time:.1} s), slowest probe by hand {probe:.1} s, ratio {:.2}x",
                 wall / probe
             );
             walls.push(wall);
             probes.push(probe);
+            ratios.push(wall / probe);
         }
         let median = |mut v: Vec<f64>| {
             v.sort_by(|a, b| a.total_cmp(b));
             v[v.len() / 2]
         };
-        let (wall, probe) = (median(walls), median(probes));
+        let (wall, probe, ratio) = (median(walls), median(probes), median(ratios));
         println!(
             "verify on a real 3-node kind cluster (a mount on every node, subPath, storage; {RUNS} runs, medians)"
         );
         println!("  devcluster verify:                       {wall:.1} s");
         println!("  a pod writing to a fresh claim, by hand: {probe:.1} s");
-        println!(
-            "  verify / slowest probe:                  {:.2}x (target: 1.5x or less)",
-            wall / probe
-        );
+        println!("  verify / slowest probe (median of runs): {ratio:.2}x (target: 1.5x or less)");
     }
 
     /// One claim and one pod writing to it on `node`, timed from the claim's

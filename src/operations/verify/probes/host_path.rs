@@ -5,7 +5,9 @@ use futures_util::future::{BoxFuture, join_all};
 
 use crate::core::check::{Check, Layer, Status};
 use crate::operations::verify::mounts::{self, MountProbe};
-use crate::operations::verify::probes::layers::{node_layer_exec, pod_layer, runs_here};
+use crate::operations::verify::probes::layers::{
+    node_and_pod, node_layer_exec, pod_layer, runs_here,
+};
 use crate::operations::verify::probes::{Probe, Run};
 
 pub struct HostPath;
@@ -51,25 +53,22 @@ async fn host_path_checks(run: &Run<'_>) -> Vec<Check> {
             async move {
                 let kind_node = target.nodes.iter().any(|o| o.name == node.name);
                 if kind_node {
-                    let mut checks = Vec::new();
-                    if node_layer_exec(target, &node.name, &probe, path, &mut checks).await {
-                        checks.push(match run.pods().await {
+                    let node_layer = async {
+                        let mut checks = Vec::new();
+                        let ok =
+                            node_layer_exec(target, &node.name, &probe, path, &mut checks).await;
+                        (ok, checks)
+                    };
+                    let pod_layer = async {
+                        Some(match run.pods().await {
                             Ok(context) => {
                                 pod_layer(context, node, &probe, path, &format!("hp{index}"), n)
                                     .await
                             }
                             Err(check) => check,
-                        });
-                    } else {
-                        checks.push(Check::new(
-                            &format!("mount {}", probe.path),
-                            Some(&node.name),
-                            Layer::Pod,
-                            Status::Skip,
-                            "not run: the node layer failed",
-                        ));
-                    }
-                    checks
+                        })
+                    };
+                    node_and_pod(&probe.path, &node.name, node_layer, pod_layer).await
                 } else if runs_here(node) {
                     vec![match run.pods().await {
                         Ok(context) => {

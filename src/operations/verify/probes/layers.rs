@@ -159,3 +159,39 @@ pub fn runs_here(node: &ProbeNode) -> bool {
             .is_ok_and(|ip| ip.is_loopback() || UdpSocket::bind((ip, 0)).is_ok())
     })
 }
+
+/// Runs a mount's node layer and pod layer at once, so the pod starts while
+/// Docker execs into the node container; the pod's row counts only when the node
+/// layer passed (otherwise the layer below is blamed and the pod is not waited for).
+pub async fn node_and_pod(
+    path: &str,
+    node_name: &str,
+    node: impl Future<Output = (bool, Vec<Check>)>,
+    pod: impl Future<Output = Option<Check>>,
+) -> Vec<Check> {
+    let (node, pod) = (std::pin::pin!(node), std::pin::pin!(pod));
+    let (mut node, mut pod) = (node, pod);
+    let mut pod_row: Option<Option<Check>> = None;
+    let (node_ok, mut checks) = loop {
+        tokio::select! {
+            out = &mut node => break out,
+            row = &mut pod, if pod_row.is_none() => pod_row = Some(row),
+        }
+    };
+    if !node_ok {
+        checks.push(Check::new(
+            &format!("mount {path}"),
+            Some(node_name),
+            Layer::Pod,
+            Status::Skip,
+            "not judged: the node layer failed",
+        ));
+        return checks;
+    }
+    let row = match pod_row {
+        Some(row) => row,
+        None => pod.await,
+    };
+    checks.extend(row);
+    checks
+}

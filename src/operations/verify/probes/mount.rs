@@ -10,7 +10,7 @@ use futures_util::future::{BoxFuture, join_all};
 use crate::core::check::{Check, Layer, Status};
 use crate::core::profile::MountPathType;
 use crate::operations::verify::mounts::{self, MountProbe};
-use crate::operations::verify::probes::layers::{node_layer, pod_layer};
+use crate::operations::verify::probes::layers::{node_and_pod, node_layer, pod_layer};
 use crate::operations::verify::probes::{Probe, Run};
 
 pub struct Mount;
@@ -79,17 +79,21 @@ async fn mount_checks(run: &Run<'_>) -> Vec<Check> {
                 let host_path = host_path.clone();
                 let mount = mount.clone();
                 async move {
-                    let mut checks = Vec::new();
-                    let node_ok = node_layer(
-                        target,
-                        &node.name,
-                        &probe,
-                        &mount.host_path,
-                        &host_path,
-                        &mut checks,
-                    )
-                    .await;
+                    let node_layer = async {
+                        let mut checks = Vec::new();
+                        let ok = node_layer(
+                            target,
+                            &node.name,
+                            &probe,
+                            &mount.host_path,
+                            &host_path,
+                            &mut checks,
+                        )
+                        .await;
+                        (ok, checks)
+                    };
                     let Some(api_node) = api_nodes.iter().find(|a| a.name == node.name) else {
+                        let (_, mut checks) = node_layer.await;
                         checks.push(Check::new(
                             &format!("mount {}", probe.path),
                             Some(&node.name),
@@ -99,32 +103,21 @@ async fn mount_checks(run: &Run<'_>) -> Vec<Check> {
                         ));
                         return checks;
                     };
-                    if !node_ok {
-                        checks.push(Check::new(
-                            &format!("mount {}", probe.path),
-                            Some(&node.name),
-                            Layer::Pod,
-                            Status::Skip,
-                            "not run: the node layer failed",
-                        ));
-                        return checks;
-                    }
-                    let context = match run.pods().await {
-                        Ok(context) => context,
-                        Err(_) => return checks,
-                    };
-                    checks.push(
-                        pod_layer(
-                            context,
-                            api_node,
-                            &probe,
-                            &host_path,
-                            &format!("mnt{index}"),
-                            n,
+                    let pod_layer = async {
+                        let context = run.pods().await.ok()?;
+                        Some(
+                            pod_layer(
+                                context,
+                                api_node,
+                                &probe,
+                                &host_path,
+                                &format!("mnt{index}"),
+                                n,
+                            )
+                            .await,
                         )
-                        .await,
-                    );
-                    checks
+                    };
+                    node_and_pod(&probe.path, &node.name, node_layer, pod_layer).await
                 }
             });
             for node_checks in join_all(per_node).await {

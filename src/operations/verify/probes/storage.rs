@@ -21,16 +21,13 @@ impl Probe for Storage {
 
     fn run<'a>(&'a self, run: &'a Run<'a>) -> BoxFuture<'a, Vec<Check>> {
         Box::pin(async move {
-            // The class is looked up while the namespace's ServiceAccount appears.
-            let (class, context) = tokio::join!(run.storage_class(), run.pods());
-            let class = match class {
+            // The class is looked up, and the claims made, while the namespace's
+            // ServiceAccount appears: only pods wait for it.
+            let class = match run.storage_class().await {
                 Ok(class) => class,
                 Err(check) => return vec![check.clone()],
             };
-            let Ok(context) = context else {
-                return Vec::new();
-            };
-            storage(run.api, context, &run.schedulable, class).await
+            storage(run, &run.schedulable, class).await
         })
     }
 }
@@ -39,20 +36,20 @@ impl Probe for Storage {
 /// When it does not on a tainted node, say whether the provisioner's helper pods
 /// are what is stuck (local-path-provisioner v0.0.32+ in kind v0.31/v0.32 images,
 /// kind#4100; the MicroK8s hostpath provisioner too).
-async fn storage(
-    api: &ClusterApi,
-    context: &PodContext,
-    nodes: &[ProbeNode],
-    class: &str,
-) -> Vec<Check> {
+async fn storage(run: &Run<'_>, nodes: &[ProbeNode], class: &str) -> Vec<Check> {
+    let api = run.api;
     let probes = nodes.iter().enumerate().map(|(index, node)| async move {
         let claim = pod_name("claim", index);
         let check = |status, detail: String| Check::new("storage", Some(&node.name), Layer::Pod, status, detail);
-        match api.create_claim(&context.namespace, &claim, class, "ReadWriteOnce").await {
+        match api.create_claim(&run.base().namespace, &claim, class, "ReadWriteOnce").await {
             Ok(true) => {}
             Ok(false) => return check(Status::Fail, format!("the API rejected a ReadWriteOnce claim on `{class}`")),
             Err(e) => return check(Status::Fail, e.to_string()),
         }
+        let context: &PodContext = match run.pods().await {
+            Ok(context) => context,
+            Err(check) => return check,
+        };
         let volume = ProbeVolume {
             source: VolumeSource::Claim { name: claim.clone() },
             mount_path: "/data".into(),

@@ -1458,3 +1458,31 @@ async fn a_probe_namespace_an_earlier_run_could_not_remove_is_reported() {
         rows[0]
     );
 }
+
+#[tokio::test]
+async fn claims_are_made_while_the_namespace_waits_for_its_service_account() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    fake.put(
+        "/apis/storage.k8s.io/v1/storageclasses/standard",
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "standard",
+              "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}, "provisioner": "rancher.io/local-path"}),
+    );
+    healthy_pods(&fake);
+    let report = verify::verify(&app(), &target(&fake), &options(20), None)
+        .await
+        .unwrap();
+    let storage = report.checks.iter().find(|c| c.name == "storage").unwrap();
+    assert_eq!(storage.status, Status::Ok, "{storage:?}");
+    // Only pods need the ServiceAccount: the claim is made before it appears.
+    let requests = fake.requests();
+    let claim = requests
+        .iter()
+        .position(|r| r.starts_with("POST ") && r.contains("/persistentvolumeclaims"))
+        .unwrap();
+    let last_account_poll = requests
+        .iter()
+        .rposition(|r| r.starts_with("GET ") && r.contains("/serviceaccounts/default"))
+        .unwrap();
+    assert!(claim < last_account_poll, "{requests:#?}");
+}

@@ -246,7 +246,7 @@ async fn after_the_storage_fix_a_claim_binds_on_a_no_execute_node() {
         docker: None,
         nodes: Vec::new(),
         node_layer_skipped: Some("not a kind cluster".into()),
-        api: Some(api.probe()),
+        api: Some(api.clone()),
         api_error: None,
     };
     let options = Options {

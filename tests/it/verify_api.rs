@@ -6,8 +6,9 @@ use crate::support;
 
 use std::time::{Duration, Instant};
 
+use devcluster::adapters::kube::cluster::ClusterApi;
 use devcluster::adapters::kube::probe::{
-    ProbeApi, ProbePod, ProbeVolume, VolumeSource, pod_manifest, server_url,
+    ProbePod, ProbeVolume, VolumeSource, pod_manifest, server_url,
 };
 use devcluster::adapters::world::World;
 use devcluster::core::plan::{Taint, TaintEffect};
@@ -39,7 +40,7 @@ fn target(fake: &FakeApi) -> Target<'static> {
         docker: None,
         nodes: Vec::new(),
         node_layer_skipped: Some("not a kind cluster".into()),
-        api: Some(ProbeApi::new(fake.client())),
+        api: Some(ClusterApi::new(fake.client())),
         api_error: None,
     }
 }
@@ -443,7 +444,7 @@ async fn an_unreachable_api_server_is_named_by_its_url() {
         ))
     });
     let client = kube::Client::new(service, "default");
-    let api = ProbeApi::new(client).with_server(Some("https://127.0.0.1:39999".into()));
+    let api = ClusterApi::new(client).with_server(Some("https://127.0.0.1:39999".into()));
     let error = api.nodes().await.unwrap_err();
     let text = error.render();
     assert!(
@@ -1006,7 +1007,7 @@ async fn a_node_port_mapping_is_served_by_a_node_port_service_of_the_echo_backen
         docker: None,
         nodes: vec![node],
         node_layer_skipped: None,
-        api: Some(ProbeApi::new(fake.client())),
+        api: Some(ClusterApi::new(fake.client())),
         api_error: None,
     };
     let mut options = options(6);
@@ -1067,7 +1068,7 @@ async fn a_node_port_another_service_holds_is_skipped_with_the_reason() {
         docker: None,
         nodes: vec![observed_node("np-control-plane", 31000, 39001)],
         node_layer_skipped: None,
-        api: Some(ProbeApi::new(fake.client())),
+        api: Some(ClusterApi::new(fake.client())),
         api_error: None,
     };
     let report = verify::verify(&app(), &target, &options(4), None)
@@ -1097,7 +1098,7 @@ async fn an_echo_image_that_cannot_be_pulled_fails_the_node_port_row_at_once_nam
         docker: None,
         nodes: vec![observed_node("np-control-plane", 31000, 39002)],
         node_layer_skipped: None,
-        api: Some(ProbeApi::new(fake.client())),
+        api: Some(ClusterApi::new(fake.client())),
         api_error: None,
     };
     let (app, options) = (app(), options(60));
@@ -1179,4 +1180,309 @@ async fn a_webhook_denial_is_named_as_such_not_as_rbac() {
         subpath.detail
     );
     assert!(!subpath.detail.contains("RBAC"), "{}", subpath.detail);
+}
+
+#[tokio::test]
+async fn probe_pods_are_watched_not_polled_one_by_one() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    fake.add_ready_node("n2", json!([]));
+    healthy_pods(&fake);
+    let report = verify::verify(&app(), &target(&fake), &options(10), None)
+        .await
+        .unwrap();
+    assert!(!report.failed(), "{:#?}", report.checks);
+    let requests = fake.requests();
+    let in_namespace = |r: &&String| r.contains("/namespaces/devcluster-verify-");
+    // One watch of the namespace's pods and one of its events serve every probe.
+    for resource in ["pods", "events"] {
+        assert!(
+            requests
+                .iter()
+                .filter(in_namespace)
+                .any(|r| r.starts_with("GET ")
+                    && r.contains(&format!("/{resource}?"))
+                    && r.contains("watch=true")),
+            "no watch of {resource}: {requests:#?}"
+        );
+    }
+    // No probe reads its pod by name, in a loop or otherwise (logs aside).
+    let polled: Vec<&String> = requests
+        .iter()
+        .filter(in_namespace)
+        .filter(|r| r.starts_with("GET ") && r.contains("/pods/") && !r.contains("/log"))
+        .collect();
+    assert!(polled.is_empty(), "{polled:#?}");
+}
+
+#[tokio::test]
+async fn a_pod_the_scheduler_cannot_place_ends_its_probe_at_once_with_the_schedulers_words() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    fake.on_pod_create(|pod| match pod["metadata"]["name"].as_str().unwrap_or("") {
+        name if name.starts_with("subpath") => Some(PodRun::unschedulable(
+            "0/1 nodes are available: 1 Insufficient memory. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.",
+        )),
+        _ => Some(PodRun::new("Succeeded", Some(0), "devcluster: ok\n")),
+    });
+    let (app, target, options) = (app(), target(&fake), options(60));
+    let started = Instant::now();
+    let report = tokio::time::timeout(
+        Duration::from_secs(20),
+        verify::verify(&app, &target, &options, None),
+    )
+    .await
+    .expect("the probe waited for the deadline instead of the scheduler's verdict")
+    .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let subpath = report.checks.iter().find(|c| c.name == "subPath").unwrap();
+    assert_eq!(subpath.status, Status::Fail);
+    assert!(
+        subpath.detail.contains("Unschedulable") && subpath.detail.contains("Insufficient memory"),
+        "{}",
+        subpath.detail
+    );
+}
+
+#[tokio::test]
+async fn the_second_read_write_once_pod_pod_is_judged_by_the_schedulers_verdict_not_a_fixed_wait() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    fake.schedule_read_write_once_pod();
+    fake.put(
+        "/apis/storage.k8s.io/v1/storageclasses/standard",
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "standard",
+              "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}, "provisioner": "rancher.io/local-path"}),
+    );
+    healthy_pods(&fake);
+    let started = Instant::now();
+    let report = verify::verify(&app(), &target(&fake), &options(30), None)
+        .await
+        .unwrap();
+    let rwop = report
+        .checks
+        .iter()
+        .find(|c| c.name == "ReadWriteOncePod")
+        .unwrap();
+    assert_eq!(rwop.status, Status::Ok, "{rwop:?}");
+    assert!(
+        rwop.detail.contains("ReadWriteOncePod access mode"),
+        "{rwop:?}"
+    );
+    // The scheduler's verdict came at once; a fixed look would take 10 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn watches_the_server_ends_or_forgets_are_resumed_and_no_change_is_missed() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    // Every watch ends after 200 ms, and the history is compacted while the
+    // probe runs: the runner must re-open from the last version, then list again.
+    fake.end_watches_after(Duration::from_millis(200));
+    let kubelet = fake.clone();
+    fake.on_pod_create(move |pod| {
+        let name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let namespace = pod["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if !name.starts_with("subpath") {
+            return Some(PodRun::new("Succeeded", Some(0), "devcluster: ok\n"));
+        }
+        let kubelet = kubelet.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(700));
+            kubelet.compact_history();
+            std::thread::sleep(Duration::from_millis(800));
+            kubelet.finish_pod(
+                &namespace,
+                &name,
+                PodRun::new("Succeeded", Some(0), "devcluster: ok\n"),
+            );
+        });
+        None
+    });
+    let report = verify::verify(&app(), &target(&fake), &options(20), None)
+        .await
+        .unwrap();
+    let subpath = report.checks.iter().find(|c| c.name == "subPath").unwrap();
+    assert_eq!(subpath.status, Status::Ok, "{subpath:?}");
+    let requests = fake.requests();
+    let pod_watches = requests
+        .iter()
+        .filter(|r| {
+            r.contains("/namespaces/devcluster-verify-")
+                && r.contains("/pods?")
+                && r.contains("watch=true")
+        })
+        .count();
+    assert!(pod_watches >= 3, "{requests:#?}");
+}
+
+#[tokio::test]
+async fn the_fake_serves_watches_as_the_api_server_does() {
+    use futures_util::StreamExt;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
+    let fake = FakeApi::new();
+    let api: Api<ConfigMap> = Api::namespaced(fake.client(), "w");
+    let map = |name: &str, value: &str| -> ConfigMap {
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "w"}, "data": {"k": value}}))
+        .unwrap()
+    };
+    api.create(&PostParams::default(), &map("a", "1"))
+        .await
+        .unwrap();
+    let listed = api.list(&ListParams::default()).await.unwrap();
+    let version = listed.metadata.resource_version.clone().unwrap();
+    // From "0": a synthetic ADDED for what is there.
+    let params = WatchParams::default().timeout(1);
+    let mut from_any = api.watch(&params, "0").await.unwrap().boxed();
+    match from_any.next().await {
+        Some(Ok(WatchEvent::Added(cm))) => assert_eq!(cm.metadata.name.as_deref(), Some("a")),
+        other => panic!("{other:?}"),
+    }
+    // From the list's version: only what changed after it, each with a newer version.
+    let mut from_list = api.watch(&params, &version).await.unwrap().boxed();
+    api.replace("a", &PostParams::default(), &map("a", "2"))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &map("b", "1"))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while let Some(Ok(event)) = from_list.next().await {
+        match event {
+            WatchEvent::Modified(cm) | WatchEvent::Added(cm) => {
+                let at: u64 = cm
+                    .metadata
+                    .resource_version
+                    .clone()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!(at > version.parse::<u64>().unwrap());
+                seen.push(cm.metadata.name.unwrap());
+            }
+            // Bookmarks come just before the server ends the watch.
+            WatchEvent::Bookmark(bookmark) => {
+                assert!(bookmark.metadata.resource_version.parse::<u64>().unwrap() >= 3);
+                seen.push("bookmark".into());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(seen, ["a", "b", "bookmark"]);
+    // A version older than the server keeps: one ERROR event, 410 Gone.
+    fake.compact_history();
+    let mut too_old = api.watch(&params, &version).await.unwrap().boxed();
+    match too_old.next().await {
+        Some(Ok(WatchEvent::Error(status))) => assert_eq!(status.code, 410),
+        other => panic!("{other:?}"),
+    }
+    assert!(too_old.next().await.is_none());
+}
+
+#[tokio::test]
+async fn a_namespace_the_api_server_will_not_delete_is_a_warning_naming_the_command() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    healthy_pods(&fake);
+    fake.forbid("DELETE", "/api/v1/namespaces/devcluster-verify-");
+    let report = verify::verify(&app(), &target(&fake), &options(10), None)
+        .await
+        .unwrap();
+    let cleanup = report.checks.iter().find(|c| c.name == "cleanup").unwrap();
+    assert_eq!(cleanup.status, Status::Warn);
+    assert!(
+        cleanup
+            .detail
+            .contains("probe namespace devcluster-verify-"),
+        "{cleanup:?}"
+    );
+    assert!(
+        cleanup
+            .hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("kubectl delete namespace devcluster-verify-"),
+        "{cleanup:?}"
+    );
+    assert!(!report.failed(), "{:#?}", report.checks);
+}
+
+#[tokio::test]
+async fn a_probe_namespace_an_earlier_run_could_not_remove_is_reported() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    healthy_pods(&fake);
+    // Its deletion was accepted long ago; a finalizer keeps it Terminating.
+    fake.put(
+        "/api/v1/namespaces/devcluster-verify-0ld",
+        json!({"apiVersion": "v1", "kind": "Namespace",
+               "metadata": {"name": "devcluster-verify-0ld", "labels": {"app.kubernetes.io/managed-by": "devcluster"},
+                            "deletionTimestamp": "2020-01-01T00:00:00Z", "finalizers": ["example.com/hold"]},
+               "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Terminating"}}),
+    );
+    // A namespace of this run that stays Terminating is not reported (it was just deleted).
+    fake.keep_namespaces_terminating();
+    let report = verify::verify(&app(), &target(&fake), &options(10), None)
+        .await
+        .unwrap();
+    let rows: Vec<_> = report
+        .checks
+        .iter()
+        .filter(|c| c.name == "cleanup")
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0].status, Status::Warn);
+    assert!(
+        rows[0].detail.contains("devcluster-verify-0ld")
+            && rows[0].detail.contains("still terminating"),
+        "{:?}",
+        rows[0]
+    );
+    assert!(
+        rows[0]
+            .hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("kubectl delete namespace devcluster-verify-0ld"),
+        "{:?}",
+        rows[0]
+    );
+}
+
+#[tokio::test]
+async fn claims_are_made_while_the_namespace_waits_for_its_service_account() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    fake.put(
+        "/apis/storage.k8s.io/v1/storageclasses/standard",
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "standard",
+              "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}, "provisioner": "rancher.io/local-path"}),
+    );
+    healthy_pods(&fake);
+    let report = verify::verify(&app(), &target(&fake), &options(20), None)
+        .await
+        .unwrap();
+    let storage = report.checks.iter().find(|c| c.name == "storage").unwrap();
+    assert_eq!(storage.status, Status::Ok, "{storage:?}");
+    // Only pods need the ServiceAccount: the claim is made before it appears.
+    let requests = fake.requests();
+    let claim = requests
+        .iter()
+        .position(|r| r.starts_with("POST ") && r.contains("/persistentvolumeclaims"))
+        .unwrap();
+    let last_account_poll = requests
+        .iter()
+        .rposition(|r| r.starts_with("GET ") && r.contains("/serviceaccounts/default"))
+        .unwrap();
+    assert!(claim < last_account_poll, "{requests:#?}");
 }

@@ -15,9 +15,19 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::{Request, Response, StatusCode};
+use http_body::Frame;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use kube::client::Body;
 use serde_json::{Value, json};
+
+/// What the fake answers: a whole body, or a stream of watch events.
+type Reply = Response<UnsyncBoxBody<Bytes, Infallible>>;
+
+fn full(bytes: Vec<u8>) -> UnsyncBoxBody<Bytes, Infallible> {
+    Full::new(Bytes::from(bytes)).boxed_unsync()
+}
 
 /// What a created pod does: its final phase, exit code and logs.
 pub struct PodRun {
@@ -29,6 +39,8 @@ pub struct PodRun {
     /// The container's waiting state, as `(reason, message)` (the kubelet's view
     /// of a container that has not started).
     pub waiting: Option<(String, String)>,
+    /// The scheduler's message for a pod it cannot place.
+    pub unschedulable: Option<String>,
 }
 
 impl PodRun {
@@ -39,7 +51,19 @@ impl PodRun {
             logs: logs.to_string(),
             events: Vec::new(),
             waiting: None,
+            unschedulable: None,
         }
+    }
+
+    /// A pod the scheduler cannot place: Pending with condition `PodScheduled=False`,
+    /// reason `Unschedulable`, and a `FailedScheduling` event with the same
+    /// message (`pkg/scheduler/schedule_one.go`, `handleSchedulingFailure`).
+    pub fn unschedulable(message: &str) -> PodRun {
+        let mut run = PodRun::new("Pending", None, "");
+        run.unschedulable = Some(message.to_string());
+        run.events
+            .push(("FailedScheduling".into(), message.to_string()));
+        run
     }
 
     /// A Pending pod whose container waits for `reason`.
@@ -73,6 +97,55 @@ struct State {
     /// The helper pod template local-path-provisioner's running pod loaded.
     local_path_template: Option<Value>,
     counter: u64,
+    /// The etcd revision: every write moves it on and stamps the object's
+    /// `resourceVersion` with it.
+    revision: u64,
+    /// Every write, for watches: (revision, ADDED/MODIFIED/DELETED, path, object).
+    history: Vec<(u64, &'static str, String, Value)>,
+    /// Watches from a version older than this are answered 410 Gone (etcd
+    /// compaction, `storage/etcd3/watcher.go`; the watch cache's window,
+    /// `storage/cacher/watch_cache.go`, `tooOldResourceVersionError`).
+    oldest_watchable: u64,
+    /// Wakes open watches after each write.
+    changed: tokio::sync::watch::Sender<u64>,
+    /// Watches end after this long, whatever `timeoutSeconds` asked.
+    watch_limit: Option<Duration>,
+    /// A deleted namespace stays Terminating instead of going.
+    keep_terminating: bool,
+    /// The scheduler enforces ReadWriteOncePod.
+    read_write_once_pod: bool,
+}
+
+impl State {
+    /// Writes `object` at `path` as one etcd revision, telling open watches.
+    fn store(&mut self, path: &str, mut object: Value) {
+        self.revision += 1;
+        if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("resourceVersion".into(), json!(self.revision.to_string()));
+        }
+        let kind = if self.objects.contains_key(path) {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        self.history
+            .push((self.revision, kind, path.to_string(), object.clone()));
+        self.objects.insert(path.to_string(), object);
+        self.changed.send_replace(self.revision);
+    }
+
+    /// Deletes the object at `path` as one etcd revision, telling open watches.
+    fn remove(&mut self, path: &str) -> Option<Value> {
+        let mut object = self.objects.remove(path)?;
+        self.revision += 1;
+        if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("resourceVersion".into(), json!(self.revision.to_string()));
+        }
+        self.history
+            .push((self.revision, "DELETED", path.to_string(), object.clone()));
+        self.changed.send_replace(self.revision);
+        Some(object)
+    }
 }
 
 impl Default for State {
@@ -93,6 +166,13 @@ impl Default for State {
             rollout_delay: Duration::from_millis(800),
             local_path_template: None,
             counter: 0,
+            revision: 1,
+            history: Vec::new(),
+            oldest_watchable: 0,
+            changed: tokio::sync::watch::channel(1).0,
+            watch_limit: None,
+            keep_terminating: false,
+            read_write_once_pod: false,
         }
     }
 }
@@ -114,7 +194,7 @@ impl FakeApi {
 
     /// Stores `object` at `path` (e.g. `/api/v1/nodes/n1`).
     pub fn put(&self, path: &str, object: Value) {
-        self.lock().objects.insert(path.to_string(), object);
+        self.lock().store(path, object);
     }
 
     pub fn object(&self, path: &str) -> Option<Value> {
@@ -211,7 +291,7 @@ impl FakeApi {
             return false;
         };
         apply_run(&mut state, &key, &mut object, run);
-        state.objects.insert(key, object);
+        state.store(&key, object);
         true
     }
 
@@ -271,7 +351,7 @@ impl FakeApi {
         kube::Client::new(service, "default")
     }
 
-    async fn handle(&self, request: Request<Body>) -> Response<Body> {
+    async fn handle(&self, request: Request<Body>) -> Reply {
         let method = request.method().as_str().to_string();
         let path = request.uri().path().to_string();
         let query = request.uri().query().unwrap_or("").to_string();
@@ -337,34 +417,31 @@ impl FakeApi {
             return Response::builder()
                 .status(StatusCode::OK)
                 .header("content-type", "text/plain")
-                .body(Body::from(text.into_bytes()))
-                .unwrap_or_else(|_| Response::new(Body::from(Vec::new())));
+                .body(full(text.into_bytes()))
+                .unwrap_or_else(|_| Response::new(full(Vec::new())));
         }
         let collection = is_collection(&path);
         match (method.as_str(), collection) {
+            ("GET", true)
+                if query
+                    .split('&')
+                    .any(|p| p == "watch=true" || p == "watch=1") =>
+            {
+                drop(state);
+                self.watch(&path, &query)
+            }
             ("GET", true) => {
                 let selector = label_selector(&query);
-                let prefix = format!("{path}/");
-                // `/api/v1/services` lists the Services of every namespace.
-                let (base, resource) = path.rsplit_once('/').unwrap_or(("", ""));
-                let across = format!("{base}/namespaces/");
                 let items: Vec<Value> = state
                     .objects
                     .iter()
-                    .filter(|(p, _)| {
-                        (p.starts_with(&prefix) && !p[prefix.len()..].contains('/'))
-                            || (resource != "namespaces"
-                                && p.strip_prefix(&across).is_some_and(|rest| {
-                                    let parts: Vec<&str> = rest.split('/').collect();
-                                    parts.len() == 3 && parts[1] == resource
-                                }))
-                    })
+                    .filter(|(p, _)| in_collection(&path, p))
                     .map(|(_, v)| v.clone())
                     .filter(|v| matches_labels(v, &selector))
                     .collect();
                 respond(
                     200,
-                    json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}),
+                    json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": state.revision.to_string()}, "items": items}),
                 )
             }
             ("GET", false) => match state.objects.get(&path) {
@@ -401,7 +478,7 @@ impl FakeApi {
                     }
                     if let Some(run) = place_pod(&mut state, &namespace, &object) {
                         apply_run(&mut state, &key, &mut object, run);
-                        state.objects.insert(key, object.clone());
+                        state.store(&key, object.clone());
                         return respond(201, object);
                     }
                 }
@@ -415,10 +492,10 @@ impl FakeApi {
                     if let Some(run) = run {
                         apply_run(&mut state, &key, &mut object, run);
                     }
-                    state.objects.insert(key, object.clone());
+                    state.store(&key, object.clone());
                     return respond(201, object);
                 }
-                state.objects.insert(key, object.clone());
+                state.store(&key, object.clone());
                 respond(201, object)
             }
             ("PUT", false) => {
@@ -426,7 +503,7 @@ impl FakeApi {
                     return status(400, "BadRequest", "no body");
                 };
                 stamp(&mut object);
-                state.objects.insert(path, object.clone());
+                state.store(&path, object.clone());
                 respond(200, object)
             }
             ("PATCH", false) => {
@@ -459,13 +536,35 @@ impl FakeApi {
                     }
                     None => return status(404, "NotFound", &format!("{path} not found")),
                 };
-                state.objects.insert(path, object.clone());
+                state.store(&path, object.clone());
                 respond(200, object)
             }
-            ("DELETE", false) => match state.objects.remove(&path) {
+            ("DELETE", false) => match state.objects.get(&path).cloned() {
+                Some(object)
+                    if state.keep_terminating
+                        && path.starts_with("/api/v1/namespaces/")
+                        && !path[20..].contains('/') =>
+                {
+                    // The namespace controller has not finished: the namespace
+                    // stays, Terminating (`pkg/controller/namespace/deletion`).
+                    let mut object = object;
+                    object["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+                    object["status"] = json!({"phase": "Terminating"});
+                    state.store(&path, object.clone());
+                    respond(200, object)
+                }
                 Some(object) => {
                     let prefix = format!("{path}/");
-                    state.objects.retain(|p, _| !p.starts_with(&prefix));
+                    let inside: Vec<String> = state
+                        .objects
+                        .keys()
+                        .filter(|p| p.starts_with(&prefix))
+                        .cloned()
+                        .collect();
+                    for key in inside {
+                        state.remove(&key);
+                    }
+                    state.remove(&path);
                     respond(200, object)
                 }
                 None => status(404, "NotFound", &format!("{path} not found")),
@@ -473,6 +572,205 @@ impl FakeApi {
             _ => status(405, "MethodNotAllowed", &format!("{method} {path}")),
         }
     }
+}
+
+impl FakeApi {
+    /// A watch of the collection at `path`, as the API server serves one
+    /// (`staging/src/k8s.io/apiserver/pkg/endpoints/handlers/watch.go`,
+    /// `serveWatch`): status 200, then one JSON object a line,
+    /// `{"type": "ADDED|MODIFIED|DELETED|BOOKMARK|ERROR", "object": ...}`, until
+    /// `timeoutSeconds` ends it. Where it starts follows `resourceVersion`
+    /// ("Semantics for watch", `docs/reference/using-api/api-concepts.md`): unset or
+    /// `0`, a synthetic ADDED for every object there now, then the changes; a
+    /// version, every change after it; one older than the server keeps, a single
+    /// ERROR event with a 410 Gone status. With `allowWatchBookmarks` a BOOKMARK
+    /// carrying the newest version comes just before the watch ends, as the watch
+    /// cache sends one ahead of the deadline
+    /// (`staging/src/k8s.io/apiserver/pkg/storage/cacher/cacher.go`).
+    fn watch(&self, path: &str, query: &str) -> Reply {
+        let param = |name: &str| {
+            query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+                .map(str::to_string)
+        };
+        let selector = label_selector(query);
+        let bookmarks = param("allowWatchBookmarks").as_deref() == Some("true");
+        let seconds = param("timeoutSeconds")
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(1800);
+        let mut lasts = Duration::from_secs(seconds);
+        let state = self.lock();
+        if let Some(limit) = state.watch_limit {
+            lasts = lasts.min(limit);
+        }
+        let mut queue: std::collections::VecDeque<Vec<u8>> = Default::default();
+        let line = |kind: &str, object: &Value| {
+            let mut text =
+                serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+            text.push(b'\n');
+            text
+        };
+        let from = param("resourceVersion").unwrap_or_default();
+        let mut ended = false;
+        match from.as_str() {
+            "" | "0" => {
+                for (key, object) in &state.objects {
+                    if in_collection(path, key) && matches_labels(object, &selector) {
+                        queue.push_back(line("ADDED", object));
+                    }
+                }
+            }
+            version => {
+                let version: u64 = version.parse().unwrap_or(0);
+                if version < state.oldest_watchable {
+                    let gone = json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
+                        "message": format!("too old resource version: {version} ({})", state.oldest_watchable),
+                        "reason": "Expired", "code": 410});
+                    queue.push_back(line("ERROR", &gone));
+                    ended = true;
+                } else {
+                    for (revision, kind, key, object) in &state.history {
+                        if *revision > version
+                            && in_collection(path, key)
+                            && matches_labels(object, &selector)
+                        {
+                            queue.push_back(line(kind, object));
+                        }
+                    }
+                }
+            }
+        }
+        let seen = state.revision;
+        let changes = state.changed.subscribe();
+        drop(state);
+        let api = self.clone();
+        let collection = path.to_string();
+        let kind = kind_of(path);
+        let deadline = tokio::time::Instant::now() + lasts;
+        let stream = futures_util::stream::unfold(
+            (queue, seen, changes, ended),
+            move |(mut queue, mut seen, mut changes, mut ended)| {
+                let (api, collection, selector, kind) = (
+                    api.clone(),
+                    collection.clone(),
+                    selector.clone(),
+                    kind.clone(),
+                );
+                async move {
+                    loop {
+                        if let Some(next) = queue.pop_front() {
+                            return Some((
+                                Ok::<_, Infallible>(Frame::data(Bytes::from(next))),
+                                (queue, seen, changes, ended),
+                            ));
+                        }
+                        if ended {
+                            return None;
+                        }
+                        {
+                            let state = api.lock();
+                            for (revision, change, key, object) in &state.history {
+                                if *revision > seen
+                                    && in_collection(&collection, key)
+                                    && matches_labels(object, &selector)
+                                {
+                                    let mut text = serde_json::to_vec(
+                                        &json!({"type": change, "object": object}),
+                                    )
+                                    .unwrap_or_default();
+                                    text.push(b'\n');
+                                    queue.push_back(text);
+                                }
+                            }
+                            seen = state.revision;
+                            changes.mark_unchanged();
+                        }
+                        if !queue.is_empty() {
+                            continue;
+                        }
+                        tokio::select! {
+                            _ = changes.changed() => {}
+                            () = tokio::time::sleep_until(deadline) => {
+                                if bookmarks {
+                                    let bookmark = json!({"kind": kind, "apiVersion": "v1",
+                                        "metadata": {"resourceVersion": seen.to_string()}});
+                                    let mut text = serde_json::to_vec(&json!({"type": "BOOKMARK", "object": bookmark})).unwrap_or_default();
+                                    text.push(b'\n');
+                                    queue.push_back(text);
+                                }
+                                ended = true;
+                            }
+                        }
+                    }
+                }
+            },
+        );
+        Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "application/json")
+            .header("transfer-encoding", "chunked")
+            .body(StreamBody::new(stream).boxed_unsync())
+            .unwrap_or_else(|_| Response::new(full(Vec::new())))
+    }
+
+    /// Forgets the history of writes (etcd compaction): a watch from any version
+    /// seen so far is answered 410 Gone and its client must list again.
+    pub fn compact_history(&self) {
+        let mut state = self.lock();
+        state.history.clear();
+        state.oldest_watchable = state.revision + 1;
+    }
+
+    /// Ends every watch after `limit`, as an API server's `--min-request-timeout`
+    /// or a restarting server does; clients re-open them from the last version.
+    pub fn end_watches_after(&self, limit: Duration) {
+        self.lock().watch_limit = Some(limit);
+    }
+
+    /// The scheduler enforces ReadWriteOncePod: a pod whose claim has that access
+    /// mode stays unschedulable while another pod uses the claim
+    /// (`pkg/scheduler/framework/plugins/volumerestrictions/volume_restrictions.go`,
+    /// `ErrReasonReadWriteOncePodConflict`).
+    pub fn schedule_read_write_once_pod(&self) {
+        self.lock().read_write_once_pod = true;
+    }
+
+    /// Deleted namespaces stay Terminating, as when a finalizer never goes.
+    pub fn keep_namespaces_terminating(&self) {
+        self.lock().keep_terminating = true;
+    }
+}
+
+/// Whether the object at `key` belongs to the collection at `collection`; a
+/// cluster-wide collection of a namespaced resource (`/api/v1/services`) holds
+/// the objects of every namespace.
+fn in_collection(collection: &str, key: &str) -> bool {
+    let prefix = format!("{collection}/");
+    if key.starts_with(&prefix) && !key[prefix.len()..].contains('/') {
+        return true;
+    }
+    let (base, resource) = collection.rsplit_once('/').unwrap_or(("", ""));
+    let across = format!("{base}/namespaces/");
+    resource != "namespaces"
+        && key.strip_prefix(&across).is_some_and(|rest| {
+            let parts: Vec<&str> = rest.split('/').collect();
+            parts.len() == 3 && parts[1] == resource
+        })
+}
+
+/// The kind a collection holds, for bookmarks (`/api/v1/namespaces/n/pods` -> `Pod`).
+fn kind_of(collection: &str) -> String {
+    match collection.rsplit('/').next().unwrap_or("") {
+        "pods" => "Pod",
+        "events" => "Event",
+        "namespaces" => "Namespace",
+        "nodes" => "Node",
+        "services" => "Service",
+        "configmaps" => "ConfigMap",
+        other => other,
+    }
+    .to_string()
 }
 
 /// What time has done since the last request: `default` ServiceAccounts that are
@@ -493,8 +791,8 @@ fn tick(state: &mut State) {
             .objects
             .contains_key(&format!("/api/v1/namespaces/{namespace}"))
         {
-            state.objects.insert(
-                format!("/api/v1/namespaces/{namespace}/serviceaccounts/default"),
+            state.store(
+                &format!("/api/v1/namespaces/{namespace}/serviceaccounts/default"),
                 json!({"apiVersion": "v1", "kind": "ServiceAccount",
                        "metadata": {"name": "default", "namespace": namespace}}),
             );
@@ -508,13 +806,14 @@ fn tick(state: &mut State) {
         .collect();
     state.rollouts.retain(|(_, at)| *at > now);
     for path in finished {
-        let Some(deployment) = state.objects.get_mut(&path) else {
+        let Some(mut deployment) = state.objects.get(&path).cloned() else {
             continue;
         };
         let generation = deployment["metadata"]["generation"].as_i64().unwrap_or(1);
         let replicas = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
         deployment["status"] = json!({"observedGeneration": generation, "replicas": replicas,
             "updatedReplicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas});
+        state.store(&path, deployment);
         // A new local-path-provisioner pod loads the helper template as it starts
         // (`provisioner.go`, `NewProvisioner` -> `loadHelperPodFile`).
         if path.ends_with("/local-path-storage/deployments/local-path-provisioner") {
@@ -689,11 +988,16 @@ fn place_pod(state: &mut State, namespace: &str, pod: &Value) -> Option<PodRun> 
         let Some(claim) = volume["persistentVolumeClaim"]["claimName"].as_str() else {
             continue;
         };
+        if state.read_write_once_pod && claim_in_use_once(state, namespace, claim, pod) {
+            return Some(PodRun::unschedulable(
+                "0/1 nodes are available: 1 node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.",
+            ));
+        }
         if let Err(message) = provision(state, namespace, claim, &node) {
             state.counter += 1;
             let event = format!("{claim}.{}", state.counter);
-            state.objects.insert(
-                format!("/api/v1/namespaces/{namespace}/events/{event}"),
+            state.store(
+                &format!("/api/v1/namespaces/{namespace}/events/{event}"),
                 json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": event},
                        "involvedObject": {"kind": "PersistentVolumeClaim", "name": claim},
                        "reason": "ProvisioningFailed", "message": message}),
@@ -702,6 +1006,35 @@ fn place_pod(state: &mut State, namespace: &str, pod: &Value) -> Option<PodRun> 
         }
     }
     None
+}
+
+/// Whether `claim` has the ReadWriteOncePod access mode and a pod other than
+/// `pod` that has not finished uses it.
+fn claim_in_use_once(state: &State, namespace: &str, claim: &str, pod: &Value) -> bool {
+    let once = state
+        .objects
+        .get(&format!(
+            "/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim}"
+        ))
+        .is_some_and(|c| {
+            c["spec"]["accessModes"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m == "ReadWriteOncePod"))
+        });
+    let prefix = format!("/api/v1/namespaces/{namespace}/pods/");
+    once && state.objects.iter().any(|(key, other)| {
+        key.starts_with(&prefix)
+            && other["metadata"]["name"] != pod["metadata"]["name"]
+            && !matches!(
+                other["status"]["phase"].as_str(),
+                Some("Succeeded" | "Failed")
+            )
+            && other["spec"]["volumes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|v| v["persistentVolumeClaim"]["claimName"].as_str() == Some(claim))
+    })
 }
 
 /// local-path-provisioner provisioning `claim` for a pod on `node`
@@ -757,7 +1090,7 @@ fn provision(state: &mut State, namespace: &str, claim: &str, node: &str) -> Res
         .enumerate()
         {
             let event = format!("{helper_name}.{index}");
-            state.objects.insert(
+            state.store(&
                 format!("/api/v1/namespaces/local-path-storage/events/{event}"),
                 json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": event},
                        "involvedObject": {"kind": "Pod", "name": helper_name, "namespace": "local-path-storage"},
@@ -768,9 +1101,10 @@ fn provision(state: &mut State, namespace: &str, claim: &str, node: &str) -> Res
             "failed to provision volume with StorageClass \"{class}\": failed to create volume {volume}: pods \"{helper_name}\" not found"
         ));
     }
-    if let Some(object) = state.objects.get_mut(&claim_path) {
+    if let Some(mut object) = state.objects.get(&claim_path).cloned() {
         object["status"] = json!({"phase": "Bound"});
         object["spec"]["volumeName"] = json!(volume);
+        state.store(&claim_path, object);
     }
     Ok(())
 }
@@ -807,6 +1141,9 @@ fn allocate_node_ports(state: &State, service: &Value) -> Option<String> {
 /// Gives a pod object the phase, exit code, logs and events of `run`.
 fn apply_run(state: &mut State, key: &str, object: &mut Value, run: PodRun) {
     let mut status = json!({"phase": run.phase, "conditions": []});
+    if let Some(message) = &run.unschedulable {
+        status["conditions"] = json!([{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}]);
+    }
     if let Some(code) = run.exit_code {
         status["containerStatuses"] = json!([{"name": "probe", "ready": false, "restartCount": 0, "image": "", "imageID": "",
             "state": {"terminated": {"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }}}}]);
@@ -831,8 +1168,8 @@ fn apply_run(state: &mut State, key: &str, object: &mut Value, run: PodRun) {
     for (reason, message) in run.events.into_iter() {
         state.counter += 1;
         let event = format!("{pod_name}.{}", state.counter);
-        state.objects.insert(
-            format!("{collection}/events/{event}"),
+        state.store(
+            &format!("{collection}/events/{event}"),
             json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": event},
                    "involvedObject": {"kind": "Pod", "name": pod_name},
                    "reason": reason, "message": message}),
@@ -907,15 +1244,15 @@ fn merge(target: &mut Value, patch: &Value) {
     }
 }
 
-fn respond(code: u16, body: Value) -> Response<Body> {
+fn respond(code: u16, body: Value) -> Reply {
     Response::builder()
         .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(&body).unwrap_or_default()))
-        .unwrap_or_else(|_| Response::new(Body::from(Vec::new())))
+        .body(full(serde_json::to_vec(&body).unwrap_or_default()))
+        .unwrap_or_else(|_| Response::new(full(Vec::new())))
 }
 
-fn status(code: u16, reason: &str, message: &str) -> Response<Body> {
+fn status(code: u16, reason: &str, message: &str) -> Reply {
     respond(
         code,
         json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "message": message, "reason": reason, "code": code}),

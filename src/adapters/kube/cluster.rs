@@ -8,72 +8,17 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
 
-use crate::adapters::kube::Refusal;
+use crate::adapters::kube::client::{Call, is_status};
+pub use crate::adapters::kube::client::{ClusterApi, Connector, install_crypto_provider};
 use crate::core::error::Error;
 
 /// Field manager name for server-side apply.
 const FIELD_MANAGER: &str = "devcluster";
 /// How often readiness is polled.
 const POLL: Duration = Duration::from_millis(1000);
-
-/// How to reach a cluster's API.
-#[derive(Clone, Default)]
-pub enum Connector {
-    /// From the kubeconfig text kind prints for the cluster.
-    #[default]
-    Kubeconfig,
-    /// A client made elsewhere (tests use one backed by a fake API).
-    Client(kube::Client),
-}
-
-impl std::fmt::Debug for Connector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Connector::Kubeconfig => f.write_str("Connector::Kubeconfig"),
-            Connector::Client(_) => f.write_str("Connector::Client"),
-        }
-    }
-}
-
-impl Connector {
-    /// A client for the cluster whose kubeconfig is `kubeconfig`, using `context`
-    /// (the kubeconfig's current context when `None`).
-    pub async fn connect(
-        &self,
-        kubeconfig: &str,
-        context: Option<&str>,
-    ) -> Result<ClusterApi, Error> {
-        match self {
-            Connector::Client(client) => Ok(ClusterApi {
-                client: client.clone(),
-            }),
-            Connector::Kubeconfig => {
-                install_crypto_provider();
-                let parsed = Kubeconfig::from_yaml(kubeconfig)
-                    .map_err(|e| Error::failed("cannot read the cluster's kubeconfig").cause(e))?;
-                let options = KubeConfigOptions {
-                    context: context.map(str::to_string),
-                    ..KubeConfigOptions::default()
-                };
-                let config = kube::Config::from_custom_kubeconfig(parsed, &options)
-                    .await
-                    .map_err(|e| Error::failed("cannot use the cluster's kubeconfig").cause(e))?;
-                let client = kube::Client::try_from(config)
-                    .map_err(|e| Error::failed("cannot make a Kubernetes client").cause(e))?;
-                Ok(ClusterApi { client })
-            }
-        }
-    }
-}
-
-/// rustls needs one process-wide crypto provider; ring is the one compiled in.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
 
 /// A node as the API reports it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -97,49 +42,14 @@ pub enum StorageFix {
     NotInstalled,
 }
 
-/// The API of one cluster.
-#[derive(Clone)]
-pub struct ClusterApi {
-    client: kube::Client,
-}
-
-fn api_error(action: &str, error: kube::Error) -> Error {
-    match &error {
-        kube::Error::Api(status)
-            if status.code == 403 || Refusal::of(&status.message) == Refusal::Webhook =>
-        {
-            match Refusal::of(&status.message) {
-            Refusal::Rbac => {
-                Error::failed(format!("cannot {action}: the API server forbids it (RBAC)"))
-                    .cause(status.message.clone())
-                    .hint("use a kubeconfig with cluster-admin rights, such as the one kind writes")
-            }
-            refusal => Error::failed(format!("cannot {action}: {}", refusal.why()))
-                .cause(status.message.clone())
-                .hint("the message above names the admission plugin, webhook or policy that refuses it"),
-            }
-        }
-        _ => Error::failed(format!("cannot {action}")).cause(error),
-    }
-}
-
-fn is_not_found(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Api(status) if status.code == 404)
-}
-
 impl ClusterApi {
-    /// The same client, for verification probes.
-    pub fn probe(&self) -> crate::adapters::kube::probe::ProbeApi {
-        crate::adapters::kube::probe::ProbeApi::new(self.client.clone())
-    }
-
     /// Nodes with their Ready condition.
     pub async fn nodes(&self) -> Result<Vec<ObservedApiNode>, Error> {
         let api: Api<Node> = Api::all(self.client.clone());
         let list = api
             .list(&ListParams::default())
             .await
-            .map_err(|e| api_error("list nodes", e))?;
+            .map_err(|e| self.fail(Call::admin("list nodes", "list", "nodes"), e))?;
         let mut nodes: Vec<ObservedApiNode> = list
             .items
             .into_iter()
@@ -177,10 +87,16 @@ impl ClusterApi {
     /// Whether a deployment has all its wanted replicas available (`false` when missing).
     pub async fn deployment_available(&self, namespace: &str, name: &str) -> Result<bool, Error> {
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
-        let deployment = api
-            .get_opt(name)
-            .await
-            .map_err(|e| api_error(&format!("read deployment {namespace}/{name}"), e))?;
+        let deployment = api.get_opt(name).await.map_err(|e| {
+            self.fail(
+                Call::admin(
+                    format!("read deployment {namespace}/{name}"),
+                    "get",
+                    "deployments",
+                ),
+                e,
+            )
+        })?;
         Ok(deployment.is_some_and(|d| {
             let wanted = d.spec.and_then(|s| s.replicas).unwrap_or(1);
             let available = d.status.and_then(|s| s.available_replicas).unwrap_or(0);
@@ -257,17 +173,32 @@ impl ClusterApi {
         let params = PatchParams::apply(FIELD_MANAGER).force();
         api.patch(name, &params, &Patch::Apply(&config_map))
             .await
-            .map_err(|e| api_error(&format!("write ConfigMap {namespace}/{name}"), e))?;
+            .map_err(|e| {
+                self.fail(
+                    Call::admin(
+                        format!("write ConfigMap {namespace}/{name}"),
+                        "patch",
+                        "configmaps",
+                    ),
+                    e,
+                )
+            })?;
         Ok(())
     }
 
     /// Reads the record ConfigMap's JSON, if it exists.
     pub async fn read_record(&self, namespace: &str, name: &str) -> Result<Option<String>, Error> {
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
-        let config_map = api
-            .get_opt(name)
-            .await
-            .map_err(|e| api_error(&format!("read ConfigMap {namespace}/{name}"), e))?;
+        let config_map = api.get_opt(name).await.map_err(|e| {
+            self.fail(
+                Call::admin(
+                    format!("read ConfigMap {namespace}/{name}"),
+                    "get",
+                    "configmaps",
+                ),
+                e,
+            )
+        })?;
         Ok(config_map
             .and_then(|c| c.data)
             .and_then(|d| d.get("record.json").cloned()))
@@ -289,10 +220,16 @@ impl ClusterApi {
     pub async fn fix_local_path_tolerations(&self, deadline: Instant) -> Result<StorageFix, Error> {
         let namespace = "local-path-storage";
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
-        let Some(config_map) = api
-            .get_opt("local-path-config")
-            .await
-            .map_err(|e| api_error("read ConfigMap local-path-storage/local-path-config", e))?
+        let Some(config_map) = api.get_opt("local-path-config").await.map_err(|e| {
+            self.fail(
+                Call::admin(
+                    "read ConfigMap local-path-storage/local-path-config",
+                    "get",
+                    "configmaps",
+                ),
+                e,
+            )
+        })?
         else {
             return Ok(StorageFix::NotInstalled);
         };
@@ -313,7 +250,16 @@ impl ClusterApi {
             &Patch::Merge(&patch),
         )
         .await
-        .map_err(|e| api_error("patch ConfigMap local-path-storage/local-path-config", e))?;
+        .map_err(|e| {
+            self.fail(
+                Call::admin(
+                    "patch ConfigMap local-path-storage/local-path-config",
+                    "patch",
+                    "configmaps",
+                ),
+                e,
+            )
+        })?;
         let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
         let restart = json!({"spec": {"template": {"metadata": {"annotations": {
             "devcluster.dev/helper-tolerations": "added"
@@ -330,8 +276,13 @@ impl ClusterApi {
                 self.wait_rollout(namespace, "local-path-provisioner", deadline)
                     .await?;
             }
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(api_error("restart local-path-provisioner", e)),
+            Err(e) if is_status(&e, 404) => {}
+            Err(e) => {
+                return Err(self.fail(
+                    Call::admin("restart local-path-provisioner", "patch", "deployments"),
+                    e,
+                ));
+            }
         }
         Ok(StorageFix::Applied)
     }
@@ -348,10 +299,16 @@ impl ClusterApi {
     ) -> Result<(), Error> {
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
         loop {
-            let deployment = api
-                .get_opt(name)
-                .await
-                .map_err(|e| api_error(&format!("read deployment {namespace}/{name}"), e))?;
+            let deployment = api.get_opt(name).await.map_err(|e| {
+                self.fail(
+                    Call::admin(
+                        format!("read deployment {namespace}/{name}"),
+                        "get",
+                        "deployments",
+                    ),
+                    e,
+                )
+            })?;
             let Some(deployment) = deployment else {
                 return Ok(());
             };
@@ -415,7 +372,16 @@ impl ClusterApi {
                 None => {
                     let (resource, capabilities) = kube::discovery::pinned_kind(&self.client, &gvk)
                         .await
-                        .map_err(|e| api_error(&format!("find the API for {}", types.kind), e))?;
+                        .map_err(|e| {
+                            self.fail(
+                                Call::admin(
+                                    format!("find the API for {}", types.kind),
+                                    "get",
+                                    "apiresources",
+                                ),
+                                e,
+                            )
+                        })?;
                     (
                         resource,
                         capabilities.scope == kube::discovery::Scope::Namespaced,
@@ -432,7 +398,12 @@ impl ClusterApi {
             let params = PatchParams::apply(FIELD_MANAGER).force();
             api.patch(&name, &params, &Patch::Apply(&object))
                 .await
-                .map_err(|e| api_error(&format!("apply {} {name}", types.kind), e))?;
+                .map_err(|e| {
+                    self.fail(
+                        Call::admin(format!("apply {} {name}", types.kind), "patch", "resources"),
+                        e,
+                    )
+                })?;
         }
         Ok(())
     }
@@ -453,10 +424,12 @@ impl ClusterApi {
             .join(",");
         let params = ListParams::default().labels(&selector_text);
         loop {
-            let pods = api
-                .list(&params)
-                .await
-                .map_err(|e| api_error(&format!("list pods in {namespace}"), e))?;
+            let pods = api.list(&params).await.map_err(|e| {
+                self.fail(
+                    Call::admin(format!("list pods in {namespace}"), "list", "pods"),
+                    e,
+                )
+            })?;
             let mut states = Vec::new();
             let mut all_ready = !pods.items.is_empty();
             for pod in &pods.items {

@@ -1,8 +1,10 @@
 //! The Kubernetes API, through kube and k8s-openapi: the only module that uses
 //! their types. Callers speak devcluster's own types.
 
+pub mod client;
 pub mod cluster;
 pub mod probe;
+pub mod watch;
 
 /// Who refused a request with 403 Forbidden. The API server answers 403 for
 /// RBAC denials, but also for admission plugins that reject the object: Pod

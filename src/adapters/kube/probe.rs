@@ -14,6 +14,8 @@ use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 use serde_json::{Value, json};
 
 use crate::adapters::kube::Refusal;
+pub use crate::adapters::kube::client::server_url;
+use crate::adapters::kube::client::{Call, ClusterApi, is_status};
 use crate::core::error::Error;
 use crate::core::plan::{Taint, TaintEffect};
 
@@ -27,11 +29,6 @@ pub const POD_SECURITY_LABELS: [&str; 3] = [
     "pod-security.kubernetes.io/audit",
     "pod-security.kubernetes.io/warn",
 ];
-/// How long a waiting pull counts as one failed retry: longer than the kubelet's
-/// first image back-off (10 s, `pkg/kubelet/images/image_manager.go`).
-const PULL_BACK_OFF: Duration = Duration::from_secs(15);
-const POLL: Duration = Duration::from_millis(500);
-
 /// A node as verification needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeNode {
@@ -90,162 +87,26 @@ pub struct ProbePod {
     pub labels: BTreeMap<String, String>,
 }
 
-/// How a probe pod ended.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PodOutcome {
-    /// `Succeeded`, `Failed`, `Pending`, `Running`, or `Timeout`.
-    pub phase: String,
-    pub exit_code: Option<i32>,
-    pub logs: String,
-    /// The pod's events, oldest first, as `Reason: message`.
-    pub events: Vec<String>,
-    /// The container's waiting/terminated reason and message, if any.
-    pub reason: String,
-    /// Set when the pod can never get further (an image that cannot be pulled, a
-    /// container the runtime cannot create, a hostPath of the wrong type): the
-    /// kubelet's own words. The wait ended there instead of at the deadline.
-    pub stuck: Option<String>,
-}
-
-impl PodOutcome {
-    pub fn succeeded(&self) -> bool {
-        self.phase == "Succeeded" && self.exit_code == Some(0)
-    }
-}
-
-/// The API of one cluster, for probes.
-#[derive(Clone)]
-pub struct ProbeApi {
-    client: kube::Client,
-    /// The API server's URL from the kubeconfig, named when it cannot be reached.
-    server: Option<String>,
-}
-
-/// The `server:` URL of the kubeconfig's cluster for `context` (the current context
-/// when `None`), for error messages; `None` when the text does not say.
-pub fn server_url(kubeconfig: &str, context: Option<&str>) -> Option<String> {
-    let parsed = kube::config::Kubeconfig::from_yaml(kubeconfig).ok()?;
-    let context_name = context
-        .map(str::to_string)
-        .or_else(|| parsed.current_context.clone())?;
-    let cluster_name = parsed
-        .contexts
-        .iter()
-        .find(|c| c.name == context_name)?
-        .context
-        .as_ref()?
-        .cluster
-        .clone();
-    parsed
-        .clusters
-        .iter()
-        .find(|c| c.name == cluster_name)?
-        .cluster
-        .as_ref()?
-        .server
-        .clone()
-}
-
-/// A failed API call as people read it: RBAC denials name the verb, resource and
-/// namespace (with the `kubectl auth can-i` line to check), unreachable servers
-/// name their URL.
-fn api_error(
-    server: Option<&str>,
-    verb: &str,
-    resource: &str,
-    namespace: Option<&str>,
-    error: kube::Error,
-) -> Error {
-    let (scope, flag) = match namespace {
-        Some(namespace) => (
-            format!(" in namespace {namespace}"),
-            format!(" -n {namespace}"),
-        ),
-        None => (String::new(), String::new()),
-    };
-    match &error {
-        // Webhook denials come as 400 unless the webhook sets a code
-        // (apiserver `admission/plugin/webhook/errors/statuserror.go`).
-        kube::Error::Api(status)
-            if status.code == 403 || Refusal::of(&status.message) == Refusal::Webhook =>
-        {
-            let refusal = Refusal::of(&status.message);
-            let hint = match refusal {
-                Refusal::Rbac => format!(
-                    "grant this user `{verb}` on `{resource}` (or use a cluster-admin kubeconfig); `kubectl auth can-i {verb} {resource}{flag}` checks it"
-                ),
-                Refusal::PodSecurity => "the probes mount hostPath volumes, which need the `privileged` Pod Security level; devcluster labels its namespace `pod-security.kubernetes.io/enforce=privileged`, so a cluster-wide exemption or policy overrides that label: ask the cluster's admin".to_string(),
-                Refusal::Webhook => "the webhook named above rejects the probe; exempt namespaces labelled `app.kubernetes.io/managed-by=devcluster` from it, or ask the cluster's admin".to_string(),
-                Refusal::ServiceAccountMissing => "the ServiceAccount controller (kube-controller-manager) creates it moments after the namespace; if it never does, look at `kubectl -n kube-system get pods`".to_string(),
-                Refusal::Other => "an admission plugin or policy of the cluster refuses it; the message above names it".to_string(),
-            };
-            Error::failed(format!(
-                "cannot {verb} {resource}{scope}: {}",
-                refusal.why()
-            ))
-            .cause(status.message.clone())
-            .hint(hint)
-        }
-        kube::Error::HyperError(_) | kube::Error::Service(_) => Error::failed(format!(
-            "cannot reach the API server at {} (to {verb} {resource}{scope})",
-            server.unwrap_or("the kubeconfig's address")
-        ))
-        .cause(error)
-        .hint("check the kubeconfig and that the cluster is running (`kubectl cluster-info`)"),
-        _ => Error::failed(format!("cannot {verb} {resource}{scope}")).cause(error),
-    }
-}
-
-fn is_status(error: &kube::Error, code: u16) -> bool {
-    matches!(error, kube::Error::Api(status) if status.code == code)
-}
-
-impl ProbeApi {
-    pub fn new(client: kube::Client) -> ProbeApi {
-        ProbeApi {
-            client,
-            server: None,
-        }
-    }
-
-    /// The same API, naming `server` (see [`server_url`]) when it cannot be reached.
-    pub fn with_server(mut self, server: Option<String>) -> ProbeApi {
-        self.server = server;
-        self
-    }
-
-    fn error(&self, verb: &str, resource: &str, error: kube::Error) -> Error {
-        api_error(self.server.as_deref(), verb, resource, None, error)
-    }
-
-    fn error_in(&self, namespace: &str, verb: &str, resource: &str, error: kube::Error) -> Error {
-        api_error(
-            self.server.as_deref(),
-            verb,
-            resource,
-            Some(namespace),
-            error,
-        )
-    }
-
+impl ClusterApi {
     /// `major.minor` of the API server.
     pub async fn server_version(&self) -> Result<(u32, u32), Error> {
         let info = self
             .client
             .apiserver_version()
             .await
-            .map_err(|e| self.error("get", "/version", e))?;
+            .map_err(|e| self.fail(Call::new("get", "/version"), e))?;
         let major = info.major.trim_end_matches('+').parse().unwrap_or(1);
         let minor = info.minor.trim_end_matches('+').parse().unwrap_or(0);
         Ok((major, minor))
     }
 
-    pub async fn nodes(&self) -> Result<Vec<ProbeNode>, Error> {
+    /// Nodes with what placing a probe pod needs: taints, schedulability, addresses.
+    pub async fn probe_nodes(&self) -> Result<Vec<ProbeNode>, Error> {
         let api: Api<Node> = Api::all(self.client.clone());
         let list = api
             .list(&ListParams::default())
             .await
-            .map_err(|e| self.error("list", "nodes", e))?;
+            .map_err(|e| self.fail(Call::new("list", "nodes"), e))?;
         let mut nodes: Vec<ProbeNode> = list
             .items
             .into_iter()
@@ -305,7 +166,7 @@ impl ProbeApi {
         }))?;
         api.create(&PostParams::default(), &namespace)
             .await
-            .map_err(|e| self.error("create", "namespaces", e))?;
+            .map_err(|e| self.fail(Call::new("create", "namespaces"), e))?;
         Ok(())
     }
 
@@ -324,7 +185,9 @@ impl ProbeApi {
                 Ok(Some(_)) => return Ok(()),
                 Ok(None) => {}
                 Err(e) if is_status(&e, 403) => return Ok(()),
-                Err(e) => return Err(self.error_in(namespace, "get", "serviceaccounts", e)),
+                Err(e) => {
+                    return Err(self.fail(Call::within(namespace, "get", "serviceaccounts"), e));
+                }
             }
             if Instant::now() >= deadline {
                 return Err(Error::failed(format!(
@@ -345,7 +208,7 @@ impl ProbeApi {
         let list = api
             .list(&ListParams::default())
             .await
-            .map_err(|e| self.error("list", "services", e))?;
+            .map_err(|e| self.fail(Call::new("list", "services"), e))?;
         let mut ports = Vec::new();
         for service in list.items {
             let name = format!(
@@ -362,13 +225,43 @@ impl ProbeApi {
         Ok(ports)
     }
 
+    /// Probe namespaces whose deletion was requested at least `older_than` ago and
+    /// that are still there, with how long ago: a deletion the namespace
+    /// controller cannot finish (a finalizer that never goes, an API service that
+    /// does not answer its discovery).
+    pub async fn stuck_probe_namespaces(
+        &self,
+        older_than: Duration,
+    ) -> Result<Vec<(String, Duration)>, Error> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let params = ListParams::default().labels(&format!("{}={}", MANAGED_BY.0, MANAGED_BY.1));
+        let list = api
+            .list(&params)
+            .await
+            .map_err(|e| self.fail(Call::new("list", "namespaces"), e))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|n| {
+                let name = n.metadata.name?;
+                let deleted = n.metadata.deletion_timestamp?.0.as_second();
+                let age = Duration::from_secs(u64::try_from(now - deleted).unwrap_or(0));
+                (name.starts_with("devcluster-verify-") && age >= older_than).then_some((name, age))
+            })
+            .collect())
+    }
+
     /// Deletes the namespace and everything in it; a missing one is fine.
     pub async fn delete_namespace(&self, name: &str) -> Result<(), Error> {
         let api: Api<Namespace> = Api::all(self.client.clone());
         match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => Ok(()),
             Err(e) if is_status(&e, 404) => Ok(()),
-            Err(e) => Err(self.error("delete", "namespaces", e)),
+            Err(e) => Err(self.fail(Call::new("delete", "namespaces"), e)),
         }
     }
 
@@ -386,7 +279,7 @@ impl ProbeApi {
         }))?;
         api.create(&PostParams::default(), &config_map)
             .await
-            .map_err(|e| self.error_in(namespace, "create", "configmaps", e))?;
+            .map_err(|e| self.fail(Call::within(namespace, "create", "configmaps"), e))?;
         Ok(())
     }
 
@@ -396,7 +289,7 @@ impl ProbeApi {
         let list = api
             .list(&ListParams::default())
             .await
-            .map_err(|e| self.error("list", "storageclasses", e))?;
+            .map_err(|e| self.fail(Call::new("list", "storageclasses"), e))?;
         Ok(list.items.into_iter().find_map(|class| {
             let annotations = class.metadata.annotations.unwrap_or_default();
             let default = [
@@ -426,7 +319,10 @@ impl ProbeApi {
         match api.create(&PostParams::default(), &claim).await {
             Ok(_) => Ok(true),
             Err(e) if is_status(&e, 422) => Ok(false),
-            Err(e) => Err(self.error_in(namespace, "create", "persistentvolumeclaims", e)),
+            Err(e) => Err(self.fail(
+                Call::within(namespace, "create", "persistentvolumeclaims"),
+                e,
+            )),
         }
     }
 
@@ -437,7 +333,9 @@ impl ProbeApi {
         let config_map = match api.get_opt("local-path-config").await {
             Ok(c) => c,
             Err(e) if is_status(&e, 403) => return Ok(None),
-            Err(e) => return Err(self.error_in("local-path-storage", "get", "configmaps", e)),
+            Err(e) => {
+                return Err(self.fail(Call::within("local-path-storage", "get", "configmaps"), e));
+            }
         };
         let helper = config_map
             .and_then(|c| c.data)
@@ -458,7 +356,7 @@ impl ProbeApi {
         let list = match api.list(&ListParams::default()).await {
             Ok(list) => list,
             Err(e) if is_status(&e, 403) || is_status(&e, 404) => return Ok(Vec::new()),
-            Err(e) => return Err(self.error_in(namespace, "list", "pods", e)),
+            Err(e) => return Err(self.fail(Call::within(namespace, "list", "pods"), e)),
         };
         Ok(list
             .items
@@ -495,96 +393,9 @@ impl ProbeApi {
                 {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                Err(e) => return Err(self.error_in(namespace, "create", "pods", e)),
+                Err(e) => return Err(self.fail(Call::within(namespace, "create", "pods"), e)),
             }
         }
-    }
-
-    /// Waits until the pod has finished (or, with `until_running`, is Running), or
-    /// the deadline; then collects its logs, exit code and events.
-    pub async fn wait_pod(
-        &self,
-        namespace: &str,
-        name: &str,
-        deadline: Instant,
-        until_running: bool,
-    ) -> Result<PodOutcome, Error> {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-        let mut outcome = PodOutcome::default();
-        let mut pull = PullWatch::default();
-        loop {
-            let pod = api
-                .get_opt(name)
-                .await
-                .map_err(|e| self.error_in(namespace, "get", "pods", e))?;
-            let status = pod.and_then(|p| p.status).unwrap_or_default();
-            let phase = status.phase.clone().unwrap_or_else(|| "Pending".into());
-            let container = status
-                .container_statuses
-                .unwrap_or_default()
-                .into_iter()
-                .next();
-            let state = container.and_then(|c| c.state);
-            if let Some(terminated) = state.as_ref().and_then(|s| s.terminated.as_ref()) {
-                outcome.exit_code = Some(terminated.exit_code);
-                outcome.reason =
-                    join_reason(terminated.reason.as_deref(), terminated.message.as_deref());
-            } else if let Some(waiting) = state.as_ref().and_then(|s| s.waiting.as_ref()) {
-                outcome.reason = join_reason(waiting.reason.as_deref(), waiting.message.as_deref());
-                if pull.hopeless(waiting.reason.as_deref().unwrap_or(""), Instant::now()) {
-                    outcome.stuck = Some(outcome.reason.clone());
-                }
-            } else if outcome.reason.is_empty() {
-                outcome.reason = status
-                    .conditions
-                    .unwrap_or_default()
-                    .into_iter()
-                    .find(|c| c.type_ == "PodScheduled" && c.status == "False")
-                    .map(|c| join_reason(c.reason.as_deref(), c.message.as_deref()))
-                    .unwrap_or_default();
-            }
-            outcome.phase = phase.clone();
-            let done = matches!(phase.as_str(), "Succeeded" | "Failed")
-                || (until_running && phase == "Running");
-            if done {
-                break;
-            }
-            if phase == "Pending" && outcome.stuck.is_none() {
-                // A hostPath of the wrong type is reported only as an event; the
-                // kubelet retries the mount forever (`volume/hostpath/host_path.go`,
-                // `checkType`: "hostPath type check failed").
-                let events = self
-                    .events(namespace, "Pod", name)
-                    .await
-                    .unwrap_or_default();
-                outcome.stuck = events.into_iter().find(|e| {
-                    e.starts_with("FailedMount:") && e.contains("hostPath type check failed")
-                });
-            }
-            if outcome.stuck.is_some() {
-                break;
-            }
-            if Instant::now() >= deadline {
-                outcome.phase = if phase == "Pending" || phase == "Running" {
-                    "Timeout".into()
-                } else {
-                    phase
-                };
-                break;
-            }
-            tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
-        }
-        if outcome.phase != "Timeout" || outcome.exit_code.is_some() {
-            outcome.logs = api
-                .logs(name, &LogParams::default())
-                .await
-                .unwrap_or_default();
-        }
-        outcome.events = self
-            .events(namespace, "Pod", name)
-            .await
-            .unwrap_or_default();
-        Ok(outcome)
     }
 
     /// Events about one object, oldest first, as `Reason: message`.
@@ -601,7 +412,7 @@ impl ProbeApi {
         let list = api
             .list(&params)
             .await
-            .map_err(|e| self.error_in(namespace, "list", "events", e))?;
+            .map_err(|e| self.fail(Call::within(namespace, "list", "events"), e))?;
         Ok(list
             .items
             .into_iter()
@@ -632,7 +443,7 @@ impl ProbeApi {
         let list = match api.list(&ListParams::default()).await {
             Ok(list) => list,
             Err(e) if is_status(&e, 403) || is_status(&e, 404) => return Ok(Vec::new()),
-            Err(e) => return Err(self.error_in(namespace, "list", "events", e)),
+            Err(e) => return Err(self.fail(Call::within(namespace, "list", "events"), e)),
         };
         Ok(list
             .items
@@ -653,7 +464,7 @@ impl ProbeApi {
         let list = api
             .list(&ListParams::default())
             .await
-            .map_err(|e| self.error_in(namespace, "list", "pods", e))?;
+            .map_err(|e| self.fail(Call::within(namespace, "list", "pods"), e))?;
         Ok(list
             .items
             .into_iter()
@@ -666,7 +477,7 @@ impl ProbeApi {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         api.logs(pod, &LogParams::default())
             .await
-            .map_err(|e| self.error_in(namespace, "get", "pods/log", e))
+            .map_err(|e| self.fail(Call::within(namespace, "get", "pods/log"), e))
     }
 
     /// Creates a Service (and, with a host, an Ingress) for the echo backend.
@@ -681,13 +492,15 @@ impl ProbeApi {
                     let api: Api<Service> = Api::namespaced(self.client.clone(), namespace);
                     api.create(&PostParams::default(), &from_json(document.clone())?)
                         .await
-                        .map_err(|e| self.error_in(namespace, "create", "services", e))?;
+                        .map_err(|e| self.fail(Call::within(namespace, "create", "services"), e))?;
                 }
                 Some("Ingress") => {
                     let api: Api<Ingress> = Api::namespaced(self.client.clone(), namespace);
                     api.create(&PostParams::default(), &from_json(document.clone())?)
                         .await
-                        .map_err(|e| self.error_in(namespace, "create", "ingresses", e))?;
+                        .map_err(|e| {
+                            self.fail(Call::within(namespace, "create", "ingresses"), e)
+                        })?;
                 }
                 other => {
                     return Err(Error::failed(format!(
@@ -697,44 +510,6 @@ impl ProbeApi {
             }
         }
         Ok(())
-    }
-}
-
-/// Decides when a container's waiting reason means it will never start. The
-/// kubelet retries image pulls forever with a growing back-off (ErrImagePull,
-/// then ImagePullBackOff, then ErrImagePull again): a pull that failed again after
-/// its first back-off will not succeed by itself. A missing image under
-/// `imagePullPolicy: Never`, an invalid image name and a container the runtime
-/// cannot create are final at once (`pkg/kubelet/images/types.go`,
-/// `pkg/kubelet/container/sync_result.go`).
-#[derive(Debug, Default)]
-struct PullWatch {
-    backed_off_since: Option<Instant>,
-}
-
-impl PullWatch {
-    fn hopeless(&mut self, reason: &str, now: Instant) -> bool {
-        match reason {
-            "ErrImageNeverPull"
-            | "InvalidImageName"
-            | "CreateContainerError"
-            | "CreateContainerConfigError" => true,
-            "ImagePullBackOff" => {
-                let since = *self.backed_off_since.get_or_insert(now);
-                now.duration_since(since) >= PULL_BACK_OFF
-            }
-            "ErrImagePull" => self.backed_off_since.is_some(),
-            _ => false,
-        }
-    }
-}
-
-fn join_reason(reason: Option<&str>, message: Option<&str>) -> String {
-    match (reason, message) {
-        (Some(r), Some(m)) if !m.is_empty() => format!("{r}: {m}"),
-        (Some(r), _) => r.to_string(),
-        (None, Some(m)) => m.to_string(),
-        (None, None) => String::new(),
     }
 }
 

@@ -4,14 +4,14 @@
 
 use std::path::Path;
 
-use crate::adapters::kube::probe::ProbeApi;
+use crate::adapters::kube::cluster::ClusterApi;
 use crate::operations::verify::Target;
 use crate::operations::verify::report::Report;
 
 pub async fn collect(
     dir: &Path,
     target: &Target<'_>,
-    api: &ProbeApi,
+    api: &ClusterApi,
     namespace: &str,
     report: &Report,
 ) -> std::io::Result<()> {

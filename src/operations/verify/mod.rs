@@ -6,9 +6,10 @@
 pub mod bundle;
 pub mod mounts;
 pub mod pods;
+pub mod probes;
 pub mod report;
+pub mod runner;
 
-use std::net::{IpAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -16,16 +17,15 @@ use futures_util::future::join_all;
 
 use crate::adapters::docker::{Docker, ObservedNode};
 use crate::adapters::kube::cluster::{ClusterApi, Connector};
-use crate::adapters::kube::probe::{ProbeApi, ProbeNode, ProbeVolume, VolumeSource, server_url};
 use crate::core::error::{Error, Result};
-use crate::core::plan::{ClusterPlan, ControllerPlan, PortPurpose};
-use crate::core::profile::MountPathType;
+use crate::core::plan::ClusterPlan;
 use crate::operations::context::App;
 use crate::operations::interrupt::Interrupt;
 use crate::operations::{ProfileChoice, PullPolicy};
 use mounts::MountProbe;
 use pods::PodContext;
 use report::{Check, Layer, Report, Status};
+use runner::PodRunner;
 
 /// The probe image for clusters that are not kind (kind nodes preload their own):
 /// busybox 1.36.1, pinned by digest, pulled only if missing.
@@ -91,7 +91,7 @@ pub struct Target<'a> {
     pub nodes: Vec<ObservedNode>,
     /// Why the node layer cannot run, when it cannot.
     pub node_layer_skipped: Option<String>,
-    pub api: Option<ProbeApi>,
+    pub api: Option<ClusterApi>,
     /// Why the pod layer cannot run, when it cannot.
     pub api_error: Option<String>,
 }
@@ -171,10 +171,7 @@ pub async fn run(app: &App, args: &Request) -> Result<Report> {
         docker: docker.as_ref(),
         nodes,
         node_layer_skipped: skipped,
-        api: Some(
-            api.probe()
-                .with_server(server_url(&kubeconfig, context.as_deref())),
-        ),
+        api: Some(api.clone()),
         api_error: None,
     };
     let bundle_dir = args.bundle.clone().or_else(|| ci_bundle_dir(app));
@@ -207,10 +204,7 @@ pub async fn verify_cluster(
         docker: docker.as_ref(),
         nodes,
         node_layer_skipped: skipped,
-        api: Some(
-            api.probe()
-                .with_server(server_url(&kubeconfig, Some(&context))),
-        ),
+        api: Some(api.clone()),
         api_error: None,
     };
     verify(app, &target, options, ci_bundle_dir(app).as_deref()).await
@@ -264,7 +258,7 @@ pub async fn verify_after_up(
             )
         }),
         nodes,
-        api: Some(api.probe()),
+        api: Some(api.clone()),
         api_error: None,
     };
     let options = Options {
@@ -388,13 +382,14 @@ pub async fn verify(
         )];
         return Ok(Report { checks });
     };
-    let version = api.server_version().await?;
-    let api_nodes = api.nodes().await?;
-    let schedulable: Vec<ProbeNode> = api_nodes
-        .iter()
-        .filter(|n| !n.unschedulable && n.ready)
-        .cloned()
-        .collect();
+    // Independent reads, at once: the version, the nodes, and probe namespaces of
+    // earlier runs whose deletion never finished.
+    let (version, api_nodes, stuck) = tokio::join!(
+        api.server_version(),
+        api.probe_nodes(),
+        api.stuck_probe_namespaces(STUCK_NAMESPACE)
+    );
+    let (version, api_nodes) = (version?, api_nodes?);
     let namespace = format!("devcluster-verify-{token}");
     let mut cleanup = Cleanup::new(api.clone());
     api.create_namespace(&namespace).await?;
@@ -414,40 +409,16 @@ pub async fn verify(
         token: token.clone(),
         deadline: options.deadline,
         leftovers: cleanup.leftovers(),
+        runner: PodRunner::start(api, &namespace),
     };
+    let run = probes::Run::new(target, api, options, api_nodes, version, context);
     let work = async {
-        // Pods are refused until the namespace's ServiceAccount exists.
-        if let Err(e) = api
-            .wait_default_service_account(&namespace, options.deadline)
-            .await
-        {
-            return vec![
-                Check::new("namespace", None, Layer::Pod, Status::Fail, e.to_string())
-                    .hint(e.hint.unwrap_or_default()),
-            ];
+        let registry = probes::registry();
+        let rows = join_all(registry.iter().map(|probe| probe.run(&run))).await;
+        // Pods could not be made at all: that one row says why.
+        if let Some(check) = run.pods_failed() {
+            return vec![check];
         }
-        let mut context = context.clone();
-        if context.image.is_empty() {
-            context.image = match api.helper_image().await.ok().flatten() {
-                Some(image) => image,
-                None => DEFAULT_PROBE_IMAGE.to_string(),
-            };
-        }
-        let context = &context;
-        let (mount_checks, host_path_checks, subpath_checks, storage_checks, port_checks) = tokio::join!(
-            mount_checks(target, api, context, &api_nodes),
-            host_path_checks(target, api, context, &api_nodes, &options.host_paths),
-            pods::subpath(api, context, &schedulable),
-            storage_checks(
-                target,
-                api,
-                context,
-                &schedulable,
-                options.storage_class.as_deref(),
-                version
-            ),
-            port_checks(target, api, context, &schedulable),
-        );
         let mut all = Vec::new();
         if let Some(why) = &target.node_layer_skipped {
             all.push(Check::new(
@@ -458,16 +429,12 @@ pub async fn verify(
                 format!("skipped: {why}"),
             ));
         }
-        all.extend(mount_checks);
-        all.extend(host_path_checks);
-        all.extend(subpath_checks);
-        all.extend(storage_checks);
-        all.extend(port_checks);
+        all.extend(rows.into_iter().flatten());
         all
     };
     let cut_off = tokio::time::Instant::from_std(options.deadline + DEADLINE_GRACE);
     let mut interrupted = false;
-    let checks = tokio::select! {
+    let mut checks = tokio::select! {
         all = work => all,
         _ = options.interrupt.wait() => { interrupted = true; Vec::new() }
         () = tokio::time::sleep_until(cut_off) => vec![Check::new(
@@ -479,6 +446,10 @@ pub async fn verify(
         )
         .hint("raise `--timeout`, or check the API server and its admission webhooks (`kubectl get --raw /readyz?verbose`)")],
     };
+    drop(run);
+    for (name, age) in stuck.unwrap_or_default().iter() {
+        checks.push(stuck_namespace(name, *age));
+    }
     let report = Report { checks };
     if !interrupted
         && report.failed()
@@ -494,7 +465,10 @@ pub async fn verify(
         }
     }
     // One interruption ends the run and lets the cleanup finish; the next one
-    // abandons the cleanup.
+    // abandons the cleanup. The cleanup asks the API server to delete the
+    // namespace and returns once it has accepted: the namespace controller
+    // removes its pods and claims in the background, and a deletion that never
+    // finishes is reported by the next run (see [`stuck_namespace`]).
     let abandon = if interrupted {
         options.interrupt.wait_again()
     } else {
@@ -518,8 +492,44 @@ pub async fn verify(
             "verification interrupted; its sentinel files and probe namespace were removed",
         ));
     }
-    cleaned?;
+    let mut report = report;
+    if let Err(e) = cleaned {
+        // The checks ran; a namespace the API server would not delete is left
+        // for the user, named with the command that removes it.
+        report.checks.push(
+            Check::new(
+                "cleanup",
+                None,
+                Layer::Pod,
+                Status::Warn,
+                format!("probe namespace {namespace} was not removed: {}", e.message),
+            )
+            .hint(format!(
+                "remove it with `kubectl delete namespace {namespace}`"
+            )),
+        );
+    }
     Ok(report)
+}
+
+/// How long a probe namespace may stay Terminating before a run reports it.
+const STUCK_NAMESPACE: Duration = Duration::from_secs(300);
+
+/// The row for a probe namespace of an earlier run whose deletion did not finish.
+fn stuck_namespace(name: &str, age: Duration) -> Check {
+    Check::new(
+        "cleanup",
+        None,
+        Layer::Pod,
+        Status::Warn,
+        format!(
+            "probe namespace {name} of an earlier run is still terminating ({} min after its deletion)",
+            age.as_secs() / 60
+        ),
+    )
+    .hint(format!(
+        "`kubectl get namespace {name} -o yaml` shows the finalizer or condition it waits on; `kubectl delete namespace {name}` asks again"
+    ))
 }
 
 /// What a run has put into the world and must take away again: sentinel files in
@@ -527,7 +537,7 @@ pub async fn verify(
 /// are made; removed by [`Cleanup::run`], or, if the run is dropped before that,
 /// by `Drop` (files at once, the namespace's deletion handed to the runtime).
 pub struct Cleanup {
-    api: ProbeApi,
+    api: ClusterApi,
     leftovers: std::sync::Arc<Leftovers>,
 }
 
@@ -569,7 +579,7 @@ impl Leftovers {
 }
 
 impl Cleanup {
-    pub fn new(api: ProbeApi) -> Cleanup {
+    pub fn new(api: ClusterApi) -> Cleanup {
         Cleanup {
             api,
             leftovers: std::sync::Arc::default(),
@@ -624,698 +634,4 @@ impl Drop for Cleanup {
             });
         }
     }
-}
-
-/// The plan's mounts on every node that should have them: host, node, pod.
-async fn mount_checks(
-    target: &Target<'_>,
-    api: &ProbeApi,
-    context: &PodContext,
-    api_nodes: &[ProbeNode],
-) -> Vec<Check> {
-    let Some(plan) = target.plan else {
-        return Vec::new();
-    };
-    let mut seen = Vec::new();
-    let mut probes = Vec::new();
-    for node in &plan.nodes {
-        for mount in &node.mounts {
-            let key = (mount.host_path.clone(), mount.container_path.clone());
-            if !seen.contains(&key) {
-                seen.push(key);
-                probes.push(mount.clone());
-            }
-        }
-    }
-    let mut checks = Vec::new();
-    let runs = probes
-        .into_iter()
-        .enumerate()
-        .map(|(index, mount)| async move {
-            let mut probe = MountProbe {
-                path: mount.container_path.clone(),
-                file: mount.path_type == MountPathType::File,
-                read_only: mount.read_only,
-                token: format!("{}{index}", context.token),
-                first_line: None,
-            };
-            let host_path = PathBuf::from(&mount.host_path);
-            let mut checks = Vec::new();
-            if let Err(check) = mounts::prepare_host(&host_path, &mut probe) {
-                checks.push(check);
-                return checks;
-            }
-            context.leftovers.sentinel(&host_path, &probe);
-            checks.push(Check::new(
-                &format!("mount {}", probe.path),
-                None,
-                Layer::Host,
-                Status::Ok,
-                format!("sentinel written to {}", mount.host_path),
-            ));
-            let targets: Vec<&crate::core::plan::NodePlan> = plan
-                .nodes
-                .iter()
-                .filter(|n| n.mounts.contains(&mount))
-                .collect();
-            let per_node = targets.iter().enumerate().map(|(n, node)| {
-                let probe = probe.clone();
-                let host_path = host_path.clone();
-                let mount = mount.clone();
-                async move {
-                    let mut checks = Vec::new();
-                    let node_ok = node_layer(
-                        target,
-                        &node.name,
-                        &probe,
-                        &mount.host_path,
-                        &host_path,
-                        &mut checks,
-                    )
-                    .await;
-                    let Some(api_node) = api_nodes.iter().find(|a| a.name == node.name) else {
-                        checks.push(Check::new(
-                            &format!("mount {}", probe.path),
-                            Some(&node.name),
-                            Layer::Pod,
-                            Status::Fail,
-                            "the node is not registered in the API",
-                        ));
-                        return checks;
-                    };
-                    if !node_ok {
-                        checks.push(Check::new(
-                            &format!("mount {}", probe.path),
-                            Some(&node.name),
-                            Layer::Pod,
-                            Status::Skip,
-                            "not run: the node layer failed",
-                        ));
-                        return checks;
-                    }
-                    checks.push(
-                        pod_layer(
-                            api,
-                            context,
-                            api_node,
-                            &probe,
-                            &host_path,
-                            &format!("mnt{index}"),
-                            n,
-                        )
-                        .await,
-                    );
-                    checks
-                }
-            });
-            for node_checks in join_all(per_node).await {
-                checks.extend(node_checks);
-            }
-            context.leftovers.remove_sentinel(&host_path, &probe);
-            checks
-        });
-    for mount_checks in join_all(runs).await {
-        checks.extend(mount_checks);
-    }
-    checks
-}
-
-/// The node layer of one mount on one node; `true` when the pod layer should run.
-async fn node_layer(
-    target: &Target<'_>,
-    node: &str,
-    probe: &MountProbe,
-    host_path_text: &str,
-    host_path: &Path,
-    checks: &mut Vec<Check>,
-) -> bool {
-    let (Some(_), None) = (target.docker, &target.node_layer_skipped) else {
-        return true;
-    };
-    let Some(observed) = target.nodes.iter().find(|n| n.name == node) else {
-        checks.push(
-            Check::new(
-                &format!("mount {}", probe.path),
-                Some(node),
-                Layer::Node,
-                Status::Fail,
-                "the node container is missing",
-            )
-            .hint("`devcluster status` shows the cluster; `devcluster up --recreate` rebuilds it"),
-        );
-        return false;
-    };
-    if let Some(check) = mounts::check_bind(
-        observed,
-        &target.nodes,
-        host_path_text,
-        &probe.path,
-        probe.read_only,
-    ) {
-        checks.push(check);
-        return false;
-    }
-    node_layer_exec(target, node, probe, host_path, checks).await
-}
-
-/// The pod layer of one mount on one node.
-async fn pod_layer(
-    api: &ProbeApi,
-    context: &PodContext,
-    node: &ProbeNode,
-    probe: &MountProbe,
-    host_path: &Path,
-    prefix: &str,
-    index: usize,
-) -> Check {
-    let volume = ProbeVolume {
-        source: VolumeSource::HostPath {
-            path: probe.path.clone(),
-            file: probe.file,
-        },
-        mount_path: probe.path.clone(),
-        sub_path: None,
-        read_only: false,
-    };
-    let mut pod = context.pod(
-        pods::pod_name(prefix, index),
-        node,
-        probe.script(Layer::Pod, &node.name),
-        vec![volume],
-    );
-    pod.run_as_root = true;
-    match pods::run_probe(api, context, &pod).await {
-        Ok(outcome) if outcome.phase == "Timeout" || outcome.exit_code.is_none() => Check::new(
-            &format!("mount {}", probe.path),
-            Some(&node.name),
-            Layer::Pod,
-            Status::Fail,
-            pods::describe(&outcome),
-        )
-        .hint(
-            pods::stuck_hint(&outcome, "--probe-image").unwrap_or_else(|| {
-                "the probe pod did not finish; its last events are above".to_string()
-            }),
-        ),
-        Ok(outcome) => mounts::judge(
-            probe,
-            Layer::Pod,
-            &node.name,
-            i64::from(outcome.exit_code.unwrap_or(-1)),
-            &outcome.logs,
-            host_path,
-        ),
-        Err(e) => Check::new(
-            &format!("mount {}", probe.path),
-            Some(&node.name),
-            Layer::Pod,
-            Status::Fail,
-            e,
-        ),
-    }
-}
-
-/// `--host-path`: a host directory proved from pods on the nodes of this machine.
-async fn host_path_checks(
-    target: &Target<'_>,
-    api: &ProbeApi,
-    context: &PodContext,
-    api_nodes: &[ProbeNode],
-    paths: &[PathBuf],
-) -> Vec<Check> {
-    let mut checks = Vec::new();
-    for (index, path) in paths.iter().enumerate() {
-        let text = path.display().to_string();
-        let mut probe = MountProbe {
-            path: text.clone(),
-            file: false,
-            read_only: false,
-            token: format!("{}h{index}", context.token),
-            first_line: None,
-        };
-        if let Err(check) = mounts::prepare_host(path, &mut probe) {
-            checks.push(check);
-            continue;
-        }
-        context.leftovers.sentinel(path, &probe);
-        checks.push(Check::new(
-            &format!("mount {text}"),
-            None,
-            Layer::Host,
-            Status::Ok,
-            "sentinel written",
-        ));
-        let runs = api_nodes.iter().enumerate().map(|(n, node)| {
-            let probe = probe.clone();
-            async move {
-                let kind_node = target.nodes.iter().any(|o| o.name == node.name);
-                if kind_node {
-                    let mut checks = Vec::new();
-                    if node_layer_exec(target, &node.name, &probe, path, &mut checks).await {
-                        checks.push(
-                            pod_layer(api, context, node, &probe, path, &format!("hp{index}"), n)
-                                .await,
-                        );
-                    } else {
-                        checks.push(Check::new(
-                            &format!("mount {}", probe.path),
-                            Some(&node.name),
-                            Layer::Pod,
-                            Status::Skip,
-                            "not run: the node layer failed",
-                        ));
-                    }
-                    checks
-                } else if runs_here(node) {
-                    vec![
-                        pod_layer(api, context, node, &probe, path, &format!("hp{index}"), n).await,
-                    ]
-                } else {
-                    vec![Check::new(
-                        &format!("mount {}", probe.path),
-                        Some(&node.name),
-                        Layer::Pod,
-                        Status::Skip,
-                        "not checkable: this node runs on another machine",
-                    )]
-                }
-            }
-        });
-        for node_checks in join_all(runs).await {
-            checks.extend(node_checks);
-        }
-        context.leftovers.remove_sentinel(path, &probe);
-    }
-    checks
-}
-
-/// The node layer for a host path on a kind node: the path must exist in the node.
-async fn node_layer_exec(
-    target: &Target<'_>,
-    node: &str,
-    probe: &MountProbe,
-    host_path: &Path,
-    checks: &mut Vec<Check>,
-) -> bool {
-    let Some(docker) = target.docker else {
-        return true;
-    };
-    match docker
-        .exec(node, &["sh", "-c", &probe.script(Layer::Node, node)])
-        .await
-    {
-        Ok(output) => {
-            let check = mounts::judge(
-                probe,
-                Layer::Node,
-                node,
-                output.exit_code,
-                &output.stdout,
-                host_path,
-            );
-            let ok = check.status == Status::Ok;
-            checks.push(check);
-            ok
-        }
-        Err(e) => {
-            checks.push(Check::new(
-                &format!("mount {}", probe.path),
-                Some(node),
-                Layer::Node,
-                Status::Fail,
-                format!("cannot run the probe in the node container: {e}"),
-            ));
-            false
-        }
-    }
-}
-
-/// A TCP mapping whose container port is in the default NodePort range.
-fn is_node_port(port: &crate::core::plan::PortPlan) -> bool {
-    port.protocol == crate::core::plan::Protocol::Tcp
-        && (30000..=32767).contains(&port.container_port)
-}
-
-/// Whether a node is this machine: one of its addresses is local here, or its name
-/// is this machine's hostname.
-fn runs_here(node: &ProbeNode) -> bool {
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default();
-    if !hostname.is_empty() && (node.name == hostname || node.addresses.contains(&hostname)) {
-        return true;
-    }
-    node.addresses.iter().any(|address| {
-        address
-            .parse::<IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback() || UdpSocket::bind((ip, 0)).is_ok())
-    })
-}
-
-/// Storage on every schedulable node, and ReadWriteOncePod.
-async fn storage_checks(
-    target: &Target<'_>,
-    api: &ProbeApi,
-    context: &PodContext,
-    nodes: &[ProbeNode],
-    class: Option<&str>,
-    version: (u32, u32),
-) -> Vec<Check> {
-    let class = match class {
-        Some(class) => class.to_string(),
-        None => match api.default_storage_class().await {
-            Ok(Some(class)) => class,
-            Ok(None) => {
-                return vec![
-                    Check::new(
-                        "storage",
-                        None,
-                        Layer::Pod,
-                        Status::Skip,
-                        "skipped: the cluster has no default StorageClass",
-                    )
-                    .hint("pass --storage-class NAME to check one"),
-                ];
-            }
-            Err(e) => {
-                return vec![Check::new(
-                    "storage",
-                    None,
-                    Layer::Pod,
-                    Status::Fail,
-                    e.to_string(),
-                )];
-            }
-        },
-    };
-    let (mut checks, rwop) = tokio::join!(pods::storage(api, context, nodes, &class), async {
-        // ReadWriteOncePod: alpha in 1.22, on by default from 1.27.
-        if version < (1, 22) {
-            return Check::new(
-                "ReadWriteOncePod",
-                None,
-                Layer::Pod,
-                Status::Skip,
-                format!(
-                    "not supported by this cluster (Kubernetes {}.{}; needs 1.22+)",
-                    version.0, version.1
-                ),
-            );
-        }
-        let hint = match target.plan {
-            Some(_) => {
-                "ReadWriteOncePod needs local-path-provisioner v0.0.30+: node images from kind v0.26.0 or later"
-            }
-            None => {
-                "the cluster's provisioner or Kubernetes version does not support ReadWriteOncePod"
-            }
-        };
-        pods::read_write_once_pod(api, context, nodes, &class, hint).await
-    });
-    checks.push(rwop);
-    checks
-}
-
-/// Ports: through Docker, each planned host port is published by its node and no
-/// other; through an echo pod, the ingress port (and NodePort mappings) reach a
-/// backend and return this run's token.
-async fn port_checks(
-    target: &Target<'_>,
-    api: &ProbeApi,
-    context: &PodContext,
-    nodes: &[ProbeNode],
-) -> Vec<Check> {
-    let Some(plan) = target.plan else {
-        return Vec::new();
-    };
-    let mut checks = Vec::new();
-    // Only what Docker showed of the node containers is read here.
-    let node_layer = !target.nodes.is_empty() && target.node_layer_skipped.is_none();
-    let mut reachable = Vec::new();
-    for node in &plan.nodes {
-        for port in &node.ports {
-            let name = format!("port {}/{}", port.container_port, port.protocol.as_str());
-            if !node_layer {
-                continue;
-            }
-            let Some(observed) = target.nodes.iter().find(|n| n.name == node.name) else {
-                continue;
-            };
-            let protocol = port.protocol.as_str().to_ascii_lowercase();
-            let wanted = crate::adapters::docker::WantedPort {
-                container_port: port.container_port,
-                protocol: &protocol,
-                host_port: port.host_port,
-                listen_address: &port.listen_address,
-            };
-            let binding = match observed.binding(&wanted) {
-                crate::adapters::docker::Binding::Published(binding) => binding,
-                crate::adapters::docker::Binding::Unconfirmed(asked) => {
-                    checks.push(
-                        Check::new(
-                            &name,
-                            Some(&node.name),
-                            Layer::Node,
-                            Status::Warn,
-                            format!(
-                                "unconfirmed: {} was created with {}:{}, but Docker reports no host binding",
-                                node.name, port.listen_address, port.host_port
-                            ),
-                        )
-                        .hint("some Docker Desktop releases report bindings empty (docker/for-mac#7787); `docker port NODE` or a request to the port shows whether it works"),
-                    );
-                    if asked.host_port != 0 {
-                        reachable.push((
-                            port.clone(),
-                            asked.host_ip.clone(),
-                            asked.host_port,
-                            node.name.clone(),
-                        ));
-                    }
-                    continue;
-                }
-                crate::adapters::docker::Binding::Missing => {
-                    checks.push(
-                        Check::new(
-                            &name,
-                            Some(&node.name),
-                            Layer::Node,
-                            Status::Fail,
-                            format!(
-                                "{} does not publish {}:{}",
-                                node.name, port.listen_address, port.host_port
-                            ),
-                        )
-                        .hint("`devcluster up --recreate` rebuilds the node from the profile"),
-                    );
-                    continue;
-                }
-            };
-            let others: Vec<&str> = target
-                .nodes
-                .iter()
-                .filter(|o| {
-                    o.name != node.name
-                        && o.ports.iter().chain(&o.requested_ports).any(|p| {
-                            p.host_port == binding.host_port
-                                && p.protocol.eq_ignore_ascii_case(&protocol)
-                        })
-                })
-                .map(|o| o.name.as_str())
-                .collect();
-            if others.is_empty() {
-                // A profile mapping outside the NodePort range has nothing devcluster
-                // could answer behind it: the node layer is its whole proof.
-                let probed = port.purpose != PortPurpose::Profile || is_node_port(port);
-                checks.push(Check::new(
-                    &name,
-                    Some(&node.name),
-                    Layer::Node,
-                    Status::Ok,
-                    format!(
-                        "published on {}:{} by this node only{}",
-                        binding.host_ip,
-                        binding.host_port,
-                        if probed {
-                            ""
-                        } else {
-                            "; published; not probed over HTTP"
-                        }
-                    ),
-                ));
-                reachable.push((
-                    port.clone(),
-                    binding.host_ip.clone(),
-                    binding.host_port,
-                    node.name.clone(),
-                ));
-            } else {
-                checks.push(Check::new(
-                    &name,
-                    Some(&node.name),
-                    Layer::Node,
-                    Status::Fail,
-                    format!(
-                        "host port {} is also published by {}",
-                        binding.host_port,
-                        others.join(", ")
-                    ),
-                ));
-            }
-        }
-    }
-    let ingress = plan
-        .ingress
-        .as_ref()
-        .filter(|i| i.controller != ControllerPlan::None);
-    let http = reachable
-        .iter()
-        .find(|(p, _, _, _)| p.purpose == PortPurpose::IngressHttp);
-    let mut node_ports: Vec<_> = reachable
-        .iter()
-        .filter(|(p, _, _, _)| p.purpose == PortPurpose::Profile && is_node_port(p))
-        .collect();
-    // A node port another Service holds cannot be the echo backend's.
-    if !node_ports.is_empty() {
-        let held = api.node_ports_in_use().await.unwrap_or_default();
-        node_ports.retain(|(port, _, _, node)| {
-            match held.iter().find(|(p, _)| *p == port.container_port) {
-                Some((_, service)) => {
-                    checks.push(Check::new(
-                        &format!("nodeport {}", port.container_port),
-                        Some(node),
-                        Layer::Pod,
-                        Status::Skip,
-                        format!(
-                            "skipped: node port {} is taken by Service {service}; published; not probed over HTTP",
-                            port.container_port
-                        ),
-                    ));
-                    false
-                }
-                None => true,
-            }
-        });
-    }
-    if (ingress.is_none() || http.is_none()) && node_ports.is_empty() {
-        return checks;
-    }
-    let Some(backend_node) = nodes.first() else {
-        return checks;
-    };
-    let mut pod = context.pod(
-        "echo".into(),
-        backend_node,
-        pods::echo_script(&context.token),
-        Vec::<ProbeVolume>::new(),
-    );
-    pod.image = context.echo_image.clone();
-    pod.labels.insert(
-        "devcluster.dev/probe".into(),
-        format!("echo-{}", context.token),
-    );
-    let ready = match api.create_pod(&context.namespace, &pod).await {
-        Ok(()) => api
-            .wait_pod(&context.namespace, "echo", context.deadline, true)
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    let mut echo_hint = None;
-    let ready = match ready {
-        Ok(outcome) if outcome.phase == "Running" => Ok(()),
-        Ok(outcome) => {
-            echo_hint = pods::stuck_hint(&outcome, "--echo-image");
-            Err(pods::describe(&outcome))
-        }
-        Err(e) => Err(e),
-    };
-    if let Some(routes_error) = match (
-        &ready,
-        pods::echo_routes(
-            &context.namespace,
-            &context.token,
-            ingress.is_some() && http.is_some(),
-            &node_ports
-                .iter()
-                .map(|(p, _, _, _)| p.container_port)
-                .collect::<Vec<_>>(),
-        ),
-    ) {
-        (Ok(()), Ok(routes)) => api
-            .create_echo_routes(&context.namespace, &routes)
-            .await
-            .err()
-            .map(|e| e.to_string()),
-        (Err(e), _) => Some(format!("the echo backend did not start: {e}")),
-        (_, Err(e)) => Some(e),
-    } {
-        let name = match (ingress.is_some() && http.is_some(), node_ports.first()) {
-            (true, _) | (false, None) => "ingress".to_string(),
-            (false, Some((port, _, _, _))) => format!("nodeport {}", port.container_port),
-        };
-        let mut check = Check::new(&name, None, Layer::Pod, Status::Fail, routes_error);
-        if let Some(hint) = echo_hint {
-            check = check.hint(hint);
-        }
-        checks.push(check);
-        return checks;
-    }
-    // (row name, node, host address, host port, hint when it fails)
-    let mut probes: Vec<(String, String, String, u16, String)> = Vec::new();
-    if let (Some(_), Some((_, ip, port, node))) = (ingress, http) {
-        probes.push(("ingress".to_string(), node.clone(), ip.clone(), *port,
-            "the controller must run on the node that publishes the port (nodeSelector ingress-ready=true); see `kubectl -n ingress-nginx get pods -o wide`".to_string()));
-    }
-    for (port, ip, host_port, node) in node_ports {
-        probes.push((
-            format!("nodeport {}", port.container_port),
-            node.clone(),
-            ip.clone(),
-            *host_port,
-            format!(
-                "the NodePort Service on {} must reach the echo pod: kube-proxy serves node ports on every node (`kubectl -n kube-system get pods -l k8s-app=kube-proxy -o wide`)",
-                port.container_port
-            ),
-        ));
-    }
-    for (name, node, ip, port, hint) in probes {
-        let host = if ip.is_empty() || ip == "0.0.0.0" {
-            "127.0.0.1".to_string()
-        } else {
-            ip
-        };
-        let path = pods::echo_path(&context.token);
-        let mut last = String::new();
-        let ok = loop {
-            match pods::http_get(&host, port, &path, Duration::from_secs(5)).await {
-                Ok(body) if body.contains(&context.token) => break true,
-                Ok(body) => last = body.lines().next().unwrap_or("").to_string(),
-                Err(e) => last = e,
-            }
-            if Instant::now() + Duration::from_secs(1) >= context.deadline {
-                break false;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        };
-        checks.push(if ok {
-            Check::new(
-                &name,
-                Some(&node),
-                Layer::Pod,
-                Status::Ok,
-                format!("http://{host}:{port}{path}/ returned this run's token"),
-            )
-        } else {
-            Check::new(
-                &name,
-                Some(&node),
-                Layer::Pod,
-                Status::Fail,
-                format!("http://{host}:{port}{path}/ did not return the token: {last}"),
-            )
-            .hint(hint)
-        });
-    }
-    checks
 }

@@ -1,0 +1,133 @@
+//! `mount`: the plan's mounts on every node that should have them, layer by
+//! layer: a sentinel from the host, the bind and the sentinel in the node
+//! container (Docker exec), and a pod on the node that sees it through `hostPath`.
+//! The node layer runs while the probe namespace is still being made ready.
+
+use std::path::PathBuf;
+
+use futures_util::future::{BoxFuture, join_all};
+
+use crate::core::check::{Check, Layer, Status};
+use crate::core::profile::MountPathType;
+use crate::operations::verify::mounts::{self, MountProbe};
+use crate::operations::verify::probes::layers::{node_and_pod, node_layer, pod_layer};
+use crate::operations::verify::probes::{Probe, Run};
+
+pub struct Mount;
+
+impl Probe for Mount {
+    fn name(&self) -> &'static str {
+        "mount"
+    }
+
+    fn run<'a>(&'a self, run: &'a Run<'a>) -> BoxFuture<'a, Vec<Check>> {
+        Box::pin(mount_checks(run))
+    }
+}
+
+/// The plan's mounts on every node that should have them: host, node, pod.
+async fn mount_checks(run: &Run<'_>) -> Vec<Check> {
+    let (target, api_nodes) = (run.target, &run.api_nodes);
+    let context = run.base();
+    let Some(plan) = target.plan else {
+        return Vec::new();
+    };
+    let mut seen = Vec::new();
+    let mut probes = Vec::new();
+    for node in &plan.nodes {
+        for mount in &node.mounts {
+            let key = (mount.host_path.clone(), mount.container_path.clone());
+            if !seen.contains(&key) {
+                seen.push(key);
+                probes.push(mount.clone());
+            }
+        }
+    }
+    let mut checks = Vec::new();
+    let runs = probes
+        .into_iter()
+        .enumerate()
+        .map(|(index, mount)| async move {
+            let mut probe = MountProbe {
+                path: mount.container_path.clone(),
+                file: mount.path_type == MountPathType::File,
+                read_only: mount.read_only,
+                token: format!("{}{index}", context.token),
+                first_line: None,
+            };
+            let host_path = PathBuf::from(&mount.host_path);
+            let mut checks = Vec::new();
+            if let Err(check) = mounts::prepare_host(&host_path, &mut probe) {
+                checks.push(check);
+                return checks;
+            }
+            context.leftovers.sentinel(&host_path, &probe);
+            checks.push(Check::new(
+                &format!("mount {}", probe.path),
+                None,
+                Layer::Host,
+                Status::Ok,
+                format!("sentinel written to {}", mount.host_path),
+            ));
+            let targets: Vec<&crate::core::plan::NodePlan> = plan
+                .nodes
+                .iter()
+                .filter(|n| n.mounts.contains(&mount))
+                .collect();
+            let per_node = targets.iter().enumerate().map(|(n, node)| {
+                let probe = probe.clone();
+                let host_path = host_path.clone();
+                let mount = mount.clone();
+                async move {
+                    let node_layer = async {
+                        let mut checks = Vec::new();
+                        let ok = node_layer(
+                            target,
+                            &node.name,
+                            &probe,
+                            &mount.host_path,
+                            &host_path,
+                            &mut checks,
+                        )
+                        .await;
+                        (ok, checks)
+                    };
+                    let Some(api_node) = api_nodes.iter().find(|a| a.name == node.name) else {
+                        let (_, mut checks) = node_layer.await;
+                        checks.push(Check::new(
+                            &format!("mount {}", probe.path),
+                            Some(&node.name),
+                            Layer::Pod,
+                            Status::Fail,
+                            "the node is not registered in the API",
+                        ));
+                        return checks;
+                    };
+                    let pod_layer = async {
+                        let context = run.pods().await.ok()?;
+                        Some(
+                            pod_layer(
+                                context,
+                                api_node,
+                                &probe,
+                                &host_path,
+                                &format!("mnt{index}"),
+                                n,
+                            )
+                            .await,
+                        )
+                    };
+                    node_and_pod(&probe.path, &node.name, node_layer, pod_layer).await
+                }
+            });
+            for node_checks in join_all(per_node).await {
+                checks.extend(node_checks);
+            }
+            context.leftovers.remove_sentinel(&host_path, &probe);
+            checks
+        });
+    for mount_checks in join_all(runs).await {
+        checks.extend(mount_checks);
+    }
+    checks
+}

@@ -1,0 +1,430 @@
+//! The one pod runner of a run: it watches the pods and events of the probe
+//! namespace (two watches for the whole run, not a poll per pod) and wakes each
+//! waiting probe when its pod changes. A wait ends as soon as the pod's fate is
+//! known: finished, running (when that is what was asked), or stuck in a state it
+//! will not leave by itself (an image that cannot be pulled, a container the
+//! runtime cannot create, a hostPath of the wrong type, a pod the scheduler cannot
+//! place, a kubelet rejection, a container that already ended).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::adapters::kube::cluster::ClusterApi;
+use crate::adapters::kube::probe::ProbePod;
+use crate::adapters::kube::watch::{
+    Change, ContainerState, ObservedEvent, ObservedPod, WatchHandle,
+};
+
+/// How long a waiting pull counts as one failed retry: longer than the kubelet's
+/// first image back-off (10 s, `pkg/kubelet/images/image_manager.go`).
+const PULL_BACK_OFF: Duration = Duration::from_secs(15);
+/// How often a wait looks at the clock when nothing changes (for the pull
+/// back-off and the deadline; no request is made).
+const TICK: Duration = Duration::from_millis(500);
+
+/// How a probe pod ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PodOutcome {
+    /// `Succeeded`, `Failed`, `Pending`, `Running`, or `Timeout`.
+    pub phase: String,
+    pub exit_code: Option<i32>,
+    pub logs: String,
+    /// The pod's events, oldest first, as `Reason: message`.
+    pub events: Vec<String>,
+    /// The container's waiting/terminated reason and message, or the scheduler's.
+    pub reason: String,
+    /// Set when the pod can never get further: the kubelet's or the scheduler's
+    /// own words. The wait ended there instead of at the deadline.
+    pub stuck: Option<String>,
+}
+
+impl PodOutcome {
+    pub fn succeeded(&self) -> bool {
+        self.phase == "Succeeded" && self.exit_code == Some(0)
+    }
+
+    /// Whether the scheduler could not place the pod (nothing of it ran).
+    pub fn unschedulable(&self) -> bool {
+        self.stuck
+            .as_deref()
+            .is_some_and(|s| s.starts_with("Unschedulable"))
+    }
+
+    /// Whether the pod is stuck on its image, not on what it mounts.
+    pub fn stuck_on_image(&self) -> bool {
+        self.stuck
+            .as_deref()
+            .is_some_and(|s| IMAGE_REASONS.iter().any(|r| s.starts_with(r)))
+    }
+}
+
+const IMAGE_REASONS: [&str; 4] = [
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "ErrImageNeverPull",
+    "InvalidImageName",
+];
+
+/// What the watches have seen so far.
+#[derive(Default)]
+struct Seen {
+    pods: BTreeMap<String, ObservedPod>,
+    /// In arrival order, replaced by id.
+    events: Vec<ObservedEvent>,
+}
+
+/// Watches one namespace's pods and events for every probe of a run.
+#[derive(Clone)]
+pub struct PodRunner {
+    api: ClusterApi,
+    namespace: String,
+    seen: Arc<Mutex<Seen>>,
+    changed: tokio::sync::watch::Sender<u64>,
+    _watches: Arc<(WatchHandle, WatchHandle)>,
+}
+
+impl PodRunner {
+    /// Starts watching `namespace`.
+    pub fn start(api: &ClusterApi, namespace: &str) -> PodRunner {
+        let seen: Arc<Mutex<Seen>> = Arc::default();
+        let (changed, _) = tokio::sync::watch::channel(0u64);
+        let pods = {
+            let (seen, changed) = (seen.clone(), changed.clone());
+            api.watch_pods(namespace, move |change| {
+                {
+                    let mut seen = lock(&seen);
+                    match change {
+                        Change::Reset(pods) => {
+                            seen.pods = pods.into_iter().map(|p| (p.name.clone(), p)).collect();
+                        }
+                        Change::Applied(pod) => {
+                            seen.pods.insert(pod.name.clone(), pod);
+                        }
+                        // A deleted pod keeps its last state: its outcome is known.
+                        Change::Deleted(_) => {}
+                    }
+                }
+                changed.send_modify(|n| *n += 1);
+            })
+        };
+        let events = {
+            let (seen, changed) = (seen.clone(), changed.clone());
+            api.watch_events(namespace, move |change| {
+                {
+                    let mut seen = lock(&seen);
+                    match change {
+                        Change::Reset(events) => seen.events = events,
+                        Change::Applied(event) => {
+                            match seen.events.iter_mut().find(|e| e.id == event.id) {
+                                Some(known) => *known = event,
+                                None => seen.events.push(event),
+                            }
+                        }
+                        Change::Deleted(_) => {}
+                    }
+                }
+                changed.send_modify(|n| *n += 1);
+            })
+        };
+        PodRunner {
+            api: api.clone(),
+            namespace: namespace.to_string(),
+            seen,
+            changed,
+            _watches: Arc::new((pods, events)),
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Creates the pod and waits for it to finish, or `deadline`.
+    pub async fn run(&self, pod: &ProbePod, deadline: Instant) -> Result<PodOutcome, String> {
+        self.create(pod).await?;
+        Ok(self.wait(&pod.name, deadline, false).await)
+    }
+
+    pub async fn create(&self, pod: &ProbePod) -> Result<(), String> {
+        self.api
+            .create_pod(&self.namespace, pod)
+            .await
+            .map_err(|e| e.render().trim().to_string())
+    }
+
+    /// Waits until the pod has finished (or, with `until_running`, is Running), is
+    /// stuck, or `deadline`; then collects its logs and events.
+    pub async fn wait(&self, name: &str, deadline: Instant, until_running: bool) -> PodOutcome {
+        let mut changes = self.changed.subscribe();
+        let mut pull = PullWatch::default();
+        let mut outcome = loop {
+            changes.mark_unchanged();
+            let (pod, events) = {
+                let seen = lock(&self.seen);
+                (seen.pods.get(name).cloned(), events_of(&seen.events, name))
+            };
+            let outcome = judge(pod.as_ref(), &events, until_running, &mut pull);
+            if outcome.stuck.is_some()
+                || matches!(outcome.phase.as_str(), "Succeeded" | "Failed")
+                || (until_running && outcome.phase == "Running")
+            {
+                break outcome;
+            }
+            if Instant::now() >= deadline {
+                let mut outcome = outcome;
+                if outcome.phase == "Pending" || outcome.phase == "Running" {
+                    outcome.phase = "Timeout".into();
+                }
+                break outcome;
+            }
+            let wake = deadline.min(Instant::now() + TICK);
+            tokio::select! {
+                _ = changes.changed() => {}
+                () = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
+            }
+        };
+        if outcome.phase != "Timeout" || outcome.exit_code.is_some() {
+            outcome.logs = self
+                .api
+                .logs(&self.namespace, name)
+                .await
+                .unwrap_or_default();
+        }
+        outcome
+    }
+}
+
+impl std::fmt::Debug for PodRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodRunner")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(seen: &Mutex<Seen>) -> MutexGuard<'_, Seen> {
+    seen.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn events_of(events: &[ObservedEvent], pod: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.kind == "Pod" && e.object == pod)
+        .map(|e| format!("{}: {}", e.reason, e.message))
+        .collect()
+}
+
+fn join(reason: &str, message: &str) -> String {
+    match (reason.is_empty(), message.is_empty()) {
+        (false, false) => format!("{reason}: {message}"),
+        (false, true) => reason.to_string(),
+        (true, _) => message.to_string(),
+    }
+}
+
+/// What is known of a pod now, and whether it is stuck.
+fn judge(
+    pod: Option<&ObservedPod>,
+    events: &[String],
+    until_running: bool,
+    pull: &mut PullWatch,
+) -> PodOutcome {
+    let mut outcome = PodOutcome {
+        phase: "Pending".into(),
+        events: events.to_vec(),
+        ..PodOutcome::default()
+    };
+    let Some(pod) = pod else {
+        return outcome;
+    };
+    outcome.phase = pod.phase.clone();
+    match &pod.container {
+        Some(ContainerState::Terminated {
+            exit_code,
+            reason,
+            message,
+        }) => {
+            outcome.exit_code = Some(*exit_code);
+            outcome.reason = join(reason, message);
+            // A container that ended will not run again (restartPolicy Never).
+            if until_running && pod.phase != "Succeeded" && pod.phase != "Failed" {
+                outcome.stuck = Some(format!("the container ended: {}", outcome.reason));
+            }
+        }
+        Some(ContainerState::Waiting { reason, message }) => {
+            outcome.reason = join(reason, message);
+            if pull.hopeless(reason, Instant::now()) {
+                outcome.stuck = Some(outcome.reason.clone());
+            }
+        }
+        Some(ContainerState::Running) => {}
+        None => {
+            if let Some(reason) = pod.reason.clone().or_else(|| pod.unscheduled.clone()) {
+                outcome.reason = reason;
+            }
+        }
+    }
+    if pod.phase == "Pending" && outcome.stuck.is_none() {
+        // A hostPath of the wrong type is reported only as an event; the kubelet
+        // retries the mount forever (`volume/hostpath/host_path.go`, `checkType`:
+        // "hostPath type check failed").
+        outcome.stuck = events
+            .iter()
+            .find(|e| e.starts_with("FailedMount:") && e.contains("hostPath type check failed"))
+            .cloned();
+    }
+    if pod.phase == "Pending" && outcome.stuck.is_none() {
+        // The scheduler's verdict: it retries, but nothing a probe waits for
+        // changes it (`pkg/scheduler/framework/plugins/volumerestrictions`,
+        // "...ReadWriteOncePod access mode"; `tainttoleration`, "untolerated
+        // taint"). A claim still being provisioned is not a verdict.
+        outcome.stuck = pod
+            .unscheduled
+            .as_ref()
+            .filter(|u| u.starts_with("Unschedulable") && !waits_for_volume(u))
+            .cloned();
+    }
+    outcome
+}
+
+/// Scheduler messages that pass once a claim is bound or provisioned
+/// (`pkg/scheduler/framework/plugins/volumebinding`).
+fn waits_for_volume(message: &str) -> bool {
+    [
+        "unbound immediate PersistentVolumeClaims",
+        "waiting for first consumer",
+        "persistentvolumeclaim",
+        "didn't find available persistent volumes",
+        "node(s) didn't find available persistent volumes to bind",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
+/// What to do about a pod that can never get further (see [`PodOutcome::stuck`]);
+/// `image_flag` is the flag that chooses its image.
+pub fn stuck_hint(outcome: &PodOutcome, image_flag: &str) -> Option<String> {
+    let stuck = outcome.stuck.as_deref()?;
+    Some(if outcome.stuck_on_image() {
+        format!(
+            "the kubelet cannot pull the image: pass `{image_flag} IMAGE` with an image this cluster can pull (or load it into the nodes with `kind load docker-image`), or change `--image-pull-policy`"
+        )
+    } else if stuck.contains("hostPath type check failed") {
+        "the path in the node is not what the mount says (a directory or a file): compare the node's path with the mount's `type`".to_string()
+    } else if stuck.starts_with("Unschedulable") {
+        "the scheduler cannot place the probe pod; its message is above (`kubectl describe pod` in the probe namespace shows it too)".to_string()
+    } else {
+        "the container runtime cannot create the container; its message is above".to_string()
+    })
+}
+
+/// The last events of a pod that did not finish, for the detail line.
+pub fn describe(outcome: &PodOutcome) -> String {
+    let mut parts = Vec::new();
+    if !outcome.reason.is_empty() {
+        parts.push(outcome.reason.clone());
+    }
+    let events: Vec<&String> = outcome.events.iter().rev().take(2).collect();
+    for event in events.into_iter().rev() {
+        if !parts.iter().any(|p| p == event) {
+            parts.push(event.clone());
+        }
+    }
+    if parts.is_empty() {
+        format!("pod {}", outcome.phase)
+    } else {
+        format!("pod {}: {}", outcome.phase, parts.join("; "))
+    }
+}
+
+/// Decides when a container's waiting reason means it will never start. The
+/// kubelet retries image pulls forever with a growing back-off (ErrImagePull,
+/// then ImagePullBackOff, then ErrImagePull again): a pull that failed again after
+/// its first back-off will not succeed by itself. A missing image under
+/// `imagePullPolicy: Never`, an invalid image name and a container the runtime
+/// cannot create are final at once (`pkg/kubelet/images/types.go`,
+/// `pkg/kubelet/container/sync_result.go`).
+#[derive(Debug, Default)]
+struct PullWatch {
+    backed_off_since: Option<Instant>,
+}
+
+impl PullWatch {
+    fn hopeless(&mut self, reason: &str, now: Instant) -> bool {
+        match reason {
+            "ErrImageNeverPull"
+            | "InvalidImageName"
+            | "CreateContainerError"
+            | "CreateContainerConfigError" => true,
+            "ImagePullBackOff" => {
+                let since = *self.backed_off_since.get_or_insert(now);
+                now.duration_since(since) >= PULL_BACK_OFF
+            }
+            "ErrImagePull" => self.backed_off_since.is_some(),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(unscheduled: Option<&str>, container: Option<ContainerState>) -> ObservedPod {
+        ObservedPod {
+            name: "p".into(),
+            phase: "Pending".into(),
+            container,
+            unscheduled: unscheduled.map(str::to_string),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn terminal_states_end_the_wait_and_transient_ones_do_not() {
+        let mut pull = PullWatch::default();
+        // The scheduler's RWOP verdict is final; a claim being provisioned is not.
+        let rwop = pending(
+            Some(
+                "Unschedulable: 0/1 nodes are available: 1 node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode.",
+            ),
+            None,
+        );
+        assert!(judge(Some(&rwop), &[], true, &mut pull).stuck.is_some());
+        let binding = pending(
+            Some(
+                "Unschedulable: 0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims.",
+            ),
+            None,
+        );
+        assert!(judge(Some(&binding), &[], true, &mut pull).stuck.is_none());
+        // A container that ended while Running was awaited.
+        let mut ended = pending(
+            None,
+            Some(ContainerState::Terminated {
+                exit_code: 1,
+                reason: "Error".into(),
+                message: String::new(),
+            }),
+        );
+        ended.phase = "Running".into();
+        let outcome = judge(Some(&ended), &[], true, &mut pull);
+        assert_eq!(outcome.exit_code, Some(1));
+        assert!(outcome.stuck.is_some());
+        assert!(judge(Some(&ended), &[], false, &mut pull).stuck.is_none());
+        // ContainerCreating is on its way.
+        let creating = pending(
+            None,
+            Some(ContainerState::Waiting {
+                reason: "ContainerCreating".into(),
+                message: String::new(),
+            }),
+        );
+        assert!(
+            judge(Some(&creating), &[], false, &mut pull)
+                .stuck
+                .is_none()
+        );
+    }
+}

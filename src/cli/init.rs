@@ -128,13 +128,7 @@ fn ask_questions(
     if args.profile.is_none() {
         let names: Vec<String> = profile::BUILTIN_PROFILES
             .iter()
-            .map(|p| {
-                let description = profile::Profile::decode(p.text)
-                    .ok()
-                    .and_then(|p| p.description)
-                    .unwrap_or_default();
-                format!("{:10} {description}", p.name)
-            })
+            .map(|p| format!("{:10} {}", p.name, p.description()))
             .collect();
         let chosen = Select::new()
             .with_prompt("Base profile")

@@ -133,14 +133,8 @@ pub struct UpArgs {
     /// Skip the verification step.
     #[arg(long)]
     pub no_verify: bool,
-    /// One deadline for waiting on nodes, add-ons and verification, e.g. `5m`, `90s`.
-    /// It starts when `kind create cluster` returns.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
-    pub timeout: std::time::Duration,
-    /// How long `kind create cluster` may take (a cold first run pulls a large node
-    /// image).
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
-    pub create_timeout: std::time::Duration,
+    #[command(flatten)]
+    pub make: MakeArgs,
     /// How long to wait for another devcluster run on the same cluster to finish.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub lock_timeout: std::time::Duration,
@@ -150,6 +144,21 @@ pub struct UpArgs {
     /// Answer yes to the recreate question.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// How `up` and `run` make and prove a cluster.
+#[derive(Debug, Clone, Args)]
+pub struct MakeArgs {
+    /// One deadline for waiting on nodes, add-ons and verification, e.g. `5m`, `90s`.
+    /// It starts when `kind create cluster` returns.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// How long `kind create cluster` may take (a cold first run pulls a large node
+    /// image).
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    pub create_timeout: std::time::Duration,
     /// Download the pinned kind release into the cache when kind is missing.
     #[arg(long)]
     pub install_kind: bool,
@@ -163,8 +172,22 @@ pub struct UpArgs {
     /// `--probe-image`, else a pinned busybox.
     #[arg(long, value_name = "IMAGE")]
     pub echo_image: Option<String>,
-    #[arg(long, short = 'o', value_enum, default_value_t)]
-    pub output: Output,
+}
+
+impl MakeArgs {
+    /// `up`'s options with these flags and the rest at their defaults.
+    fn up_options(&self, profile: &ProfileArgs) -> UpOptions {
+        UpOptions {
+            profile: profile.choice(),
+            timeout: self.timeout,
+            create_timeout: self.create_timeout,
+            install_kind: self.install_kind,
+            probe_image: self.probe_image.clone(),
+            image_pull_policy: self.image_pull_policy.map(Into::into),
+            echo_image: self.echo_image.clone(),
+            ..UpOptions::default()
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -241,24 +264,8 @@ pub struct RunArgs {
     /// Where the failure bundle goes when the command fails.
     #[arg(long, value_name = "DIR")]
     pub bundle: Option<PathBuf>,
-    /// One deadline for waiting on nodes, add-ons and verification.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
-    pub timeout: std::time::Duration,
-    /// How long `kind create cluster` may take.
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
-    pub create_timeout: std::time::Duration,
-    /// Download the pinned kind release into the cache when kind is missing.
-    #[arg(long)]
-    pub install_kind: bool,
-    /// Image for verify's probe pods.
-    #[arg(long, value_name = "IMAGE")]
-    pub probe_image: Option<String>,
-    /// Pull policy for verify's probe and echo images.
-    #[arg(long, value_enum)]
-    pub image_pull_policy: Option<PullPolicy>,
-    /// Image for verify's echo backend.
-    #[arg(long, value_name = "IMAGE")]
-    pub echo_image: Option<String>,
+    #[command(flatten)]
+    pub make: MakeArgs,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
@@ -300,19 +307,13 @@ impl UpArgs {
     /// What `up` is asked to do, in the operation's own terms.
     pub fn options(&self) -> UpOptions {
         UpOptions {
-            profile: self.profile.choice(),
             recreate: self.recreate,
             retain: self.retain,
             no_verify: self.no_verify,
-            timeout: self.timeout,
-            create_timeout: self.create_timeout,
             lock_timeout: self.lock_timeout,
             kubeconfig: self.kubeconfig.clone(),
             yes: self.yes,
-            install_kind: self.install_kind,
-            probe_image: self.probe_image.clone(),
-            image_pull_policy: self.image_pull_policy.map(Into::into),
-            echo_image: self.echo_image.clone(),
+            ..self.make.up_options(&self.profile)
         }
     }
 }
@@ -397,16 +398,7 @@ where
 /// ([`RUN_FAILED`], 2 for bad input, 130 when interrupted).
 fn run_command(app: &App, args: &RunArgs) -> i32 {
     let options = run::RunOptions {
-        up: UpOptions {
-            profile: args.profile.choice(),
-            timeout: args.timeout,
-            create_timeout: args.create_timeout,
-            install_kind: args.install_kind,
-            probe_image: args.probe_image.clone(),
-            image_pull_policy: args.image_pull_policy.map(Into::into),
-            echo_image: args.echo_image.clone(),
-            ..UpOptions::default()
-        },
+        up: args.make.up_options(&args.profile),
         keep: args.keep,
         bundle: args.bundle.clone(),
         command: args.command.clone(),
@@ -631,13 +623,7 @@ fn plan(app: &App, args: &PlanArgs) -> Result<ExitCode> {
 fn profiles_list() {
     let rows: Vec<(String, String)> = profile::BUILTIN_PROFILES
         .iter()
-        .map(|p| {
-            let description = profile::Profile::decode(p.text)
-                .ok()
-                .and_then(|p| p.description)
-                .unwrap_or_default();
-            (p.name.to_string(), description)
-        })
+        .map(|p| (p.name.to_string(), p.description()))
         .collect();
     let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
     let mut text = String::new();

@@ -321,33 +321,20 @@ async fn write_bundle(
     plan: &ClusterPlan,
     proof: &Report,
 ) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir.join("nodes"))?;
+    std::fs::create_dir_all(dir)?;
     std::fs::write(
         dir.join("verify.json"),
         serde_json::to_string_pretty(proof).unwrap_or_default(),
     )?;
-    std::fs::write(
-        dir.join("kind-config.yaml"),
-        crate::core::kindconfig::render(plan),
-    )?;
-    std::fs::write(
-        dir.join("plan.json"),
-        serde_json::to_string_pretty(plan).unwrap_or_default(),
-    )?;
-    if let Ok(docker) = app.docker().await {
-        let nodes = docker
+    let docker = app.docker().await.ok();
+    let nodes = match &docker {
+        Some(docker) => docker
             .list_nodes(Some(&plan.name))
             .await
-            .unwrap_or_default();
-        for node in nodes {
-            if let Ok(inspect) = docker.inspect_json(&node.name).await {
-                std::fs::write(
-                    dir.join("nodes").join(format!("{}.json", node.name)),
-                    serde_json::to_string_pretty(&inspect).unwrap_or_default(),
-                )?;
-            }
-        }
-    }
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    verify::bundle::cluster_files(dir, Some(plan), docker.as_ref(), &nodes).await?;
     let logs = dir.join("kind-logs");
     match app.kind() {
         Ok(kind) => {

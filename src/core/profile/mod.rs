@@ -394,6 +394,16 @@ pub struct BuiltinProfile {
     pub text: &'static str,
 }
 
+impl BuiltinProfile {
+    /// The profile's `description:` line, empty when it has none.
+    pub fn description(&self) -> String {
+        Profile::decode(self.text)
+            .ok()
+            .and_then(|p| p.description)
+            .unwrap_or_default()
+    }
+}
+
 /// The built-in profiles, in the order `devcluster profiles list` shows them.
 pub const BUILTIN_PROFILES: &[BuiltinProfile] = &[
     BuiltinProfile {

@@ -4,23 +4,22 @@
 
 use std::path::Path;
 
+use crate::adapters::docker::{Docker, ObservedNode};
 use crate::adapters::kube::cluster::ClusterApi;
+use crate::core::plan::ClusterPlan;
 use crate::operations::verify::Target;
 use crate::operations::verify::report::Report;
 
-pub async fn collect(
+/// The cluster's side of a bundle: the plan and its kind config, and `docker
+/// inspect` of every node (`nodes/NAME.json`).
+pub async fn cluster_files(
     dir: &Path,
-    target: &Target<'_>,
-    api: &ClusterApi,
-    namespace: &str,
-    report: &Report,
+    plan: Option<&ClusterPlan>,
+    docker: Option<&Docker>,
+    nodes: &[ObservedNode],
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir.join("nodes"))?;
-    std::fs::write(
-        dir.join("report.json"),
-        serde_json::to_string_pretty(report).unwrap_or_default(),
-    )?;
-    if let Some(plan) = target.plan {
+    if let Some(plan) = plan {
         std::fs::write(
             dir.join("kind-config.yaml"),
             crate::core::kindconfig::render(plan),
@@ -30,8 +29,8 @@ pub async fn collect(
             serde_json::to_string_pretty(plan).unwrap_or_default(),
         )?;
     }
-    if let Some(docker) = target.docker {
-        for node in &target.nodes {
+    if let Some(docker) = docker {
+        for node in nodes {
             if let Ok(inspect) = docker.inspect_json(&node.name).await {
                 std::fs::write(
                     dir.join("nodes").join(format!("{}.json", node.name)),
@@ -40,6 +39,21 @@ pub async fn collect(
             }
         }
     }
+    Ok(())
+}
+
+pub async fn collect(
+    dir: &Path,
+    target: &Target<'_>,
+    api: &ClusterApi,
+    namespace: &str,
+    report: &Report,
+) -> std::io::Result<()> {
+    std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_string_pretty(report).unwrap_or_default(),
+    )?;
+    cluster_files(dir, target.plan, target.docker, &target.nodes).await?;
     let pods = api.pod_names(namespace).await.unwrap_or_default();
     let mut events = String::new();
     for pod in &pods {

@@ -1553,3 +1553,83 @@ async fn a_step_hanging_past_the_deadline_is_cut_short_and_rolled_back() {
         fixture.nodes()
     );
 }
+
+/// `devcluster list` names a cluster `up` made, with its profile and phase, keeps
+/// naming it once its nodes are stopped (the record is read through the archive
+/// API), and only counts a kind cluster devcluster did not make.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_shows_the_clusters_devcluster_made_running_or_stopped() {
+    if !docker_available("list_shows_the_clusters_devcluster_made_running_or_stopped") {
+        return;
+    }
+    let fixture = Fixture::new("list");
+    let fake = ready_api(&fixture.cluster, 1);
+    up(&fixture, &fixture.up_args(), &deps(&fake), &[])
+        .await
+        .unwrap();
+    let foreign = unique_name("foreign");
+    let _foreign = Cleanup::new().cluster(&foreign);
+    let made = Command::new(kind_emulator())
+        .args(["create", "cluster", "--name", &foreign])
+        .env("KIND_EMULATOR_IMAGE", support::TEST_IMAGE)
+        .env("KUBECONFIG", fixture.dir.path().join("foreign-kubeconfig"))
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+
+    let listed = |fixture: &Fixture| {
+        let run = fixture.devcluster(&["list", "-o", "json"]);
+        assert_eq!(
+            run.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&run.stdout).unwrap()
+    };
+    let list = listed(&fixture);
+    let ours = list["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == fixture.cluster.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("{} not listed: {list:#}", fixture.cluster));
+    assert_eq!(ours["state"], "running");
+    assert_eq!(ours["nodes"], 2);
+    assert_eq!(ours["phase"], "complete");
+    assert_eq!(ours["profile"], fixture.profile.display().to_string());
+    let others: Vec<&str> = list["others"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o.as_str())
+        .collect();
+    assert!(others.contains(&foreign.as_str()), "{list:#}");
+    assert!(
+        !list["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == foreign.as_str()),
+        "a cluster devcluster did not make is listed as its own"
+    );
+
+    for node in ["control-plane", "worker"] {
+        let name = format!("{}-{node}", fixture.cluster);
+        assert!(docker(&["stop", "-t", "1", &name]).status.success());
+    }
+    let list = listed(&fixture);
+    let ours = list["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == fixture.cluster.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("a stopped cluster is no longer listed: {list:#}"));
+    assert_eq!(ours["state"], "stopped");
+}

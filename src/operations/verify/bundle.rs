@@ -49,6 +49,7 @@ pub async fn collect(
     namespace: &str,
     report: &Report,
 ) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
     std::fs::write(
         dir.join("report.json"),
         serde_json::to_string_pretty(report).unwrap_or_default(),

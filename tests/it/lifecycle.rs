@@ -842,7 +842,9 @@ async fn a_cluster_kept_by_retain_is_converged_not_called_up_to_date() {
     let missing_worker = ready_api(&fixture.cluster, 0);
     let mut args = fixture.up_args();
     args.retain = true;
-    args.timeout = Duration::from_secs(3);
+    // Long enough for the steps before `wait` on a loaded machine; the worker never
+    // registers, so `wait` is still the step that runs out of time.
+    args.timeout = Duration::from_secs(8);
     let error = up(&fixture, &args, &deps(&missing_worker), &[])
         .await
         .unwrap_err();
@@ -1537,7 +1539,7 @@ async fn a_step_hanging_past_the_deadline_is_cut_short_and_rolled_back() {
     let fake = ready_api(&fixture.cluster, 1);
     fake.stall("GET", "/api/v1/nodes");
     let mut args = fixture.up_args();
-    args.timeout = Duration::from_secs(2);
+    args.timeout = Duration::from_secs(8);
     let error = up(&fixture, &args, &deps(&fake), &[]).await.unwrap_err();
     let text = error.render();
     assert_eq!(error.exit_code() as i32, 1, "{text}");

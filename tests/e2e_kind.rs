@@ -269,26 +269,7 @@ fn coredns_available(cluster: &str) -> Result<(), String> {
 /// The storage stand-in has no provisioner: one PersistentVolume per node (16Mi claims
 /// bind to it once their pod is placed there, the class binds on first consumer).
 fn provide_volumes(cluster: &str, nodes: &[String], run: &str) {
-    let mut manifest = String::new();
-    for (index, node) in nodes.iter().enumerate() {
-        let pv = json!({
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": format!("e2e-{run}-{index}"), "labels": {"dev.devcluster.e2e/stand-in": "true"}},
-            "spec": {
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadWriteOnce"],
-                "persistentVolumeReclaimPolicy": "Retain",
-                "storageClassName": "standard",
-                "hostPath": {"path": format!("/var/e2e-volumes/{run}-{index}"), "type": "DirectoryOrCreate"},
-                "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
-                    {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}
-                ]}]}}
-            }
-        });
-        manifest.push_str(&pv.to_string());
-        manifest.push('\n');
-    }
+    let manifest = support::stand_in_volumes("e2e", nodes, run);
     success(&kubectl(cluster, &["apply", "-f", "-"], Some(&manifest)));
 }
 

@@ -373,14 +373,14 @@ impl Kind {
         }
     }
 
-    async fn read_version(&self) -> Result<KindVersion, KindError> {
+    pub async fn version(&self) -> Result<KindVersion, KindError> {
         let text = self.output(&["version"], Duration::from_secs(10)).await?;
         KindVersion::parse(&text).ok_or_else(|| KindError::UnreadableVersion {
             output: text.trim().to_string(),
         })
     }
 
-    async fn list_clusters(&self) -> Result<Vec<String>, KindError> {
+    pub async fn clusters(&self) -> Result<Vec<String>, KindError> {
         let text = self
             .output(&["get", "clusters"], Duration::from_secs(30))
             .await?;
@@ -395,7 +395,7 @@ impl Kind {
         Ok(names)
     }
 
-    async fn read_kubeconfig(&self, name: &str) -> Result<String, KindError> {
+    pub async fn kubeconfig(&self, name: &str) -> Result<String, KindError> {
         self.output(
             &["get", "kubeconfig", "--name", name],
             Duration::from_secs(30),
@@ -403,7 +403,7 @@ impl Kind {
         .await
     }
 
-    async fn delete_cluster(&self, name: &str, kubeconfig: Option<&Path>) -> Result<(), KindError> {
+    pub async fn delete(&self, name: &str, kubeconfig: Option<&Path>) -> Result<(), KindError> {
         let kubeconfig = kubeconfig.map(|p| p.display().to_string());
         let mut args = vec!["delete", "cluster", "--name", name];
         if let Some(path) = &kubeconfig {
@@ -414,7 +414,7 @@ impl Kind {
             .map(|_| ())
     }
 
-    async fn export_logs_to(&self, name: &str, dir: &Path) -> Result<(), KindError> {
+    pub async fn export_logs(&self, name: &str, dir: &Path) -> Result<(), KindError> {
         let dir = dir.display().to_string();
         self.output(
             &["export", "logs", &dir, "--name", name],
@@ -424,46 +424,12 @@ impl Kind {
         .map(|_| ())
     }
 
-    /// `kind version`, rendered for the user ([`ClusterProvider::version`] is typed).
-    pub async fn version(&self) -> Result<KindVersion, Error> {
-        Ok(self.read_version().await?)
-    }
-
-    /// `kind get clusters`: names, sorted. None is an empty list.
-    pub async fn clusters(&self) -> Result<Vec<String>, Error> {
-        Ok(self.list_clusters().await?)
-    }
-
-    /// `kind get kubeconfig --name N`.
-    pub async fn kubeconfig(&self, name: &str) -> Result<String, Error> {
-        Ok(self.read_kubeconfig(name).await?)
-    }
-
-    /// `kind delete cluster --name N` (idempotent in kind).
-    pub async fn delete(&self, name: &str, kubeconfig: Option<&Path>) -> Result<(), Error> {
-        Ok(self.delete_cluster(name, kubeconfig).await?)
-    }
-
-    /// `kind export logs DIR --name N`.
-    pub async fn export_logs(&self, name: &str, dir: &Path) -> Result<(), Error> {
-        Ok(self.export_logs_to(name, dir).await?)
-    }
-
     /// `kind create cluster`, config on stdin, each of kind's status lines passed to
     /// `on_line` as it comes. kind runs in a process group of its own (it runs
     /// `docker` as child processes, kind `pkg/exec/local.go`), so stopping it stops
     /// those too: when `stop` resolves or `request.limit` passes, the whole group
     /// gets SIGTERM, then SIGKILL if it has not exited after [`STOP_GRACE`].
     pub async fn create(
-        &self,
-        request: &CreateRequest<'_>,
-        on_line: impl FnMut(&str),
-        stop: impl std::future::Future<Output = ()>,
-    ) -> Result<CreateOutcome, Error> {
-        Ok(self.create_cluster(request, on_line, stop).await?)
-    }
-
-    async fn create_cluster(
         &self,
         request: &CreateRequest<'_>,
         mut on_line: impl FnMut(&str),
@@ -580,15 +546,15 @@ impl ClusterProvider for Kind {
     }
 
     fn version(&self) -> BoxFuture<'_, Result<KindVersion, KindError>> {
-        Box::pin(self.read_version())
+        Box::pin(Kind::version(self))
     }
 
     fn clusters(&self) -> BoxFuture<'_, Result<Vec<String>, KindError>> {
-        Box::pin(self.list_clusters())
+        Box::pin(Kind::clusters(self))
     }
 
     fn kubeconfig<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<String, KindError>> {
-        Box::pin(self.read_kubeconfig(name))
+        Box::pin(Kind::kubeconfig(self, name))
     }
 
     fn delete<'a>(
@@ -596,7 +562,7 @@ impl ClusterProvider for Kind {
         name: &'a str,
         kubeconfig: Option<&'a Path>,
     ) -> BoxFuture<'a, Result<(), KindError>> {
-        Box::pin(self.delete_cluster(name, kubeconfig))
+        Box::pin(Kind::delete(self, name, kubeconfig))
     }
 
     fn export_logs<'a>(
@@ -604,7 +570,7 @@ impl ClusterProvider for Kind {
         name: &'a str,
         dir: &'a Path,
     ) -> BoxFuture<'a, Result<(), KindError>> {
-        Box::pin(self.export_logs_to(name, dir))
+        Box::pin(Kind::export_logs(self, name, dir))
     }
 
     fn create<'a>(
@@ -613,7 +579,7 @@ impl ClusterProvider for Kind {
         on_line: &'a mut (dyn FnMut(&str) + Send),
         stop: BoxFuture<'a, ()>,
     ) -> BoxFuture<'a, Result<CreateOutcome, KindError>> {
-        Box::pin(self.create_cluster(request, on_line, stop))
+        Box::pin(Kind::create(self, request, on_line, stop))
     }
 }
 
@@ -951,7 +917,11 @@ mod tests {
             }
         );
         // The rendered form of the same call, as `up` and `down` get it.
-        let rendered = kind.delete("it's", None).await.err().map(|e| e.render());
+        let rendered = kind
+            .delete("it's", None)
+            .await
+            .err()
+            .map(|e| Error::from(e).render());
         assert!(
             rendered.as_deref().is_some_and(|r| r.starts_with(
                 "error: kind delete cluster failed\nCaused by: failed to delete cluster: boom\n"

@@ -319,16 +319,13 @@ impl UpArgs {
 }
 
 impl VerifyArgs {
-    fn request(&self, app: &App) -> verify::Request {
+    fn request(&self) -> verify::Request {
         verify::Request {
             profile: self.profile.choice(),
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
-            host_paths: self
-                .host_paths
-                .iter()
-                .map(|p| app.world.cwd.join(p))
-                .collect(),
+            // Relative paths are resolved by the operation, against the world's cwd.
+            host_paths: self.host_paths.clone(),
             storage_class: self.storage_class.clone(),
             images: verify::Images {
                 probe_image: self.probe_image.clone(),
@@ -381,12 +378,9 @@ where
         }
     };
     let app = App::new(world);
-    if let Command::Run(args) = &cli.command {
-        return run_command(&app, args);
-    }
     let result = dispatch(&app, cli.command);
     match result {
-        Ok(code) => code as i32,
+        Ok(code) => code,
         Err(error) => {
             app.ui.error(&error);
             error.exit_code() as i32
@@ -409,8 +403,8 @@ fn run_command(app: &App, args: &RunArgs) -> i32 {
         Err(error) => Err(error.into()),
     };
     let checks = match &outcome {
-        Ok(report) => &report.checks,
-        Err(failure) => &failure.checks,
+        Ok(report) => report.checks(&args.command),
+        Err(failure) => failure.checks.clone(),
     };
     if let Some(path) = &args.junit
         && let Err(e) = std::fs::write(path, checks.junit("devcluster run"))
@@ -419,7 +413,7 @@ fn run_command(app: &App, args: &RunArgs) -> i32 {
             .error(&Error::failed(format!("cannot write {}", path.display())).cause(e));
     }
     match outcome {
-        Ok(report) => report.command.map_or(RUN_FAILED, |end| end.code()),
+        Ok(report) => report.command.code(),
         Err(failure) => {
             app.ui.error(&failure.error);
             match failure.error.kind {
@@ -431,12 +425,10 @@ fn run_command(app: &App, args: &RunArgs) -> i32 {
     }
 }
 
-fn dispatch(app: &App, command: Command) -> Result<ExitCode> {
-    match command {
-        Command::Run(args) => Ok(match run_command(app, &args) {
-            0 => ExitCode::Success,
-            _ => ExitCode::Failure,
-        }),
+/// The command's exit code: an [`ExitCode`], or for `run` the command's own.
+fn dispatch(app: &App, command: Command) -> Result<i32> {
+    let outcome: Result<ExitCode> = match command {
+        Command::Run(args) => return Ok(run_command(app, &args)),
         Command::Plan(args) => plan(app, &args),
         Command::Profiles(ProfilesCommand::List) => {
             profiles_list();
@@ -501,7 +493,8 @@ fn dispatch(app: &App, command: Command) -> Result<ExitCode> {
             Ok(ExitCode::Success)
         }),
         Command::Verify(args) => block_on(verify_command(app, &args)),
-    }
+    };
+    outcome.map(|code| code as i32)
 }
 
 /// Success when no check failed.
@@ -538,7 +531,7 @@ async fn doctor_command(app: &App, args: &DoctorArgs) -> Result<ExitCode> {
                 }))
                 .collect::<Vec<_>>()
         })),
-        Output::Text => doctor::print_table(app, &checks),
+        Output::Text => app.ui.checks(&checks, crate::core::check::Columns::Host),
     }
     Ok(exit_code(checks.iter().any(doctor::Check::failed)))
 }
@@ -561,7 +554,7 @@ async fn status_command(app: &App, args: &StatusArgs) -> Result<ExitCode> {
 }
 
 async fn verify_command(app: &App, args: &VerifyArgs) -> Result<ExitCode> {
-    let report = verify::run(app, &args.request(app)).await?;
+    let report = verify::run(app, &args.request()).await?;
     match args.output {
         Output::Json => print_json(&report),
         Output::Text => report.print_table(&app.ui),

@@ -31,10 +31,6 @@ pub async fn run(app: &App, choice: &ProfileChoice) -> Result<Vec<Check>> {
     Ok(checks(app, &plan, true).await)
 }
 
-pub fn print_table(app: &App, checks: &[Check]) {
-    app.ui.checks(checks, crate::core::check::Columns::Host);
-}
-
 /// The checks `up` runs before kind: the same as `doctor`, without the note about
 /// an existing cluster (up has dealt with it by then).
 /// It uses `up`'s own Docker client instead of connecting again.

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::adapters::docker::{Docker, ObservedNode};
+use crate::adapters::docker::Docker;
 use crate::core::error::{Error, Result};
 use crate::operations::ProfileChoice;
 use crate::operations::cluster::read_record;
@@ -29,7 +29,7 @@ pub struct DownOptions {
 pub async fn run_down(app: &App, args: &DownOptions) -> Result<()> {
     let docker = app.docker().await.map_err(Error::from)?;
     let names = if args.all {
-        clusters_devcluster_created(app, &docker).await?
+        clusters_devcluster_created(app).await?
     } else if let Some(name) = &args.profile.name {
         vec![name.clone()]
     } else {
@@ -47,29 +47,16 @@ pub async fn run_down(app: &App, args: &DownOptions) -> Result<()> {
     Ok(())
 }
 
-/// Every cluster on this Docker that carries devcluster's record; the others are
-/// named and left alone.
-async fn clusters_devcluster_created(app: &App, docker: &Docker) -> Result<Vec<String>> {
-    let nodes = docker.list_nodes(None).await.map_err(Error::from)?;
-    let mut clusters: Vec<String> = nodes.iter().map(|n| n.cluster.clone()).collect();
-    clusters.sort();
-    clusters.dedup();
-    let mut ours = Vec::new();
-    for cluster in clusters {
-        let members: Vec<ObservedNode> = nodes
-            .iter()
-            .filter(|n| n.cluster == cluster)
-            .cloned()
-            .collect();
-        if read_record(docker, &members).await.is_some() {
-            ours.push(cluster);
-        } else {
-            app.ui.line(&format!(
-                "skipping cluster `{cluster}`: devcluster did not create it"
-            ));
-        }
+/// Every cluster on this Docker that carries devcluster's record (as `list` finds
+/// them); the others are named and left alone.
+async fn clusters_devcluster_created(app: &App) -> Result<Vec<String>> {
+    let list = crate::operations::list::run(app).await?;
+    for cluster in &list.others {
+        app.ui.line(&format!(
+            "skipping cluster `{cluster}`: devcluster did not create it"
+        ));
     }
-    Ok(ours)
+    Ok(list.clusters.into_iter().map(|c| c.name).collect())
 }
 
 /// Deletes cluster `name` under its lock. Without a record it is deleted only
@@ -101,7 +88,7 @@ async fn delete_cluster(app: &App, docker: &Docker, args: &DownOptions, name: &s
         }
         Err(e) => {
             step.fail("");
-            Err(e)
+            Err(e.into())
         }
     }
 }

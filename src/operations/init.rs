@@ -94,23 +94,12 @@ pub fn default_name(dir: &Path) -> String {
     }
 }
 
-/// A YAML scalar for `text`: plain when that reads back as the same string, else
-/// double-quoted (JSON's quoting is valid YAML).
+/// `text` as one YAML scalar, written by the same YAML writer as the rest of
+/// devcluster: plain when it reads back as the same string, else quoted.
 fn scalar(text: &str) -> String {
-    let plain = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "./_-~".contains(c))
-        && !matches!(
-            text,
-            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "~"
-        )
-        && text.parse::<f64>().is_err();
-    if plain {
-        text.to_string()
-    } else {
-        serde_json::Value::String(text.to_string()).to_string()
-    }
+    crate::core::yaml::to_string(&text)
+        .map(|yaml| yaml.trim_end().to_string())
+        .unwrap_or_else(|_| serde_json::Value::String(text.to_string()).to_string())
 }
 
 /// The profile text for `answers`: deterministic, commented, and extending a

@@ -49,8 +49,8 @@ pub fn state_of(nodes: &[ObservedNode]) -> &'static str {
 /// Reads every kind cluster's record, through the archive API so a stopped
 /// cluster is recognised as well as a running one.
 pub async fn run(app: &App) -> Result<ClusterList> {
-    let docker = app.docker().await.map_err(Error::from)?;
-    let nodes = docker.list_nodes(None).await.map_err(Error::from)?;
+    let runtime = app.node_runtime().await.map_err(Error::from)?;
+    let nodes = runtime.list_nodes(None).await.map_err(Error::from)?;
     let mut by_cluster: BTreeMap<String, Vec<ObservedNode>> = BTreeMap::new();
     for node in nodes {
         by_cluster
@@ -60,7 +60,7 @@ pub async fn run(app: &App) -> Result<ClusterList> {
     }
     let mut list = ClusterList::default();
     for (name, members) in by_cluster {
-        match read_record(&docker, &members).await {
+        match read_record(runtime.as_ref(), &members).await {
             Some(record) => list.clusters.push(ClusterSummary {
                 state: state_of(&members).to_string(),
                 nodes: members
@@ -102,10 +102,14 @@ mod tests {
     use super::*;
 
     fn node(state: &str) -> ObservedNode {
+        member("c", "n", "worker", state)
+    }
+
+    fn member(cluster: &str, name: &str, role: &str, state: &str) -> ObservedNode {
         ObservedNode {
-            name: "n".into(),
-            cluster: "c".into(),
-            role: "worker".into(),
+            name: name.into(),
+            cluster: cluster.into(),
+            role: role.into(),
             state: state.into(),
             image: String::new(),
             labels: BTreeMap::new(),
@@ -113,6 +117,39 @@ mod tests {
             ports: Vec::new(),
             requested_ports: Vec::new(),
         }
+    }
+
+    /// What `list` and `down --all` rely on: only a cluster with devcluster's record
+    /// on its first control-plane node is devcluster's; the rest are others.
+    #[tokio::test]
+    async fn only_clusters_with_a_record_are_devclusters_own() {
+        use crate::adapters::docker::canned::CannedRuntime;
+        use crate::core::record::{self, Phase, Record};
+        let plan = crate::core::plan::plan_of_text(
+            "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nname: ours\n",
+        );
+        let mut runtime = CannedRuntime::empty();
+        runtime.nodes = vec![
+            member("ours", "ours-control-plane", "control-plane", "exited"),
+            member("ours", "ours-worker", "worker", "exited"),
+            member("theirs", "theirs-control-plane", "control-plane", "running"),
+        ];
+        runtime.files.insert(
+            ("ours-control-plane".into(), record::RECORD_PATH.into()),
+            Record::new(&plan, Phase::Complete).to_json().into_bytes(),
+        );
+        let app = App::new(crate::adapters::world::World::default())
+            .with_node_runtime(std::sync::Arc::new(runtime));
+        let list = run(&app).await.unwrap_or_else(|e| panic!("{}", e.render()));
+        assert_eq!(list.others, ["theirs"]);
+        assert_eq!(list.clusters.len(), 1, "{list:?}");
+        let ours = &list.clusters[0];
+        assert_eq!(
+            (ours.name.as_str(), ours.state.as_str()),
+            ("ours", "stopped")
+        );
+        assert_eq!((ours.nodes, ours.phase.as_str()), (2, "complete"));
+        assert_eq!(ours.profile, plan.source);
     }
 
     #[test]

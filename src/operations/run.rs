@@ -67,13 +67,24 @@ pub struct RunReport {
     pub kept: bool,
     /// The proof of the cluster, from inside its pods, before CMD ran.
     pub verify: Report,
-    /// CMD's end; none when the cluster could not be proven and CMD never ran.
-    pub command: Option<CommandEnd>,
+    /// How CMD ended.
+    pub command: CommandEnd,
     /// Where the failure bundle was written, when CMD failed.
     pub bundle: Option<PathBuf>,
-    /// The verification's checks and one for CMD, for a JUnit report.
-    #[serde(skip)]
-    pub checks: Report,
+}
+
+impl RunReport {
+    /// The verification's checks and one for `command`, for a JUnit report.
+    pub fn checks(&self, command: &[OsString]) -> Report {
+        with_command(&self.verify, command, Some(self.command))
+    }
+}
+
+/// `proof`'s checks followed by one row for the command (`None`: it did not finish).
+fn with_command(proof: &Report, command: &[OsString], end: Option<CommandEnd>) -> Report {
+    let mut checks = proof.clone();
+    checks.checks.push(command_check(command, end));
+    checks
 }
 
 /// A run that could not give CMD a proven cluster, or was interrupted.
@@ -116,16 +127,7 @@ pub async fn run(app: &App, options: &RunOptions) -> std::result::Result<RunRepo
     };
     let result = up::run_up(app, &up_options, &deps).await?;
     let existed = result.action != "created";
-    let docker = app.docker().await.ok();
-    let plan = crate::operations::cluster::plan_for_cluster(
-        app,
-        &crate::operations::ProfileChoice {
-            profile: None,
-            name: Some(result.cluster.clone()),
-        },
-        docker.as_ref(),
-    )
-    .await?;
+    let plan = result.plan;
     let verify_options = VerifyOptions {
         probe_image: options.up.probe_image.clone(),
         echo_image: options.up.echo_image.clone(),
@@ -133,7 +135,15 @@ pub async fn run(app: &App, options: &RunOptions) -> std::result::Result<RunRepo
         interrupt: options.interrupt.clone(),
         ..VerifyOptions::new(Instant::now() + options.up.timeout)
     };
-    let proof = verify::verify_cluster(app, &plan, &verify_options).await?;
+    // The kubeconfig `up` just wrote: no second `kind get kubeconfig`.
+    let kubeconfig_text = std::fs::read_to_string(&kubeconfig).map_err(|e| {
+        Error::failed(format!(
+            "cannot read the kubeconfig {}",
+            kubeconfig.display()
+        ))
+        .cause(e)
+    })?;
+    let proof = verify::verify_cluster(app, &plan, Some(&kubeconfig_text), &verify_options).await?;
     if proof.failed() {
         let error = Error::failed(format!(
             "cluster `{}` did not pass verification; the command did not run",
@@ -162,23 +172,21 @@ pub async fn run(app: &App, options: &RunOptions) -> std::result::Result<RunRepo
         &options.interrupt,
     )
     .await;
-    let mut checks = proof.clone();
     let end = match end {
         Ok(end) => end,
         Err(error) => {
             let kept = finish(app, options, &plan, existed).await;
-            checks.checks.push(command_check(&options.command, None));
             let error = if kept {
                 error
             } else {
                 error.cause(format!("cluster `{}` was deleted", plan.name))
             };
-            return Err(RunFailure { error, checks });
+            return Err(RunFailure {
+                error,
+                checks: with_command(&proof, &options.command, None),
+            });
         }
     };
-    checks
-        .checks
-        .push(command_check(&options.command, Some(end)));
     let bundle = if end == CommandEnd::Exited(0) {
         None
     } else {
@@ -207,9 +215,8 @@ pub async fn run(app: &App, options: &RunOptions) -> std::result::Result<RunRepo
         existed,
         kept,
         verify: proof,
-        command: Some(end),
+        command: end,
         bundle,
-        checks,
     })
 }
 
@@ -339,7 +346,7 @@ async fn write_bundle(
     match app.kind() {
         Ok(kind) => {
             if let Err(e) = kind.export_logs(&plan.name, &logs).await {
-                std::fs::write(dir.join("kind-logs.error.txt"), e.render())?;
+                std::fs::write(dir.join("kind-logs.error.txt"), Error::from(e).render())?;
             }
         }
         Err(e) => std::fs::write(dir.join("kind-logs.error.txt"), e.render())?,

@@ -277,7 +277,6 @@ mod real {
     use devcluster::adapters::kube::cluster::Connector;
     use devcluster::adapters::kube::probe::{ProbePod, ProbeVolume, VolumeSource};
     use devcluster::operations::verify::runner::PodRunner;
-    use serde_json::json;
 
     use super::support;
 
@@ -347,25 +346,7 @@ mod real {
     /// The node image's storage stand-in has no provisioner: one PersistentVolume
     /// per node for each claim to come (as `tests/e2e_kind.rs` provides them).
     fn provide_volumes(cluster: &str, nodes: &[String], run: &str) {
-        let mut manifest = String::new();
-        for (index, node) in nodes.iter().enumerate() {
-            let pv = json!({
-                "apiVersion": "v1", "kind": "PersistentVolume",
-                "metadata": {"name": format!("bench-{run}-{index}")},
-                "spec": {
-                    "capacity": {"storage": "1Gi"},
-                    "accessModes": ["ReadWriteOnce"],
-                    "persistentVolumeReclaimPolicy": "Retain",
-                    "storageClassName": "standard",
-                    "hostPath": {"path": format!("/var/bench-volumes/{run}-{index}"), "type": "DirectoryOrCreate"},
-                    "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
-                        {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}
-                    ]}]}}
-                }
-            });
-            manifest.push_str(&pv.to_string());
-            manifest.push('\n');
-        }
+        let manifest = support::stand_in_volumes("bench", nodes, run);
         let out = kubectl(cluster, &["apply", "-f", "-"], &manifest);
         assert!(
             out.status.success(),

@@ -167,3 +167,31 @@ fn build_kind_emulator(profile_dir: &std::path::Path) {
         assert!(status.success(), "building the kind emulator failed");
     });
 }
+
+/// The real-kind node image's storage stand-in has no provisioner: one
+/// PersistentVolume per node, pinned to it, for each claim a run makes (claims of
+/// the default class `standard` bind to the one on their pod's node). Names and
+/// paths start with `{prefix}-{run}-`, so runs never share a volume.
+pub fn stand_in_volumes(prefix: &str, nodes: &[String], run: &str) -> String {
+    let mut manifest = String::new();
+    for (index, node) in nodes.iter().enumerate() {
+        let pv = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": format!("{prefix}-{run}-{index}"), "labels": {"dev.devcluster.e2e/stand-in": "true"}},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "standard",
+                "hostPath": {"path": format!("/var/{prefix}-volumes/{run}-{index}"), "type": "DirectoryOrCreate"},
+                "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}
+                ]}]}}
+            }
+        });
+        manifest.push_str(&pv.to_string());
+        manifest.push('\n');
+    }
+    manifest
+}

@@ -34,6 +34,9 @@ pub struct UpResult {
     /// Steps left out, with the reason.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
+    /// The plan the cluster now runs, for callers that go on with it (`run`).
+    #[serde(skip)]
+    pub plan: ClusterPlan,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,6 +66,7 @@ impl UpResult {
             plan_hash: record::plan_hash(plan),
             steps: Vec::new(),
             skipped: Vec::new(),
+            plan: plan.clone(),
         }
     }
 }

@@ -133,88 +133,108 @@ pub async fn run(app: &App, args: &Request) -> Result<Report> {
         || (!args.host_paths.is_empty()
             && args.profile.profile.is_none()
             && args.profile.name.is_none());
-    let docker = app.docker().await;
-    let (plan, kubeconfig, context) = if foreign {
-        let path = args
-            .kubeconfig
-            .clone()
-            .or_else(|| {
-                app.world
-                    .var("KUBECONFIG")
-                    .and_then(|k| k.split(':').next())
-                    .map(PathBuf::from)
-            })
-            .or_else(|| app.world.home.as_ref().map(|h| h.join(".kube/config")))
-            .ok_or_else(|| {
-                Error::input("no kubeconfig: pass --kubeconfig").hint("or set KUBECONFIG")
-            })?;
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            Error::input(format!("cannot read the kubeconfig {}", path.display()))
-                .cause(e)
-                .hint("pass --kubeconfig PATH")
-        })?;
-        (None, text, args.context.clone())
-    } else {
+    let bundle_dir = args.bundle.clone().or_else(|| ci_bundle_dir(app));
+    if !foreign {
+        let docker = app.docker().await;
         let plan =
             crate::operations::cluster::plan_for_cluster(app, &args.profile, docker.as_ref().ok())
                 .await?;
-        let text = kind_kubeconfig(app, &plan).await?;
-        let context = plan.context_name();
-        (Some(plan), text, Some(context))
-    };
+        return verify_planned(app, &plan, None, &options, bundle_dir.as_deref()).await;
+    }
+    let path = args
+        .kubeconfig
+        .clone()
+        .or_else(|| {
+            app.world
+                .var("KUBECONFIG")
+                .and_then(|k| k.split(':').next())
+                .map(PathBuf::from)
+        })
+        .or_else(|| app.world.home.as_ref().map(|h| h.join(".kube/config")))
+        .ok_or_else(|| {
+            Error::input("no kubeconfig: pass --kubeconfig").hint("or set KUBECONFIG")
+        })?;
+    let kubeconfig = std::fs::read_to_string(&path).map_err(|e| {
+        Error::input(format!("cannot read the kubeconfig {}", path.display()))
+            .cause(e)
+            .hint("pass --kubeconfig PATH")
+    })?;
     let api = Connector::Kubeconfig
-        .connect(&kubeconfig, context.as_deref())
+        .connect(&kubeconfig, args.context.as_deref())
         .await?;
-    let (docker, nodes, skipped) = visible_nodes(docker, plan.as_ref(), &api).await;
-    let target = Target {
-        plan: plan.as_ref(),
-        docker: docker.as_ref(),
-        nodes,
-        node_layer_skipped: skipped,
-        api: Some(api.clone()),
-        api_error: None,
-    };
-    let bundle_dir = args.bundle.clone().or_else(|| ci_bundle_dir(app));
-    verify(app, &target, &options, bundle_dir.as_deref()).await
+    verify_reached(app, None, &api, &options, bundle_dir.as_deref()).await
 }
 
 /// What a library caller (such as `devcluster up`) sets for a run.
 pub type VerifyOptions = Options;
 
 /// Verifies the kind cluster `plan` describes, as `devcluster verify --name` does:
-/// the kubeconfig comes from kind, the node containers from Docker's kind labels
-/// (the node layer is skipped, with the reason, when Docker cannot show them). The
-/// report is returned unprinted: [`Report::failed`] decides the outcome,
-/// [`Report::print_table`], [`Report::junit`] and its JSON form render it. A failure
-/// bundle is written automatically under CI, as for the command.
+/// through `kubeconfig` when the caller has the cluster's already, else the one
+/// kind prints; the node containers from Docker's kind labels (the node layer is
+/// skipped, with the reason, when Docker cannot show them). The report is returned
+/// unprinted: [`Report::failed`] decides the outcome, [`Report::print_table`],
+/// [`Report::junit`] and its JSON form render it. A failure bundle is written
+/// automatically under CI, as for the command.
 pub async fn verify_cluster(
     app: &App,
     plan: &ClusterPlan,
+    kubeconfig: Option<&str>,
     options: &VerifyOptions,
 ) -> Result<Report> {
-    let docker = app.docker().await;
-    let kubeconfig = kind_kubeconfig(app, plan).await?;
-    let context = plan.context_name();
+    verify_planned(
+        app,
+        plan,
+        kubeconfig,
+        options,
+        ci_bundle_dir(app).as_deref(),
+    )
+    .await
+}
+
+/// A devcluster/kind cluster: its kubeconfig (`kind get kubeconfig` unless given)
+/// and its plan's context.
+async fn verify_planned(
+    app: &App,
+    plan: &ClusterPlan,
+    kubeconfig: Option<&str>,
+    options: &Options,
+    bundle_dir: Option<&Path>,
+) -> Result<Report> {
+    let kubeconfig = match kubeconfig {
+        Some(text) => text.to_string(),
+        None => kind_kubeconfig(app, plan).await?,
+    };
     let api = Connector::Kubeconfig
-        .connect(&kubeconfig, Some(&context))
+        .connect(&kubeconfig, Some(&plan.context_name()))
         .await?;
-    let (docker, nodes, skipped) = visible_nodes(docker, Some(plan), &api).await;
+    verify_reached(app, Some(plan), &api, options, bundle_dir).await
+}
+
+/// Any cluster `api` reaches, with the node containers Docker shows for it.
+async fn verify_reached(
+    app: &App,
+    plan: Option<&ClusterPlan>,
+    api: &ClusterApi,
+    options: &Options,
+    bundle_dir: Option<&Path>,
+) -> Result<Report> {
+    let (docker, nodes, skipped) = visible_nodes(app.docker().await, plan, api).await;
     let target = Target {
-        plan: Some(plan),
+        plan,
         docker: docker.as_ref(),
         nodes,
         node_layer_skipped: skipped,
         api: Some(api.clone()),
         api_error: None,
     };
-    verify(app, &target, options, ci_bundle_dir(app).as_deref()).await
+    verify(app, &target, options, bundle_dir).await
 }
 
 /// The kubeconfig kind prints for the plan's cluster.
 async fn kind_kubeconfig(app: &App, plan: &ClusterPlan) -> Result<String> {
     let kind = app.kind()?;
     kind.kubeconfig(&plan.name).await.map_err(|e| {
-        e.context(format!(
+        Error::from(e).context(format!(
             "cannot get the kubeconfig of cluster `{}`",
             plan.name
         ))

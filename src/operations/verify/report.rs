@@ -19,10 +19,6 @@ impl Report {
         self.checks.iter().any(|c| c.status == Status::Fail)
     }
 
-    pub fn count(&self, status: Status) -> usize {
-        check::count(&self.checks, status)
-    }
-
     pub fn summary(&self) -> String {
         check::summary(&self.checks, Columns::Located)
     }

@@ -153,11 +153,11 @@ pub struct UpArgs {
 pub struct MakeArgs {
     /// One deadline for waiting on nodes, add-ons and verification, e.g. `5m`, `90s`.
     /// It starts when `kind create cluster` returns.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_deadline)]
     pub timeout: std::time::Duration,
     /// How long `kind create cluster` may take (a cold first run pulls a large node
     /// image).
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_deadline)]
     pub create_timeout: std::time::Duration,
     /// Download the pinned kind release into the cache when kind is missing.
     #[arg(long)]
@@ -239,7 +239,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "IMAGE")]
     pub echo_image: Option<String>,
     /// One deadline for every probe.
-    #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = parse_deadline)]
     pub timeout: std::time::Duration,
     /// Write a JUnit XML report here.
     #[arg(long, value_name = "FILE")]
@@ -354,6 +354,19 @@ pub fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, St
         return Err(format!(
             "`{text}` is longer than the longest allowed, {}",
             humantime::format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(duration)
+}
+
+/// A deadline for work that must get a chance to run: a duration as
+/// [`parse_duration`] reads it, and not zero (a zero deadline fails every step
+/// before it starts). `--lock-timeout 0` stays valid: it means "do not wait".
+pub fn parse_deadline(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!(
+            "`{text}` is no time at all: give the work a deadline such as 90s or 5m"
         ));
     }
     Ok(duration)
@@ -677,6 +690,27 @@ mod tests {
             let code = run(["devcluster", "up", "--timeout", timeout], World::default());
             assert_eq!(code, 2, "--timeout {timeout}");
         }
+    }
+
+    #[test]
+    fn a_zero_deadline_is_a_usage_error_but_a_zero_lock_wait_is_not() {
+        for (command, flag) in [
+            ("up", "--timeout"),
+            ("up", "--create-timeout"),
+            ("run", "--timeout"),
+            ("verify", "--timeout"),
+        ] {
+            for zero in ["0", "0s", "0m"] {
+                let parsed = Cli::try_parse_from(["devcluster", command, flag, zero]);
+                let message = parsed.err().map(|e| e.to_string()).unwrap_or_default();
+                assert!(
+                    message.contains("no time at all"),
+                    "{command} {flag} {zero}: {message}"
+                );
+            }
+        }
+        assert!(parse_deadline("1s").is_ok());
+        assert!(Cli::try_parse_from(["devcluster", "up", "--lock-timeout", "0"]).is_ok());
     }
 
     #[test]

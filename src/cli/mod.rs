@@ -17,6 +17,7 @@ use crate::operations::context::App;
 use crate::operations::doctor;
 use crate::operations::down::{self, DownOptions};
 use crate::operations::list;
+use crate::operations::load;
 use crate::operations::run;
 use crate::operations::status;
 use crate::operations::up::{self, UpOptions};
@@ -63,6 +64,9 @@ pub enum Command {
     Init(init::InitArgs),
     /// Bring a proven cluster up for one command, run it, then clean up.
     Run(RunArgs),
+    /// Put local Docker images on every node of the cluster, then prove each runs
+    /// there without a pull.
+    Load(LoadArgs),
     /// Print a shell completion script (`bash`, `zsh`, `fish`, `powershell`, `elvish`).
     Completions {
         /// The shell to complete for.
@@ -269,6 +273,23 @@ pub struct RunArgs {
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    /// Images in the local Docker engine, e.g. `my-app:dev`.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// Skip the proof (an `imagePullPolicy: Never` pod per node and image).
+    #[arg(long)]
+    pub no_verify: bool,
+    /// One deadline for the imports and the proof.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: Output,
 }
 
 /// `devcluster run`'s exit code when it could not give the command a proven cluster
@@ -506,6 +527,7 @@ fn dispatch(app: &App, command: Command) -> Result<i32> {
             Ok(ExitCode::Success)
         }),
         Command::Verify(args) => block_on(verify_command(app, &args)),
+        Command::Load(args) => block_on(load_command(app, &args)),
     };
     outcome.map(|code| code as i32)
 }
@@ -575,6 +597,23 @@ async fn verify_command(app: &App, args: &VerifyArgs) -> Result<ExitCode> {
     if let Some(path) = &args.junit {
         std::fs::write(path, report.junit("devcluster verify"))
             .map_err(|e| Error::failed(format!("cannot write {}", path.display())).cause(e))?;
+    }
+    Ok(exit_code(report.failed()))
+}
+
+async fn load_command(app: &App, args: &LoadArgs) -> Result<ExitCode> {
+    let options = load::LoadOptions {
+        profile: args.profile.choice(),
+        images: args.images.clone(),
+        prove: !args.no_verify,
+        timeout: args.timeout,
+    };
+    let report = load::run(app, &options).await?;
+    match args.output {
+        Output::Json => print_json(&report),
+        Output::Text => app
+            .ui
+            .checks(&report.checks(), crate::core::check::Columns::Located),
     }
     Ok(exit_code(report.failed()))
 }

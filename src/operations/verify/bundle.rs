@@ -1,14 +1,59 @@
 //! The failure bundle: everything needed to debug a failed verification in one
-//! directory (the kind config, `docker inspect` of every node, probe events and
-//! logs, and the report).
+//! directory (the kind config, `docker inspect` of every node, `kind export logs`
+//! of every node, probe events and logs, and the report).
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::adapters::docker::{Docker, ObservedNode};
+use crate::adapters::kind::{ClusterProvider, KindError};
 use crate::adapters::kube::cluster::ClusterApi;
+use crate::core::error::Error;
 use crate::core::plan::ClusterPlan;
+use crate::operations::context::App;
 use crate::operations::verify::Target;
 use crate::operations::verify::report::Report;
+
+/// How long `kind export logs` may take for a bundle: it runs after a failure,
+/// when a node may not answer, and must not hold the command up.
+pub const EXPORT_LOGS_LIMIT: Duration = Duration::from_secs(120);
+/// Where a bundle keeps what `kind export logs` wrote.
+pub const NODE_LOGS_DIR: &str = "kind-logs";
+/// Where a bundle records why `kind export logs` failed.
+pub const NODE_LOGS_ERROR: &str = "kind-logs.error.txt";
+
+/// `kind export logs` of every node of `cluster` into `dir/kind-logs` (per node:
+/// its kubelet, containerd and journal logs, `/var/log`, the container's log and
+/// inspect), within `limit`. What kind wrote stays when it fails; the failure (kind
+/// missing, kind's error, the time running out) is written to
+/// `dir/kind-logs.error.txt` instead of failing, so neither the bundle nor the
+/// command's result depends on it. Only writing that file can fail.
+pub async fn node_logs(
+    provider: Result<Arc<dyn ClusterProvider>, KindError>,
+    cluster: &str,
+    dir: &Path,
+    limit: Duration,
+) -> std::io::Result<()> {
+    let logs = dir.join(NODE_LOGS_DIR);
+    let failure = match provider {
+        Err(e) => Some(Error::from(e).context("no node logs: kind is not available")),
+        Ok(provider) => {
+            match tokio::time::timeout(limit, provider.export_logs(cluster, &logs)).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(Error::from(e)),
+                Err(_) => Some(Error::failed(format!(
+                    "kind export logs did not finish within {}",
+                    humantime::format_duration(limit)
+                ))),
+            }
+        }
+    };
+    if let Some(error) = failure {
+        std::fs::write(dir.join(NODE_LOGS_ERROR), error.render())?;
+    }
+    Ok(())
+}
 
 /// The cluster's side of a bundle: the plan and its kind config, and `docker
 /// inspect` of every node (`nodes/NAME.json`).
@@ -42,7 +87,10 @@ pub async fn cluster_files(
     Ok(())
 }
 
+/// The bundle of a failed verification: the report, the cluster's files, the
+/// node logs of a kind cluster, and the probe pods' events and logs.
 pub async fn collect(
+    app: &App,
     dir: &Path,
     target: &Target<'_>,
     api: &ClusterApi,
@@ -55,6 +103,19 @@ pub async fn collect(
         serde_json::to_string_pretty(report).unwrap_or_default(),
     )?;
     cluster_files(dir, target.plan, target.docker, &target.nodes).await?;
+    let cluster = target
+        .plan
+        .map(|p| p.name.clone())
+        .or_else(|| target.nodes.first().map(|n| n.cluster.clone()));
+    match cluster {
+        Some(cluster) => {
+            node_logs(app.cluster_provider(), &cluster, dir, EXPORT_LOGS_LIMIT).await?;
+        }
+        None => std::fs::write(
+            dir.join(NODE_LOGS_ERROR),
+            "no node logs: the cluster's nodes are not kind containers this Docker can see\n",
+        )?,
+    }
     let pods = api.pod_names(namespace).await.unwrap_or_default();
     let mut events = String::new();
     for pod in &pods {

@@ -129,3 +129,132 @@ pub async fn collect(
     std::fs::write(dir.join("events.txt"), events)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::kind::{CreateOutcome, CreateRequest, KindVersion};
+    use futures_util::future::BoxFuture;
+
+    /// A kind whose `export logs` writes one node's kubelet log and then fails as
+    /// kind does on a node without crictl, or never returns (a node that hangs).
+    struct Exporter {
+        hang: bool,
+    }
+
+    fn no<T: Send + 'static>() -> BoxFuture<'static, Result<T, KindError>> {
+        Box::pin(async {
+            Err(KindError::Process {
+                what: "not part of this test".into(),
+                reason: "only export logs is".into(),
+            })
+        })
+    }
+
+    impl ClusterProvider for Exporter {
+        fn describe(&self) -> String {
+            "exporter".into()
+        }
+        fn version(&self) -> BoxFuture<'_, Result<KindVersion, KindError>> {
+            no()
+        }
+        fn clusters(&self) -> BoxFuture<'_, Result<Vec<String>, KindError>> {
+            no()
+        }
+        fn kubeconfig<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Result<String, KindError>> {
+            no()
+        }
+        fn delete<'a>(
+            &'a self,
+            _name: &'a str,
+            _kubeconfig: Option<&'a Path>,
+        ) -> BoxFuture<'a, Result<(), KindError>> {
+            no()
+        }
+        fn export_logs<'a>(
+            &'a self,
+            name: &'a str,
+            dir: &'a Path,
+        ) -> BoxFuture<'a, Result<(), KindError>> {
+            Box::pin(async move {
+                if self.hang {
+                    std::future::pending::<()>().await;
+                }
+                let node = dir.join(format!("{name}-control-plane"));
+                std::fs::create_dir_all(&node).map_err(|e| KindError::Process {
+                    what: "mkdir".into(),
+                    reason: e.to_string(),
+                })?;
+                let _ = std::fs::write(node.join("kubelet.log"), "kubelet started\n");
+                Err(KindError::Failed {
+                    action: "export logs".into(),
+                    reason: format!(
+                        "command \"docker exec --privileged {name}-control-plane crictl images\" failed with error: exit status 127"
+                    ),
+                    command: format!("kind export logs {} --name {name}", dir.display()),
+                    output: Vec::new(),
+                })
+            })
+        }
+        fn create<'a>(
+            &'a self,
+            _request: &'a CreateRequest<'a>,
+            _on_line: &'a mut (dyn FnMut(&str) + Send),
+            _stop: BoxFuture<'a, ()>,
+        ) -> BoxFuture<'a, Result<CreateOutcome, KindError>> {
+            no()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_slow_or_missing_kind_is_recorded_in_the_bundle_not_returned() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let limit = Duration::from_secs(5);
+        let failing: Arc<dyn ClusterProvider> = Arc::new(Exporter { hang: false });
+        node_logs(Ok(failing), "dev", dir.path(), limit)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        // What kind wrote before it failed stays, next to why it failed.
+        assert!(
+            dir.path()
+                .join("kind-logs/dev-control-plane/kubelet.log")
+                .is_file()
+        );
+        let recorded = std::fs::read_to_string(dir.path().join(NODE_LOGS_ERROR))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            recorded.starts_with("error: kind export logs failed"),
+            "{recorded}"
+        );
+        assert!(recorded.contains("crictl images"), "{recorded}");
+
+        let slow = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let hanging: Arc<dyn ClusterProvider> = Arc::new(Exporter { hang: true });
+        let started = std::time::Instant::now();
+        node_logs(Ok(hanging), "dev", slow.path(), Duration::from_millis(100))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let recorded = std::fs::read_to_string(slow.path().join(NODE_LOGS_ERROR))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            recorded.contains("kind export logs did not finish within 100ms"),
+            "{recorded}"
+        );
+
+        let none = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let missing = Err(KindError::NotInstalled {
+            looked: "not on PATH".into(),
+        });
+        node_logs(missing, "dev", none.path(), limit)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let recorded = std::fs::read_to_string(none.path().join(NODE_LOGS_ERROR))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            recorded.contains("no node logs: kind is not available"),
+            "{recorded}"
+        );
+        assert!(recorded.contains("kind is not installed"), "{recorded}");
+    }
+}

@@ -151,7 +151,13 @@ pub async fn run(app: &App, options: &LoadOptions) -> Result<LoadReport> {
     let images = local_images(runtime.as_ref(), &options.images).await?;
     let nodes = running_nodes(runtime.as_ref(), &cluster).await?;
     let mut rows = load_images(runtime, &nodes, &images, deadline).await;
-    if options.prove {
+    if !options.prove {
+        for row in rows.iter_mut().filter(|r| r.outcome != Outcome::Failed) {
+            row.proof_detail = "skipped: --no-verify".into();
+        }
+    }
+    // Nothing on any node: nothing to prove, and no need to reach the API server.
+    if options.prove && rows.iter().any(|r| r.outcome != Outcome::Failed) {
         let provider = app.cluster_provider().map_err(Error::from)?;
         let kubeconfig = provider.kubeconfig(&cluster).await.map_err(|e| {
             Error::from(e).context(format!(
@@ -254,7 +260,10 @@ async fn load_node(
         outcome,
         detail,
         proof: Status::Skip,
-        proof_detail: String::new(),
+        proof_detail: match outcome {
+            Outcome::Failed => "skipped: the image was not loaded".into(),
+            Outcome::Loaded | Outcome::AlreadyPresent => String::new(),
+        },
         hint: None,
     };
     let snapshotter = match node_snapshotter(runtime, node).await {

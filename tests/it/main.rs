@@ -19,6 +19,7 @@ mod init;
 mod kube_cluster;
 mod layers;
 mod lifecycle;
+mod load;
 mod plan_hostile;
 mod plan_invalid;
 mod plan_properties;

@@ -1287,9 +1287,12 @@ pub(crate) mod canned {
         pub execs: BTreeMap<(String, String), ExecOutput>,
         /// What the import command answers in each container (not canned when absent).
         pub imports: BTreeMap<String, Result<ExecOutput, DockerError>>,
-        /// Every import asked for: container, images, command.
-        pub imported: std::sync::Mutex<Vec<(String, Vec<String>, Vec<String>)>>,
+        /// Every import asked for.
+        pub imported: std::sync::Mutex<Vec<Import>>,
     }
+
+    /// One import asked of the canned runtime: container, images, command.
+    pub(crate) type Import = (String, Vec<String>, Vec<String>);
 
     impl CannedRuntime {
         /// A healthy native engine with nothing on it.

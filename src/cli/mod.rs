@@ -607,6 +607,7 @@ async fn load_command(app: &App, args: &LoadArgs) -> Result<ExitCode> {
         images: args.images.clone(),
         prove: !args.no_verify,
         timeout: args.timeout,
+        interrupt: signals::interrupt(),
     };
     let report = load::run(app, &options).await?;
     match args.output {

@@ -24,6 +24,7 @@ use crate::core::error::{Error, Result};
 use crate::core::plan::Role;
 use crate::operations::ProfileChoice;
 use crate::operations::context::App;
+use crate::operations::interrupt::Interrupt;
 use crate::operations::verify::runner::{self, PodRunner};
 
 /// containerd's namespace for the images the kubelet sees (the CRI plugin's).
@@ -41,6 +42,9 @@ pub struct LoadOptions {
     pub prove: bool,
     /// One deadline for the imports and the proof.
     pub timeout: Duration,
+    /// What ends the run early (Ctrl-C from the command line); the proof's
+    /// namespace is still removed.
+    pub interrupt: Interrupt,
 }
 
 /// How one image got onto one node.
@@ -150,7 +154,13 @@ pub async fn run(app: &App, options: &LoadOptions) -> Result<LoadReport> {
     let runtime = app.node_runtime().await.map_err(Error::from)?;
     let images = local_images(runtime.as_ref(), &options.images).await?;
     let nodes = running_nodes(runtime.as_ref(), &cluster).await?;
-    let mut rows = load_images(runtime, &nodes, &images, deadline).await;
+    let mut rows = tokio::select! {
+        rows = load_images(runtime, &nodes, &images, deadline) => rows,
+        what = options.interrupt.wait() => {
+            return Err(Error::interrupted(format!("load interrupted by {what}"))
+                .hint("a node may have part of the image; `devcluster load` again imports it whole"));
+        }
+    };
     if !options.prove {
         for row in rows.iter_mut().filter(|r| r.outcome != Outcome::Failed) {
             row.proof_detail = "skipped: --no-verify".into();
@@ -167,7 +177,7 @@ pub async fn run(app: &App, options: &LoadOptions) -> Result<LoadReport> {
         let api = Connector::Kubeconfig
             .connect(&kubeconfig, Some(&plan.context_name()))
             .await?;
-        prove(&api, &mut rows, deadline).await?;
+        prove(&api, &mut rows, deadline, &options.interrupt).await?;
     }
     Ok(LoadReport {
         cluster,
@@ -428,8 +438,14 @@ async fn present(
 /// records what the kubelet did: the container ran (running, or already exited),
 /// or it did not, with the kubelet's reason (`ErrImageNeverPull` when the image is
 /// not on the node: kubelet `pkg/kubelet/images/image_manager.go`). The namespace
-/// it makes is deleted again on every path.
-pub async fn prove(api: &ClusterApi, rows: &mut [NodeImage], deadline: Instant) -> Result<()> {
+/// it makes is deleted again on every path, an interruption included; a second
+/// interruption abandons that.
+pub async fn prove(
+    api: &ClusterApi,
+    rows: &mut [NodeImage],
+    deadline: Instant,
+    interrupt: &Interrupt,
+) -> Result<()> {
     let api_nodes = api.probe_nodes().await?;
     let taints: BTreeMap<String, Vec<crate::core::plan::Taint>> =
         api_nodes.into_iter().map(|n| (n.name, n.taints)).collect();
@@ -452,9 +468,28 @@ pub async fn prove(api: &ClusterApi, rows: &mut [NodeImage], deadline: Instant) 
             }
         }
         Ok::<(), Error>(())
+    };
+    let mut interrupted = None;
+    let proved = tokio::select! {
+        proved = proved => proved,
+        what = interrupt.wait() => {
+            interrupted = Some(what);
+            Ok(())
+        }
+    };
+    let deleted = tokio::select! {
+        deleted = api.delete_namespace(&namespace) => deleted,
+        _ = interrupt.wait_again() => {
+            return Err(Error::interrupted("load interrupted while removing its proof namespace")
+                .hint(format!("delete it by hand: `kubectl delete namespace {namespace}`")));
+        }
+    };
+    if let Some(what) = interrupted {
+        deleted?;
+        return Err(Error::interrupted(format!(
+            "load interrupted by {what}; its proof namespace was removed"
+        )));
     }
-    .await;
-    let deleted = api.delete_namespace(&namespace).await;
     proved?;
     deleted
 }

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use devcluster::adapters::kube::cluster::ClusterApi;
 use devcluster::core::check::Status;
+use devcluster::core::error::ErrorKind;
+use devcluster::operations::interrupt::Interrupt;
 use devcluster::operations::load::{self, NodeImage, Outcome};
 use serde_json::{Value, json};
 use support::fake_kube::{FakeApi, PodRun};
@@ -83,7 +85,9 @@ async fn a_never_pull_pod_runs_on_each_node_and_an_image_missing_there_is_named(
         loaded("dev-worker2", "app:dev"),
     ];
     let deadline = Instant::now() + Duration::from_secs(20);
-    load::prove(&api, &mut rows, deadline).await.unwrap();
+    load::prove(&api, &mut rows, deadline, &Interrupt::never())
+        .await
+        .unwrap();
 
     assert_eq!(rows[0].proof, Status::Ok, "{:?}", rows[0]);
     assert!(
@@ -132,6 +136,40 @@ async fn a_never_pull_pod_runs_on_each_node_and_an_image_missing_there_is_named(
             .is_none(),
         "the proof's namespace is left behind"
     );
+}
+
+#[tokio::test]
+async fn an_interrupted_proof_removes_its_namespace() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("dev-control-plane", json!([]));
+    // The container is still being created when the interruption comes.
+    fake.on_pod_create(|_| Some(PodRun::waiting("ContainerCreating", "")));
+    let api = ClusterApi::new(fake.client());
+    let mut rows = vec![loaded("dev-control-plane", "app:dev")];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let started = Instant::now();
+    let error = load::prove(
+        &api,
+        &mut rows,
+        deadline,
+        &Interrupt::after(Duration::from_millis(800)),
+    )
+    .await
+    .err()
+    .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(error.kind, ErrorKind::Interrupted);
+    assert!(
+        error.message.contains("its proof namespace was removed"),
+        "{}",
+        error.render()
+    );
+    let left: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("DELETE /api/v1/namespaces/devcluster-load-"))
+        .collect();
+    assert_eq!(left.len(), 1, "{:?}", fake.requests());
 }
 
 /// `devcluster ARGS` with the kind emulator, in `dir`.

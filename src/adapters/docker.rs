@@ -1076,7 +1076,16 @@ impl Docker {
                 }
                 Ok::<_, DockerError>((stdout, stderr))
             };
-            let (fed, drained) = tokio::join!(feed, drain);
+            // The output ends when the command has exited; what it did not read of
+            // its input by then is dropped with the rest of the stream.
+            tokio::pin!(feed, drain);
+            let mut fed = None;
+            let drained = loop {
+                tokio::select! {
+                    drained = &mut drain => break drained,
+                    result = &mut feed, if fed.is_none() => fed = Some(result),
+                }
+            };
             let (stdout, stderr) = drained?;
             let inspected = self
                 .client
@@ -1086,7 +1095,7 @@ impl Docker {
             let exit_code = inspected.exit_code.unwrap_or(-1);
             // The command's own failure explains a stream it stopped reading.
             if exit_code == 0 {
-                fed?;
+                fed.unwrap_or(Ok(()))?;
             }
             Ok(ExecOutput {
                 stdout: String::from_utf8_lossy(&stdout).into_owned(),

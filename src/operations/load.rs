@@ -8,6 +8,10 @@
 //! save` stream is fed to `ctr --namespace=k8s.io images import --all-platforms
 //! --digests --snapshotter=<the CRI plugin's snapshotter> -` in the node (kind
 //! `pkg/cluster/nodeutils/util.go`, `LoadImageArchive` and `parseSnapshotter`).
+//! Unlike kind, the archive is streamed from the Docker Engine API into each node
+//! (no temporary file), presence is read with `ctr` (kind asks `crictl`, which not
+//! every node image has), and an image whose ID a node has under another name only
+//! is imported again rather than re-tagged.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -345,9 +349,9 @@ async fn load_node(
                         last_line(&output.stderr, &output.stdout)
                     ),
                 );
-                failed.hint = Some(
-                    "a full Docker disk shows up like this (kind disables disk eviction); `docker system df` shows it".into(),
-                );
+                failed.hint = Some(format!(
+                    "containerd in the node refused the image (its message is above); a full Docker disk is a common cause (`docker system df`), and `docker exec {node} ctr --namespace=k8s.io images ls` shows what the node has"
+                ));
                 failed
             }
             Err(e) => row(image, Outcome::Failed, format!("the import failed: {e}")),

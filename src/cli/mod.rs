@@ -286,7 +286,7 @@ pub struct LoadArgs {
     #[arg(long)]
     pub no_verify: bool,
     /// One deadline for the imports and the proof.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_deadline)]
     pub timeout: std::time::Duration,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Output,
@@ -730,6 +730,23 @@ mod tests {
             let code = run(["devcluster", "up", "--timeout", timeout], World::default());
             assert_eq!(code, 2, "--timeout {timeout}");
         }
+    }
+
+    #[test]
+    fn load_takes_images_and_a_deadline_that_is_not_zero() {
+        let parsed = Cli::try_parse_from(["devcluster", "load", "app:dev", "--timeout", "0"]);
+        let message = parsed.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("no time at all"), "{message}");
+        let Ok(Cli {
+            command: Command::Load(args),
+        }) = Cli::try_parse_from(["devcluster", "load", "a:1", "b:2", "--name", "dev"])
+        else {
+            panic!("`devcluster load a:1 b:2 --name dev` parses as load");
+        };
+        assert_eq!(args.images, ["a:1", "b:2"]);
+        assert_eq!(args.timeout, std::time::Duration::from_secs(300));
+        assert!(!args.no_verify);
+        assert!(Cli::try_parse_from(["devcluster", "load", "--name", "dev"]).is_err());
     }
 
     #[test]

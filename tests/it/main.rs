@@ -12,6 +12,7 @@
 mod support;
 
 mod docker;
+mod docs;
 mod doctor;
 mod download;
 mod emulator;

@@ -463,11 +463,21 @@ async fn ingress(context: &mut UpContext<'_>) -> Result<String> {
         context.manifest.as_deref(),
         "the ingress controller manifest",
     )?;
-    let documents = addons::pin_controller(manifest, &source, &node.taints)?;
+    let documents = addons::pin_controller(
+        manifest,
+        &source,
+        &node.taints,
+        addons::node_ingress_ports(context.plan),
+    )?;
+    let (definitions, names, rest) = addons::definitions_first(documents);
     let api = context.api()?;
-    api.apply(&documents).await?;
-    api.wait_pods_ready(&source.namespace, &source.pod_selector, context.deadline)
-        .await?;
+    api.apply(&definitions).await?;
+    api.wait_established(&names, context.deadline).await?;
+    api.apply(&rest).await?;
+    for selector in &source.workloads {
+        api.wait_pods_ready(&source.namespace, selector, context.deadline)
+            .await?;
+    }
     Ok(format!("controller ready on {}", node.name))
 }
 

@@ -15,6 +15,7 @@ mod docker;
 mod doctor;
 mod download;
 mod emulator;
+mod ingress_controller;
 mod init;
 mod kube_cluster;
 mod layers;

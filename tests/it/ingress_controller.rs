@@ -1,0 +1,451 @@
+//! The ingress controller: Contour by default, ingress-nginx with a warning that
+//! it is retired; `up` installs Contour's Gateway render pinned to the ingress
+//! node after its CRDs are served; `verify` proves an Ingress and an HTTPRoute
+//! through the controller's host port, against the fake API with Contour and
+//! Envoy modelled (`support::fake_contour`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use devcluster::adapters::kube::cluster::{ClusterApi, Connector};
+use devcluster::adapters::world::World;
+use devcluster::core::plan::ClusterPlan;
+use devcluster::operations::ProfileChoice;
+use devcluster::operations::context::App;
+use devcluster::operations::up::{Deps, Interrupt, UpOptions};
+use devcluster::operations::verify::report::Status;
+use devcluster::operations::verify::{self, Options, Target};
+use serde_json::{Value, json};
+use support::fake_contour;
+use support::fake_kube::{FakeApi, PodRun};
+
+const HEADER: &str = "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\n";
+
+fn devcluster(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(support::devcluster_bin());
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .env("KUBECONFIG", dir.join("kubeconfig"));
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().unwrap()
+}
+
+fn plan_json(dir: &Path, profile: &str) -> (Value, String) {
+    let out = devcluster(
+        dir,
+        &["plan", "-p", profile, "--name", "ing", "-o", "json"],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    (serde_json::from_slice(&out.stdout).unwrap(), stderr)
+}
+
+#[test]
+fn the_default_controller_is_contour_and_ingress_nginx_warns_in_plan_and_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    std::fs::write(&file, format!("{HEADER}ingress:\n  enabled: true\n")).unwrap();
+    let (plan, stderr) = plan_json(dir.path(), file.to_str().unwrap());
+    assert_eq!(plan["ingress"]["controller"], json!({"name": "contour"}));
+    assert!(!stderr.contains("retired"), "{stderr}");
+    let (plan, _) = plan_json(dir.path(), "ingress");
+    assert_eq!(plan["ingress"]["controller"], json!({"name": "contour"}));
+
+    std::fs::write(
+        &file,
+        format!("{HEADER}ingress:\n  enabled: true\n  controller: ingress-nginx\n"),
+    )
+    .unwrap();
+    let (plan, stderr) = plan_json(dir.path(), file.to_str().unwrap());
+    assert_eq!(
+        plan["ingress"]["controller"],
+        json!({"name": "ingress-nginx"})
+    );
+    for words in [
+        "warning",
+        "p.yaml:5",
+        "ingress-nginx is retired upstream (March 2026)",
+        "v1.15.1 is its last release",
+        "no security fixes",
+        "controller: contour",
+    ] {
+        assert!(stderr.contains(words), "{words:?} missing: {stderr}");
+    }
+    // `up` plans first and says the same before it looks for kind.
+    let out = devcluster(
+        dir.path(),
+        &["up", "-p", file.to_str().unwrap(), "--name", "ing"],
+        &[("DEVCLUSTER_KIND", "/nonexistent/kind")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("ingress-nginx is retired upstream (March 2026)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unknown_controller_names_the_four_choices() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    std::fs::write(
+        &file,
+        format!("{HEADER}ingress:\n  enabled: true\n  controller: traefik\n"),
+    )
+    .unwrap();
+    let out = devcluster(dir.path(), &["plan", "-p", file.to_str().unwrap()], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("it must be contour, ingress-nginx, custom or none"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_schema_documents_contour_and_the_custom_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = devcluster(dir.path(), &["schema"], &[]);
+    assert!(out.status.success());
+    let schema: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let definitions = schema
+        .get("$defs")
+        .or_else(|| schema.get("definitions"))
+        .unwrap();
+    let controller = definitions["IngressSpec"]["properties"]["controller"]["description"]
+        .as_str()
+        .unwrap();
+    assert!(
+        controller.contains("Default: `contour`") && controller.contains("retired"),
+        "{controller}"
+    );
+    let custom = &definitions["CustomController"]["properties"];
+    assert!(custom.get("gateway").is_some(), "{custom}");
+    assert!(custom.get("ingressClassName").is_some(), "{custom}");
+    assert_eq!(
+        definitions["GatewayRef"]["required"],
+        json!(["namespace", "name"])
+    );
+}
+
+// ---- verify: an Ingress and an HTTPRoute through Contour -----------------------
+
+fn plan_of(dir: &Path, body: &str) -> ClusterPlan {
+    let file = dir.join("p.yaml");
+    std::fs::write(
+        &file,
+        format!("{HEADER}nodes:\n  controlPlanes: 1\n  workers: 0\n{body}"),
+    )
+    .unwrap();
+    let out = devcluster(
+        dir,
+        &[
+            "plan",
+            "-p",
+            file.to_str().unwrap(),
+            "--name",
+            "np",
+            "-o",
+            "json",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The one node as Docker shows it: its container ports 80 and 443 published on
+/// `http` and `http + 1`.
+fn observed_node(http: u16) -> devcluster::adapters::docker::ObservedNode {
+    let port = |container_port, host_port| devcluster::adapters::docker::ObservedPort {
+        container_port,
+        protocol: "tcp".into(),
+        host_ip: "127.0.0.1".into(),
+        host_port,
+    };
+    let ports = vec![port(80, http), port(443, http + 1)];
+    devcluster::adapters::docker::ObservedNode {
+        name: "np-control-plane".into(),
+        cluster: "np".into(),
+        role: "control-plane".into(),
+        state: "running".into(),
+        image: String::new(),
+        labels: Default::default(),
+        mounts: Vec::new(),
+        ports: ports.clone(),
+        requested_ports: ports,
+    }
+}
+
+fn options(seconds: u64) -> Options {
+    Options {
+        deadline: Instant::now() + Duration::from_secs(seconds),
+        probe_image: Some("registry.example/busybox:1".into()),
+        pull_policy: Some("Never".into()),
+        ..Options::new(Instant::now())
+    }
+}
+
+/// A one-node cluster whose probe pods succeed and whose echo backend runs,
+/// with Contour running in `projectcontour` (or not) and Envoy behind the host
+/// port. Returns the fake and the plan.
+fn contour_cluster(dir: &Path, contour_runs: bool, controller: &str) -> (FakeApi, ClusterPlan) {
+    let fake = FakeApi::new();
+    fake.add_ready_node("np-control-plane", json!([]));
+    fake.on_pod_create(|pod| match pod["metadata"]["name"].as_str().unwrap_or("") {
+        "echo" | "rwop-holder" => Some(PodRun::new("Running", None, "")),
+        "rwop-second" => None,
+        _ => Some(PodRun::new("Succeeded", Some(0), "devcluster: ok\n")),
+    });
+    fake_contour::install_running(&fake, "projectcontour", "np-control-plane");
+    if contour_runs {
+        fake_contour::run_contour(&fake, "projectcontour");
+    }
+    let http = fake_contour::envoy(&fake, "projectcontour");
+    let plan = plan_of(
+        dir,
+        &format!(
+            "ingress:\n  enabled: true\n  httpPort: {http}\n  httpsPort: {}\n{controller}",
+            http + 1
+        ),
+    );
+    (fake, plan)
+}
+
+async fn verify_rows(
+    fake: &FakeApi,
+    plan: &ClusterPlan,
+    seconds: u64,
+) -> Vec<verify::report::Check> {
+    let http = plan.ingress.as_ref().unwrap().http_port as u16;
+    let target = Target {
+        plan: Some(plan),
+        docker: None,
+        nodes: vec![observed_node(http)],
+        node_layer_skipped: None,
+        api: Some(ClusterApi::new(fake.client())),
+        api_error: None,
+    };
+    verify::verify(
+        &App::new(World::default()),
+        &target,
+        &options(seconds),
+        None,
+    )
+    .await
+    .unwrap()
+    .checks
+}
+
+fn row<'a>(rows: &'a [verify::report::Check], name: &str) -> &'a verify::report::Check {
+    rows.iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no {name} row: {rows:#?}"))
+}
+
+#[tokio::test]
+async fn an_ingress_and_an_httproute_through_contour_both_return_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fake, plan) = contour_cluster(dir.path(), true, "");
+    // What verify creates, captured before its namespace goes.
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+    let keep = seen.clone();
+    fake.add_controller(move |objects| {
+        let mut kept = keep.lock().unwrap();
+        for (path, object) in objects {
+            if (path.contains("/httproutes/") || path.contains("/ingresses/"))
+                && !kept.iter().any(|o| o["kind"] == object["kind"])
+            {
+                kept.push(object.clone());
+            }
+        }
+        Vec::new()
+    });
+    let rows = verify_rows(&fake, &plan, 20).await;
+    let ingress = row(&rows, "ingress");
+    assert_eq!(ingress.status, Status::Ok, "{ingress:?}");
+    let route = row(&rows, "httproute");
+    assert_eq!(route.status, Status::Ok, "{route:?}");
+    assert!(
+        route
+            .detail
+            .starts_with("HTTPRoute accepted by Gateway projectcontour/contour, backend resolved; http://127.0.0.1:")
+            && route.detail.contains("/devcluster-gateway-")
+            && route.detail.ends_with("returned this run's token"),
+        "{}",
+        route.detail
+    );
+    assert_eq!(route.node.as_deref(), Some("np-control-plane"));
+    let seen = seen.lock().unwrap().clone();
+    let http_route = seen.iter().find(|o| o["kind"] == "HTTPRoute").unwrap();
+    assert_eq!(
+        http_route["spec"]["parentRefs"][0]["name"], "contour",
+        "{http_route}"
+    );
+    assert_eq!(
+        http_route["status"]["parents"][0]["controllerName"],
+        fake_contour::CONTROLLER_NAME
+    );
+    let ingress_object = seen.iter().find(|o| o["kind"] == "Ingress").unwrap();
+    assert_eq!(ingress_object["spec"]["ingressClassName"], "contour");
+    assert!(
+        fake.objects_under("/apis/gateway.networking.k8s.io/v1/namespaces/devcluster-verify-")
+            .is_empty(),
+        "the route goes with the probe namespace"
+    );
+}
+
+#[tokio::test]
+async fn an_httproute_the_gateway_does_not_accept_is_named_with_the_controllers_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fake, plan) = contour_cluster(dir.path(), true, "");
+    // The Gateway admits routes from its own namespace only (the default of
+    // `allowedRoutes.namespaces.from`).
+    let path = "/apis/gateway.networking.k8s.io/v1/namespaces/projectcontour/gateways/contour";
+    let mut gateway = fake.object(path).unwrap();
+    gateway["spec"]["listeners"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("allowedRoutes");
+    fake.put(path, gateway);
+    let started = Instant::now();
+    let rows = verify_rows(&fake, &plan, 30).await;
+    assert_eq!(
+        row(&rows, "ingress").status,
+        Status::Ok,
+        "the Ingress is not affected"
+    );
+    let route = row(&rows, "httproute");
+    assert_eq!(route.status, Status::Fail, "{route:?}");
+    assert!(
+        route.detail.contains("Gateway projectcontour/contour did not accept HTTPRoute devcluster-verify-")
+            && route.detail.contains(
+                "Accepted=False (NotAllowedByListeners): No listeners included by this parent ref allowed this attachment."
+            ),
+        "{}",
+        route.detail
+    );
+    assert!(
+        route
+            .hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("describe httproute devcluster-echo"),
+        "{route:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "a verdict that stands ends the wait before the deadline"
+    );
+}
+
+#[tokio::test]
+async fn an_httproute_whose_backend_stops_answering_fails_on_the_data_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fake, plan) = contour_cluster(dir.path(), true, "");
+    fake.add_controller(move |objects| {
+        // The echo pod stops once its route is accepted (it crashed): Envoy has
+        // no endpoint left behind the Service.
+        let accepted = objects.iter().any(|(p, o)| {
+            p.contains("/httproutes/")
+                && o["status"]["parents"][0]["conditions"][0]["status"] == "True"
+        });
+        if !accepted {
+            return Vec::new();
+        }
+        objects
+            .iter()
+            .filter(|(p, o)| p.contains("/pods/echo") && o["status"]["phase"] == "Running")
+            .map(|(p, o)| {
+                let mut o = o.clone();
+                o["status"]["phase"] = json!("Failed");
+                (p.clone(), o)
+            })
+            .collect()
+    });
+    let rows = verify_rows(&fake, &plan, 8).await;
+    let route = row(&rows, "httproute");
+    assert_eq!(route.status, Status::Fail, "{route:?}");
+    assert!(
+        route.detail.starts_with(
+            "HTTPRoute accepted by Gateway projectcontour/contour, backend resolved; http://"
+        ) && route
+            .detail
+            .contains("did not return the token: HTTP/1.1 503 Service Unavailable"),
+        "{}",
+        route.detail
+    );
+    assert!(
+        route
+            .hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("stopped on the data path"),
+        "{route:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_httproute_no_controller_takes_up_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fake, plan) = contour_cluster(dir.path(), false, "");
+    let rows = verify_rows(&fake, &plan, 5).await;
+    let route = row(&rows, "httproute");
+    assert_eq!(route.status, Status::Fail, "{route:?}");
+    assert!(
+        route
+            .detail
+            .contains("has no status for Gateway projectcontour/contour: no controller took it up"),
+        "{}",
+        route.detail
+    );
+    assert!(
+        route
+            .hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("kubectl -n projectcontour get gateway,pods -o wide"),
+        "{route:?}"
+    );
+}
+
+#[tokio::test]
+async fn ingress_nginx_gets_no_httproute_and_its_own_ingress_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fake, plan) = contour_cluster(dir.path(), true, "  controller: ingress-nginx\n");
+    let rows = verify_rows(&fake, &plan, 3).await;
+    assert!(
+        !rows.iter().any(|c| c.name == "httproute"),
+        "ingress-nginx serves no Gateway API: {rows:#?}"
+    );
+    assert!(
+        !fake.requests().iter().any(|r| r.contains("httproutes")),
+        "no HTTPRoute is made"
+    );
+    // Envoy serves class `contour` only, so the `nginx` Ingress goes unserved.
+    let ingress = row(&rows, "ingress");
+    assert_eq!(ingress.status, Status::Fail, "{ingress:?}");
+    assert!(
+        ingress
+            .hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("kubectl -n ingress-nginx get pods"),
+        "{ingress:?}"
+    );
+}

@@ -449,3 +449,290 @@ async fn ingress_nginx_gets_no_httproute_and_its_own_ingress_class() {
         "{ingress:?}"
     );
 }
+
+// ---- up: the controller applied on the emulator --------------------------------
+
+/// A render of the shape of Contour's `examples/render/contour-gateway.yaml`
+/// (v1.33.6), cut down: the Gateway API CRDs first in its list are interleaved
+/// with the rest as upstream has them (its own CRDs, then the workloads, then
+/// Gateway API's), the certgen Job writing the Secrets the Deployment and the
+/// DaemonSet mount, Envoy with host ports 80/443 on 8080/8443 and no node
+/// selector, and the GatewayClass, Gateway and ConfigMap at the end.
+const RENDER: &str = r#"apiVersion: v1
+kind: Namespace
+metadata:
+  name: projectcontour
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: contour-certgen-v1-33-6
+  namespace: projectcontour
+spec:
+  template:
+    metadata:
+      labels:
+        app: contour-certgen
+    spec:
+      containers:
+      - name: contour
+        command: [contour, certgen, --kube, --incluster, --overwrite]
+      restartPolicy: Never
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: contour
+  namespace: projectcontour
+spec:
+  replicas: 2
+  template:
+    metadata:
+      labels:
+        app: contour
+    spec:
+      containers:
+      - name: contour
+        ports:
+        - containerPort: 8001
+      volumes:
+      - name: contourcert
+        secret:
+          secretName: contourcert
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: envoy
+  namespace: projectcontour
+spec:
+  template:
+    metadata:
+      labels:
+        app: envoy
+    spec:
+      containers:
+      - name: envoy
+        ports:
+        - containerPort: 8080
+          hostPort: 80
+        - containerPort: 8443
+          hostPort: 443
+      volumes:
+      - name: envoycert
+        secret:
+          secretName: envoycert
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gatewayclasses.gateway.networking.k8s.io
+spec:
+  group: gateway.networking.k8s.io
+  names: {kind: GatewayClass, plural: gatewayclasses}
+  scope: Cluster
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gateways.gateway.networking.k8s.io
+spec:
+  group: gateway.networking.k8s.io
+  names: {kind: Gateway, plural: gateways}
+  scope: Namespaced
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: httproutes.gateway.networking.k8s.io
+spec:
+  group: gateway.networking.k8s.io
+  names: {kind: HTTPRoute, plural: httproutes}
+  scope: Namespaced
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata:
+  name: example
+spec:
+  controllerName: projectcontour.io/gateway-controller
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: contour
+  namespace: projectcontour
+spec:
+  gatewayClassName: example
+  listeners:
+  - name: http
+    port: 80
+    protocol: HTTP
+    allowedRoutes:
+      namespaces:
+        from: All
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: contour
+  namespace: projectcontour
+data:
+  contour.yaml: "gateway:\n  gatewayRef:\n    name: contour\n    namespace: projectcontour\n"
+"#;
+
+/// A node as the kubelet registers it from kind's config: its `labels:` as node
+/// labels (kind renders them as the kubelet's `--node-labels`), its taints.
+fn add_node(fake: &FakeApi, name: &str, labels: Value, taints: Value) {
+    let mut all = json!({"kubernetes.io/hostname": name});
+    for (k, v) in labels.as_object().into_iter().flatten() {
+        all[k] = v.clone();
+    }
+    fake.put(
+        &format!("/api/v1/nodes/{name}"),
+        json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": all},
+            "spec": {"taints": taints},
+            "status": {
+                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
+                "nodeInfo": {"kubeletVersion": "v1.34.0", "architecture": "amd64", "bootID": "", "containerRuntimeVersion": "containerd://2.1", "kernelVersion": "6", "kubeProxyVersion": "", "machineID": "", "operatingSystem": "linux", "osImage": "Debian", "systemUUID": ""}
+            }
+        }),
+    );
+}
+
+#[tokio::test]
+async fn up_applies_the_gateway_render_after_its_definitions_and_pins_envoy_to_the_ingress_node() {
+    if !support::docker_available(
+        "up_applies_the_gateway_render_after_its_definitions_and_pins_envoy_to_the_ingress_node",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = support::unique_name("contour");
+    let _cleanup = support::Cleanup::new().cluster(&cluster);
+    // The manifest is in the cache under its checksum, as after an earlier download.
+    let sha = devcluster::adapters::download::sha256_hex(RENDER.as_bytes());
+    let manifests = dir.path().join("cache/devcluster/manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(manifests.join(format!("{sha}.yaml")), RENDER).unwrap();
+    let profile = dir.path().join("devcluster.yaml");
+    std::fs::write(
+        &profile,
+        format!(
+            "{HEADER}nodes:\n  controlPlanes: 1\n  workers: 2\n  ingress: worker\n  taints:\n    worker: [\"dedicated=edge:NoSchedule\"]\n\
+             ingress:\n  enabled: true\n  controller: custom\n  httpPort: 0\n  httpsPort: 0\n  manifest:\n\
+             \x20   url: https://example.invalid/contour-gateway.yaml\n    sha256: {sha}\n    namespace: projectcontour\n\
+             \x20   podSelector:\n      app: envoy\n    ingressClassName: contour\n    gateway:\n      namespace: projectcontour\n      name: contour\n"
+        ),
+    )
+    .unwrap();
+    let fake = FakeApi::new();
+    add_node(
+        &fake,
+        &format!("{cluster}-control-plane"),
+        json!({}),
+        json!([{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]),
+    );
+    add_node(
+        &fake,
+        &format!("{cluster}-worker"),
+        json!({"ingress-ready": "true"}),
+        json!([{"key": "dedicated", "value": "edge", "effect": "NoSchedule"}]),
+    );
+    add_node(&fake, &format!("{cluster}-worker2"), json!({}), json!([]));
+    fake.add_available_coredns();
+    fake_contour::run_workloads(&fake);
+
+    let mut env: std::collections::BTreeMap<String, String> = [
+        ("PATH", std::env::var("PATH").unwrap_or_default()),
+        ("HOME", dir.path().display().to_string()),
+        (
+            "XDG_CACHE_HOME",
+            dir.path().join("cache").display().to_string(),
+        ),
+        (
+            "KUBECONFIG",
+            dir.path().join("kubeconfig").display().to_string(),
+        ),
+        (
+            "DEVCLUSTER_KIND",
+            support::kind_emulator().display().to_string(),
+        ),
+        ("KIND_EMULATOR_VERSION", "v0.30.0".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    if let Ok(host) = std::env::var("DOCKER_HOST") {
+        env.insert("DOCKER_HOST".into(), host);
+    }
+    let app = App::new(World {
+        env,
+        cwd: dir.path().to_path_buf(),
+        home: Some(dir.path().to_path_buf()),
+        stdin_is_terminal: false,
+        stderr_is_terminal: false,
+    });
+    let options = UpOptions {
+        profile: ProfileChoice {
+            profile: Some(profile.display().to_string()),
+            name: Some(cluster.clone()),
+        },
+        no_verify: true,
+        timeout: Duration::from_secs(60),
+        ..UpOptions::default()
+    };
+    let deps = Deps {
+        connector: Connector::Client(fake.client()),
+        interrupt: Interrupt::never(),
+    };
+    let result = devcluster::operations::up::run_up(&app, &options, &deps)
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.render()));
+    let step = result.steps.iter().find(|s| s.name == "ingress").unwrap();
+    eprintln!("the ingress step took {:.2} s", step.seconds);
+    assert_eq!(step.detail, format!("controller ready on {cluster}-worker"));
+
+    // Envoy runs on the ingress node only: selected there and tolerating its taint.
+    let pods = fake.objects_under("/api/v1/namespaces/projectcontour/pods/envoy-");
+    assert_eq!(
+        pods,
+        vec![format!(
+            "/api/v1/namespaces/projectcontour/pods/envoy-{cluster}-worker"
+        )]
+    );
+    let envoy = fake
+        .object("/apis/apps/v1/namespaces/projectcontour/daemonsets/envoy")
+        .unwrap();
+    let spec = &envoy["spec"]["template"]["spec"];
+    assert_eq!(spec["nodeSelector"]["ingress-ready"], "true");
+    assert_eq!(
+        spec["tolerations"],
+        json!([{"key": "dedicated", "operator": "Equal", "value": "edge", "effect": "NoSchedule"}])
+    );
+    assert_eq!(spec["containers"][0]["ports"][0]["hostPort"], 80);
+    // The Gateway API objects were applied once their definitions were served.
+    assert!(
+        fake.object(
+            "/apis/gateway.networking.k8s.io/v1/namespaces/projectcontour/gateways/contour"
+        )
+        .is_some()
+    );
+    let requests = fake.requests();
+    let position = |needle: &str| {
+        requests
+            .iter()
+            .position(|r| r.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle}: {requests:#?}"))
+    };
+    assert!(
+        position("PATCH /apis/apiextensions.k8s.io/v1/customresourcedefinitions/gateways.")
+            < position("GET /apis/apiextensions.k8s.io/v1/customresourcedefinitions/")
+    );
+    assert!(
+        position("PATCH /apis/apps/v1/namespaces/projectcontour/daemonsets/envoy")
+            > position("PATCH /apis/apiextensions.k8s.io/v1/customresourcedefinitions/httproutes.")
+    );
+}

@@ -499,6 +499,7 @@ spec:
       - name: contourcert
         secret:
           secretName: contourcert
+          defaultMode: 0644
 ---
 apiVersion: apps/v1
 kind: DaemonSet

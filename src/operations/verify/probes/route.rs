@@ -11,6 +11,7 @@ use futures_util::future::BoxFuture;
 
 use crate::adapters::kube::probe::ObservedRouteParent;
 use crate::core::check::{Check, Layer, Status};
+use crate::core::plan::ControllerPlan;
 use crate::core::profile::GatewayRef;
 use crate::operations::verify::pods;
 use crate::operations::verify::probes::echo::expect_token_at;
@@ -37,7 +38,24 @@ impl Probe for HttpRoute {
                 return Vec::new();
             };
             let Some(gateway) = &controller.gateway else {
-                return Vec::new();
+                let custom = run
+                    .target
+                    .plan
+                    .and_then(|p| p.ingress.as_ref())
+                    .is_some_and(|i| matches!(i.controller, ControllerPlan::Custom { .. }));
+                let mut skipped = Check::new(
+                    "httproute",
+                    Some(&http.node),
+                    Layer::Pod,
+                    Status::Skip,
+                    "skipped: the ingress controller serves no Gateway API; only the Ingress is proven",
+                );
+                if custom {
+                    skipped = skipped.hint(
+                        "name the Gateway your controller programs in ingress.manifest.gateway to prove an HTTPRoute too",
+                    );
+                }
+                return vec![skipped];
             };
             if let Some(failure) = echo.failure("httproute") {
                 return vec![failure];

@@ -48,6 +48,8 @@ pub const INGRESS_NGINX_CLASS: &str = "nginx";
 /// what it serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControllerSource {
+    /// What `up` calls it: `Contour v1.33.6`, `ingress-nginx v1.15.1`, `the controller`.
+    pub label: String,
     pub url: String,
     pub sha256: String,
     pub namespace: String,
@@ -79,6 +81,7 @@ pub fn controller_source(plan: &ClusterPlan) -> Option<ControllerSource> {
     match &plan.ingress.as_ref()?.controller {
         ControllerPlan::None => None,
         ControllerPlan::Contour => Some(ControllerSource {
+            label: format!("Contour {CONTOUR_VERSION}"),
             url: CONTOUR_URL.to_string(),
             sha256: CONTOUR_SHA256.to_string(),
             namespace: CONTOUR_NAMESPACE.to_string(),
@@ -95,6 +98,10 @@ pub fn controller_source(plan: &ClusterPlan) -> Option<ControllerSource> {
             }),
         }),
         ControllerPlan::IngressNginx => Some(ControllerSource {
+            label: format!(
+                "ingress-nginx {}",
+                INGRESS_NGINX_VERSION.trim_start_matches("controller-")
+            ),
             url: INGRESS_NGINX_URL.to_string(),
             sha256: INGRESS_NGINX_SHA256.to_string(),
             namespace: INGRESS_NGINX_NAMESPACE.to_string(),
@@ -108,6 +115,7 @@ pub fn controller_source(plan: &ClusterPlan) -> Option<ControllerSource> {
             gateway: None,
         }),
         ControllerPlan::Custom { manifest } => Some(ControllerSource {
+            label: "the controller".to_string(),
             url: manifest.url.clone(),
             sha256: manifest.sha256.to_ascii_lowercase(),
             namespace: manifest.namespace.clone(),
@@ -398,6 +406,7 @@ spec:
     fn controller_is_pinned_to_the_ingress_node() {
         let source = source_of("  controller: ingress-nginx\n");
         assert_eq!(source.url, INGRESS_NGINX_URL);
+        assert_eq!(source.label, "ingress-nginx v1.15.1");
         assert_eq!(source.gateway, None);
         let documents = pin_controller(MANIFEST, &source, &edge_taint(), (80, 443))
             .unwrap_or_else(|e| panic!("{e}"));
@@ -537,6 +546,7 @@ spec:
     fn contour_is_the_default_and_envoy_takes_the_node_ingress_ports() {
         let source = source_of("");
         assert_eq!(source.url, CONTOUR_URL);
+        assert_eq!(source.label, "Contour v1.33.6");
         assert!(source.url.contains(CONTOUR_VERSION));
         assert_eq!(source.sha256, CONTOUR_SHA256);
         assert_eq!(source.ingress_class, "contour");

@@ -696,7 +696,10 @@ async fn up_applies_the_gateway_render_after_its_definitions_and_pins_envoy_to_t
         .unwrap_or_else(|e| panic!("{}", e.render()));
     let step = result.steps.iter().find(|s| s.name == "ingress").unwrap();
     eprintln!("the ingress step took {:.2} s", step.seconds);
-    assert_eq!(step.detail, format!("controller ready on {cluster}-worker"));
+    assert_eq!(
+        step.detail,
+        format!("the controller ready on {cluster}-worker")
+    );
 
     // Envoy runs on the ingress node only: selected there and tolerating its taint.
     let pods = fake.objects_under("/api/v1/namespaces/projectcontour/pods/envoy-");

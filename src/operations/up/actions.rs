@@ -244,7 +244,8 @@ async fn fetch(context: &mut UpContext<'_>) -> Result<String> {
         .unwrap_or_else(|| std::env::temp_dir().join("devcluster-cache"));
     context.manifest = Some(addons::fetch_manifest(&source, &cache).await?);
     Ok(format!(
-        "ingress controller manifest, SHA-256 {}",
+        "{} manifest, SHA-256 {}",
+        source.label,
         &source.sha256[..source.sha256.len().min(12)]
     ))
 }
@@ -478,7 +479,7 @@ async fn ingress(context: &mut UpContext<'_>) -> Result<String> {
         api.wait_pods_ready(&source.namespace, selector, context.deadline)
             .await?;
     }
-    Ok(format!("controller ready on {}", node.name))
+    Ok(format!("{} ready on {}", source.label, node.name))
 }
 
 /// Writes the record with `phase`: the ConfigMap first, the node's copy last. The

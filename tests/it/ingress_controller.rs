@@ -742,3 +742,35 @@ async fn up_applies_the_gateway_render_after_its_definitions_and_pins_envoy_to_t
             > position("PATCH /apis/apiextensions.k8s.io/v1/customresourcedefinitions/httproutes.")
     );
 }
+
+#[tokio::test]
+async fn a_cluster_without_the_httproute_definition_fails_only_the_httproute_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fake, plan) = contour_cluster(dir.path(), true, "");
+    // The definition is there but not served (not Established): the API server
+    // answers 404 for HTTPRoutes, as when it is missing.
+    let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/httproutes.gateway.networking.k8s.io";
+    let mut definition = fake.object(path).unwrap();
+    definition["status"] = json!({"conditions": []});
+    fake.put(path, definition);
+    let rows = verify_rows(&fake, &plan, 10).await;
+    assert_eq!(row(&rows, "ingress").status, Status::Ok, "{rows:#?}");
+    let route = row(&rows, "httproute");
+    assert_eq!(route.status, Status::Fail, "{route:?}");
+    assert!(
+        route.detail.starts_with("the HTTPRoute could not be made:")
+            && route
+                .detail
+                .contains("could not find the requested resource"),
+        "{}",
+        route.detail
+    );
+    assert!(
+        route
+            .hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("kubectl get crd httproutes.gateway.networking.k8s.io"),
+        "{route:?}"
+    );
+}

@@ -29,6 +29,8 @@ pub struct Echo {
     /// Why it is not serving, with the next step: `None` when it serves (or
     /// nothing needs it).
     pub failed: Option<(String, Option<String>)>,
+    /// Why its HTTPRoute could not be made, when it could not.
+    pub route_failed: Option<String>,
 }
 
 impl Echo {
@@ -136,12 +138,28 @@ pub async fn start(run: &Run<'_>) -> Echo {
                     gateway: c.gateway.clone(),
                 });
             match pods::echo_routes(&context.namespace, &context.token, ingress.as_ref(), &ports) {
-                Ok(routes) => run
-                    .api
-                    .create_echo_routes(&context.namespace, &routes)
-                    .await
-                    .err()
-                    .map(|e| (e.to_string(), None)),
+                Ok(routes) => {
+                    // The HTTPRoute is made on its own: a cluster that serves no
+                    // Gateway API refuses it, which must not cost the Ingress proof.
+                    let (route, rest): (Vec<_>, Vec<_>) = routes
+                        .into_iter()
+                        .partition(|d| d.get("kind").and_then(|k| k.as_str()) == Some("HTTPRoute"));
+                    let failed = run
+                        .api
+                        .create_echo_routes(&context.namespace, &rest)
+                        .await
+                        .err()
+                        .map(|e| (e.to_string(), None));
+                    if failed.is_none() && !route.is_empty() {
+                        echo.route_failed = run
+                            .api
+                            .create_echo_routes(&context.namespace, &route)
+                            .await
+                            .err()
+                            .map(|e| e.to_string());
+                    }
+                    failed
+                }
                 Err(e) => Some((e, None)),
             }
         }

@@ -64,6 +64,15 @@ impl Probe for HttpRoute {
             let row = |status: Status, detail: String| {
                 Check::new("httproute", Some(&http.node), Layer::Pod, status, detail)
             };
+            if let Some(error) = &echo.route_failed {
+                return vec![row(
+                    Status::Fail,
+                    format!("the HTTPRoute could not be made: {error}"),
+                )
+                .hint(
+                    "the cluster must serve Gateway API's HTTPRoute; see `kubectl get crd httproutes.gateway.networking.k8s.io`",
+                )];
+            }
             let gateway_name = format!("{}/{}", gateway.namespace, gateway.name);
             let describe = format!("`kubectl -n {namespace} describe httproute {ROUTE}`");
             match accepted(run, namespace, gateway).await {

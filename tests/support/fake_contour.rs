@@ -19,9 +19,9 @@ use serde_json::{Value, json};
 
 use super::fake_kube::FakeApi;
 
-/// The controller name Contour writes into route status
-/// (`internal/gatewayapi/...`: `projectcontour.io/gateway-controller`, the
-/// render's GatewayClass `spec.controllerName`).
+/// The render's GatewayClass `spec.controllerName`, which Contour writes into
+/// route status as `controllerName` (`internal/dag/builder.go` hands the class's
+/// controller name to `status.NewCache`; `internal/status/routeconditions.go`).
 pub const CONTROLLER_NAME: &str = "projectcontour.io/gateway-controller";
 
 fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
@@ -351,7 +351,8 @@ fn judge_route(
 /// with a parent ref to the Gateway its configuration names gets Contour's status
 /// for that parent (`status.parents[]` with `controllerName`
 /// [`CONTROLLER_NAME`]); refs to other Gateways are ignored, and with the
-/// Gateway missing nothing is processed ("Gateway not found in cache").
+/// Gateway or its GatewayClass missing nothing is processed
+/// (`GatewayAPIProcessor.Run`: "Gateway not found in cache.").
 pub fn run_contour(fake: &FakeApi, namespace: &str) {
     let namespace = namespace.to_string();
     fake.add_controller(move |objects| {
@@ -366,6 +367,17 @@ pub fn run_contour(fake: &FakeApi, namespace: &str) {
                 "/apis/gateway.networking.k8s.io/v1/namespaces/{gateway_namespace}/gateways/{gateway_name}"
             ))
             .cloned()
+        else {
+            return Vec::new();
+        };
+        // "Gateway and GatewayClass must be defined for resources to be processed."
+        let class = format!(
+            "/apis/gateway.networking.k8s.io/v1/gatewayclasses/{}",
+            text(&gateway, "/spec/gatewayClassName")
+        );
+        let Some(controller_name) = objects
+            .get(&class)
+            .map(|c| text(c, "/spec/controllerName").to_string())
         else {
             return Vec::new();
         };
@@ -387,7 +399,7 @@ pub fn run_contour(fake: &FakeApi, namespace: &str) {
                 if !refers {
                     continue;
                 }
-                parents.push(json!({"parentRef": parent, "controllerName": CONTROLLER_NAME,
+                parents.push(json!({"parentRef": parent, "controllerName": controller_name,
                                     "conditions": judge_route(objects, route, parent, &gateway)}));
             }
             if parents.is_empty() {

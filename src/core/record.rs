@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::core::plan::{ClusterPlan, NodePlan};
+use crate::core::plan::{ClusterPlan, ControllerPlan, NodePlan};
 
 /// Where the record lives inside the first control-plane node container. `/kind`
 /// is kind's own directory in node images, outside the tmpfs mounts.
@@ -290,8 +290,29 @@ pub fn diff(recorded: &ClusterPlan, planned: &ClusterPlan) -> Vec<Change> {
             Some(old) => node_diff(old, node, &mut changed),
         }
     }
-    // Add-on settings: applied through the API, so in place.
-    if recorded.ingress != planned.ingress {
+    // Add-on settings: applied through the API, so in place, except a switch from
+    // one installed controller to another: the old one keeps host ports 80/443 on
+    // the ingress node, so the new one's pods could never be placed there, and
+    // devcluster does not uninstall a controller.
+    let controllers = (
+        recorded.ingress.as_ref().map(|i| &i.controller),
+        planned.ingress.as_ref().map(|i| &i.controller),
+    );
+    if let (Some(old), Some(new)) = controllers
+        && controller_name(old) != controller_name(new)
+        && *old != ControllerPlan::None
+        && *new != ControllerPlan::None
+    {
+        changes.push(Change {
+            sign: '~',
+            text: format!(
+                "ingress controller {} -> {}",
+                controller_name(old),
+                controller_name(new)
+            ),
+            forces_recreate: true,
+        });
+    } else if recorded.ingress != planned.ingress {
         changes.push(Change {
             sign: '~',
             text: "ingress settings".to_string(),
@@ -306,6 +327,15 @@ pub fn diff(recorded: &ClusterPlan, planned: &ClusterPlan) -> Vec<Change> {
         });
     }
     changes
+}
+
+fn controller_name(controller: &ControllerPlan) -> &'static str {
+    match controller {
+        ControllerPlan::Contour => "contour",
+        ControllerPlan::IngressNginx => "ingress-nginx",
+        ControllerPlan::Custom { .. } => "custom",
+        ControllerPlan::None => "none",
+    }
 }
 
 fn node_diff(old: &NodePlan, new: &NodePlan, changed: &mut impl FnMut(char, String)) {
@@ -384,6 +414,29 @@ mod tests {
         assert!(diff(&new, &new).is_empty());
         assert!(Record::new(&new, Phase::Complete).matches(&new));
         assert!(!Record::new(&old, Phase::Complete).matches(&new));
+    }
+
+    #[test]
+    fn switching_from_one_installed_controller_to_another_needs_a_new_cluster() {
+        let ingress = |controller: &str| {
+            planned(&format!(
+                "ingress:\n  enabled: true\n  httpPort: 8080\n  httpsPort: 8443\n{controller}"
+            ))
+        };
+        let nginx = ingress("  controller: ingress-nginx\n");
+        let contour = ingress("");
+        let none = ingress("  controller: none\n");
+        let changes = diff(&nginx, &contour);
+        assert_eq!(
+            changes.iter().map(Change::line).collect::<Vec<_>>(),
+            vec!["~ ingress controller ingress-nginx -> contour (needs a new cluster)"]
+        );
+        // Ports only, on either side: nothing holds host ports twice.
+        for (old, new) in [(&none, &contour), (&contour, &none)] {
+            let changes = diff(old, new);
+            assert_eq!(changes.len(), 1, "{changes:?}");
+            assert!(!changes[0].forces_recreate, "{changes:?}");
+        }
     }
 
     /// Today's record format as devcluster 0.1.0 wrote it (version 1: no phase, no

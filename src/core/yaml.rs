@@ -118,6 +118,11 @@ fn readable(message: &str) -> String {
 /// empty documents. Bounded like profiles, with room for a few hundred documents.
 pub fn documents(text: &str) -> Result<Vec<serde_json::Value>, YamlError> {
     let mut options = options();
+    // Kubernetes manifests are read as kubectl reads them (sigs.k8s.io/yaml on
+    // go-yaml's YAML 1.1): `defaultMode: 0644` is octal, 420. YAML 1.2 has no such
+    // integer and would make it the float 644.0, which the API server refuses
+    // for an int32 field (Contour's render has one).
+    options.legacy_octal_numbers = true;
     if let Some(budget) = options.budget.as_mut() {
         budget.max_documents = 512;
         budget.max_nodes = 250_000;
@@ -296,6 +301,16 @@ impl<T: schemars::JsonSchema> schemars::JsonSchema for Located<T> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn manifests_read_zero_prefixed_integers_as_octal_as_kubectl_does() {
+        let documents = super::documents("mode: 0644\nport: 8080\nname: \"0644\"\n")
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            documents,
+            vec![serde_json::json!({"mode": 420, "port": 8080, "name": "0644"})]
+        );
+    }
+
     use super::*;
 
     #[derive(Debug, Deserialize)]

@@ -16,6 +16,7 @@ mod docs;
 mod doctor;
 mod download;
 mod emulator;
+mod ingress_controller;
 mod init;
 mod kube_cluster;
 mod layers;

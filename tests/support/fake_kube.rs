@@ -6,8 +6,11 @@
 //! done: the ServiceAccount controller (a new namespace's `default` ServiceAccount
 //! appears a moment later) and the ServiceAccount admission plugin; Pod Security
 //! admission's hostPath check; the scheduler's and the kubelet's taint checks;
-//! NodePort allocation; the Deployment controller's rollouts; and
-//! local-path-provisioner's helper pods.
+//! NodePort allocation; the Deployment controller's rollouts;
+//! local-path-provisioner's helper pods; and CustomResourceDefinitions, whose
+//! resources are served once the definition is Established. Controllers of a
+//! test's choosing (`add_controller`) run on every request, as the ones in a
+//! cluster reconcile on their own.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -75,6 +78,8 @@ impl PodRun {
 }
 
 type PodHook = Arc<dyn Fn(&Value) -> Option<PodRun> + Send + Sync>;
+/// A controller: from every object there is, the objects to write (path, object).
+type Controller = Arc<dyn Fn(&BTreeMap<String, Value>) -> Vec<(String, Value)> + Send + Sync>;
 
 struct State {
     objects: BTreeMap<String, Value>,
@@ -114,6 +119,10 @@ struct State {
     keep_terminating: bool,
     /// The scheduler enforces ReadWriteOncePod.
     read_write_once_pod: bool,
+    /// CustomResourceDefinitions written here, and when each is Established.
+    definitions_due: BTreeMap<String, Instant>,
+    /// Controllers run on every request.
+    controllers: Vec<Controller>,
 }
 
 impl State {
@@ -173,6 +182,8 @@ impl Default for State {
             watch_limit: None,
             keep_terminating: false,
             read_write_once_pod: false,
+            definitions_due: BTreeMap::new(),
+            controllers: Vec::new(),
         }
     }
 }
@@ -275,6 +286,15 @@ impl FakeApi {
         );
         let template: Value = devcluster::core::yaml::from_str(helper_yaml).unwrap_or(Value::Null);
         self.lock().local_path_template = Some(template);
+    }
+
+    /// Runs `controller` on every request from now on: what it returns is written
+    /// where it differs from what is stored.
+    pub fn add_controller(
+        &self,
+        controller: impl Fn(&BTreeMap<String, Value>) -> Vec<(String, Value)> + Send + Sync + 'static,
+    ) {
+        self.lock().controllers.push(Arc::new(controller));
     }
 
     /// Decides what each created pod does (run its script somewhere, or not).
@@ -410,6 +430,20 @@ impl FakeApi {
                     json!({"major": "1", "minor": "36", "gitVersion": "v1.36.1", "gitCommit": "", "gitTreeState": "", "buildDate": "", "goVersion": "", "compiler": "", "platform": "linux/amd64"}),
                 ),
             };
+        }
+        if let Some(refusal) = unserved_custom_resource(&state, &path) {
+            return status(404, "NotFound", &refusal);
+        }
+        if path.starts_with(DEFINITIONS)
+            && matches!(method.as_str(), "POST" | "PATCH")
+            && !state.objects.contains_key(&path)
+        {
+            let name = match body.as_ref().and_then(|b| b.pointer("/metadata/name")) {
+                Some(Value::String(name)) if method == "POST" => format!("{DEFINITIONS}/{name}"),
+                _ => path.clone(),
+            };
+            let due = Instant::now() + DEFINITION_DELAY;
+            state.definitions_due.insert(name, due);
         }
         if method == "GET" && path.ends_with("/log") {
             let pod = path.trim_end_matches("/log").to_string();
@@ -555,10 +589,22 @@ impl FakeApi {
                 }
                 Some(object) => {
                     let prefix = format!("{path}/");
+                    // A namespace takes every namespaced object of every API group
+                    // with it (the namespace controller,
+                    // `pkg/controller/namespace/deletion/namespaced_resources_deleter.go`).
+                    let grouped = path
+                        .strip_prefix("/api/v1/namespaces/")
+                        .filter(|n| !n.contains('/'))
+                        .map(|n| format!("/namespaces/{n}/"));
                     let inside: Vec<String> = state
                         .objects
                         .keys()
-                        .filter(|p| p.starts_with(&prefix))
+                        .filter(|p| {
+                            p.starts_with(&prefix)
+                                || grouped.as_ref().is_some_and(|g| {
+                                    p.starts_with("/apis/") && p.contains(g.as_str())
+                                })
+                        })
                         .cloned()
                         .collect();
                     for key in inside {
@@ -827,6 +873,101 @@ fn tick(state: &mut State) {
             }
         }
     }
+    establish_definitions(state, now);
+    let controllers = state.controllers.clone();
+    for controller in controllers {
+        for (path, mut object) in controller(&state.objects) {
+            // The stored copy carries the version of its last write.
+            if let Some(version) = state
+                .objects
+                .get(&path)
+                .and_then(|o| o.pointer("/metadata/resourceVersion"))
+                .cloned()
+            {
+                object["metadata"]["resourceVersion"] = version;
+            }
+            if state.objects.get(&path) != Some(&object) {
+                state.store(&path, object);
+            }
+        }
+    }
+}
+
+const DEFINITIONS: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+/// How long apiextensions-apiserver takes to serve a new definition.
+const DEFINITION_DELAY: Duration = Duration::from_millis(300);
+
+/// API groups the API server itself serves; every other group under `/apis/` is
+/// a CustomResourceDefinition's.
+const BUILT_IN_GROUPS: &[&str] = &[
+    "admissionregistration.k8s.io",
+    "apiextensions.k8s.io",
+    "apps",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
+    "autoscaling",
+    "batch",
+    "certificates.k8s.io",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "events.k8s.io",
+    "networking.k8s.io",
+    "node.k8s.io",
+    "policy",
+    "rbac.authorization.k8s.io",
+    "scheduling.k8s.io",
+    "storage.k8s.io",
+];
+
+/// Definitions that are due become Established (apiextensions-apiserver's
+/// `pkg/controller/establish/establishing_controller.go` sets the condition once
+/// the resource is served).
+fn establish_definitions(state: &mut State, now: Instant) {
+    let due: Vec<String> = state
+        .definitions_due
+        .iter()
+        .filter(|(_, at)| **at <= now)
+        .map(|(path, _)| path.clone())
+        .collect();
+    for path in due {
+        state.definitions_due.remove(&path);
+        if let Some(mut definition) = state.objects.get(&path).cloned() {
+            definition["status"] = json!({"conditions": [
+                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found"},
+                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"}
+            ]});
+            state.store(&path, definition);
+        }
+    }
+}
+
+/// The API server's answer to a request for a custom resource whose definition
+/// is missing or not yet Established: 404, as for any path it does not serve
+/// (what `kubectl apply` reports as "no matches for kind", and `ensure CRDs are
+/// installed first`).
+fn unserved_custom_resource(state: &State, path: &str) -> Option<String> {
+    let rest = path.strip_prefix("/apis/")?;
+    let segments: Vec<&str> = rest.split('/').collect();
+    let group = *segments.first()?;
+    if BUILT_IN_GROUPS.contains(&group) || segments.len() < 3 {
+        return None;
+    }
+    let resource = if segments.get(2) == Some(&"namespaces") && segments.len() >= 5 {
+        segments[4]
+    } else {
+        segments[2]
+    };
+    let established = state
+        .objects
+        .get(&format!("{DEFINITIONS}/{resource}.{group}"))
+        .and_then(|d| d.pointer("/status/conditions"))
+        .and_then(Value::as_array)
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c["type"] == "Established" && c["status"] == "True")
+        });
+    (!established).then(|| "the server could not find the requested resource".to_string())
 }
 
 /// A changed pod template starts a rollout (the Deployment controller,

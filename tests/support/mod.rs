@@ -2,6 +2,7 @@
 //! `DEVCLUSTER_REQUIRE_DOCKER=1`, skipped loudly otherwise), unique names, cleanup.
 #![allow(dead_code)]
 
+pub mod fake_contour;
 pub mod fake_kube;
 pub mod images;
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
@@ -408,6 +409,50 @@ impl ClusterApi {
         Ok(())
     }
 
+    /// Waits until the API server serves every CustomResourceDefinition named in
+    /// `names` (condition `Established=True`, set by apiextensions-apiserver's
+    /// establishing controller, `pkg/controller/establish/establishing_controller.go`);
+    /// until then, objects of their kinds are refused as not found.
+    pub async fn wait_established(&self, names: &[String], deadline: Instant) -> Result<(), Error> {
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        for name in names {
+            loop {
+                let definition = api.get_opt(name).await.map_err(|e| {
+                    self.fail(
+                        Call::admin(
+                            format!("get customresourcedefinition {name}"),
+                            "get",
+                            "customresourcedefinitions",
+                        ),
+                        e,
+                    )
+                })?;
+                let established = definition
+                    .and_then(|d| d.status)
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True");
+                if established {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(Error::failed(format!(
+                        "the API server did not start serving {name} in time"
+                    ))
+                    .cause("the CustomResourceDefinition is not Established")
+                    .hint(format!("look at `kubectl get crd {name} -o yaml`")));
+                }
+                tokio::time::sleep(
+                    Duration::from_millis(200)
+                        .min(deadline.saturating_duration_since(Instant::now())),
+                )
+                .await;
+            }
+        }
+        Ok(())
+    }
+
     /// Waits until at least one pod matching `selector` in `namespace` is Ready and
     /// none is unready, or `deadline`.
     pub async fn wait_pods_ready(
@@ -488,6 +533,10 @@ fn known_resource(kind: &str) -> Option<(&'static str, bool)> {
         "Job" => ("jobs", true),
         "IngressClass" => ("ingressclasses", false),
         "Ingress" => ("ingresses", true),
+        "CustomResourceDefinition" => ("customresourcedefinitions", false),
+        "GatewayClass" => ("gatewayclasses", false),
+        "Gateway" => ("gateways", true),
+        "HTTPRoute" => ("httproutes", true),
         "ValidatingWebhookConfiguration" => ("validatingwebhookconfigurations", false),
         "MutatingWebhookConfiguration" => ("mutatingwebhookconfigurations", false),
         _ => return None,

@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
 
 use crate::adapters::kube::Refusal;
@@ -504,6 +505,15 @@ impl ClusterApi {
                             self.fail(Call::within(namespace, "create", "ingresses"), e)
                         })?;
                 }
+                Some("HTTPRoute") => {
+                    let api = http_routes(&self.client, namespace);
+                    let route: DynamicObject = from_json(document.clone())?;
+                    api.create(&PostParams::default(), &route)
+                        .await
+                        .map_err(|e| {
+                            self.fail(Call::within(namespace, "create", "httproutes"), e)
+                        })?;
+                }
                 other => {
                     return Err(Error::failed(format!(
                         "unexpected object {other:?} in the echo template"
@@ -512,6 +522,75 @@ impl ClusterApi {
             }
         }
         Ok(())
+    }
+}
+
+/// What the controllers that process an HTTPRoute wrote about one of its parents
+/// (`status.parents[]` of Gateway API's `HTTPRoute`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedRouteParent {
+    pub gateway_namespace: String,
+    pub gateway_name: String,
+    pub controller: String,
+    /// `(type, status, reason, message)` of each condition.
+    pub conditions: Vec<(String, String, String, String)>,
+}
+
+fn http_routes(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "httproutes");
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+impl ClusterApi {
+    /// The parents an HTTPRoute's status reports; a parent's namespace defaults to
+    /// the route's, as the Gateway API's `ParentReference` says.
+    pub async fn http_route_parents(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Vec<ObservedRouteParent>, Error> {
+        let route = http_routes(&self.client, namespace)
+            .get(name)
+            .await
+            .map_err(|e| self.fail(Call::within(namespace, "get", "httproutes"), e))?;
+        let text =
+            |v: &Value, key: &str| v.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+        let parents = route
+            .data
+            .pointer("/status/parents")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        Ok(parents
+            .iter()
+            .map(|parent| {
+                let reference = parent.get("parentRef").cloned().unwrap_or(Value::Null);
+                let gateway_namespace = match text(&reference, "namespace") {
+                    n if n.is_empty() => namespace.to_string(),
+                    n => n,
+                };
+                ObservedRouteParent {
+                    gateway_namespace,
+                    gateway_name: text(&reference, "name"),
+                    controller: text(parent, "controllerName"),
+                    conditions: parent
+                        .get("conditions")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .map(|c| {
+                            (
+                                text(c, "type"),
+                                text(c, "status"),
+                                text(c, "reason"),
+                                text(c, "message"),
+                            )
+                        })
+                        .collect(),
+                }
+            })
+            .collect())
     }
 }
 

@@ -23,8 +23,9 @@ pub(super) const DEFAULT_API_SERVER_PORT: i32 = 0;
 /// Host ports of the ingress node's HTTP and HTTPS.
 pub(super) const DEFAULT_HTTP_PORT: i32 = 80;
 pub(super) const DEFAULT_HTTPS_PORT: i32 = 443;
-/// The ingress controller devcluster installs unless told otherwise.
-pub(super) const DEFAULT_INGRESS_CONTROLLER: &str = "ingress-nginx";
+/// The ingress controller devcluster installs unless told otherwise: Contour,
+/// maintained, serving both Ingress and Gateway API.
+pub(super) const DEFAULT_INGRESS_CONTROLLER: &str = "contour";
 /// The node a port mapping is published on when it names none.
 pub(super) const DEFAULT_PORT_NODE: &str = "ingress";
 /// The nodes a mount is on when it names none.

@@ -14,6 +14,9 @@ use crate::core::diagnostic::Problem;
 use crate::core::profile::{CustomController, IngressSpec, Profile};
 use crate::core::yaml::Located;
 
+/// What `plan` and `up` say when a profile chooses ingress-nginx.
+pub const INGRESS_NGINX_RETIRED: &str = "ingress-nginx is retired upstream (March 2026): v1.15.1 is its last release and gets no security fixes";
+
 /// The label kind's ingress guides and devcluster put on the ingress node.
 pub const INGRESS_READY_LABEL: &str = "ingress-ready";
 
@@ -33,6 +36,9 @@ pub struct IngressPlan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "name")]
 pub enum ControllerPlan {
+    /// Contour with Envoy, serving Ingress and Gateway API (the default).
+    Contour,
+    /// ingress-nginx, retired upstream: kept for those who choose it.
     IngressNginx,
     Custom {
         #[serde(flatten)]
@@ -78,6 +84,7 @@ pub(super) fn ingress(nodes: &mut [NodePlan], profile: &Profile) -> Option<Ingre
     let http_port = ingress_port(spec.http_port.as_ref()).unwrap_or(DEFAULT_HTTP_PORT);
     let https_port = ingress_port(spec.https_port.as_ref()).unwrap_or(DEFAULT_HTTPS_PORT);
     let controller = match (controller_name(&spec).value.as_str(), &spec.manifest) {
+        ("contour", None) => ControllerPlan::Contour,
         ("ingress-nginx", None) => ControllerPlan::IngressNginx,
         ("custom", Some(manifest)) => ControllerPlan::Custom {
             manifest: manifest.value.clone(),
@@ -147,14 +154,19 @@ pub(super) fn check_ingress(profile: &Profile, plan: &ClusterPlan, problems: &mu
     }
     let controller_name = controller_name(&spec);
     match (controller_name.value.as_str(), &spec.manifest) {
-        ("ingress-nginx", None) | ("none", None) => {}
+        ("contour", None) | ("none", None) => {}
+        ("ingress-nginx", None) => problems.push(
+            Problem::warning(INGRESS_NGINX_RETIRED)
+                .at(&controller_name)
+                .hint("leave ingress.controller out (or set `controller: contour`) for Contour, which serves Ingress and Gateway API"),
+        ),
         ("custom", Some(manifest)) => check_custom_controller(manifest, problems),
         ("custom", None) => problems.push(
             Problem::error("ingress.controller is `custom` but ingress.manifest is missing")
                 .at(&controller_name)
                 .hint("add ingress.manifest with url, sha256, namespace and podSelector"),
         ),
-        ("ingress-nginx" | "none", Some(manifest)) => problems.push(
+        ("contour" | "ingress-nginx" | "none", Some(manifest)) => problems.push(
             Problem::error(format!(
                 "ingress.manifest is set but ingress.controller is `{}`",
                 controller_name.value
@@ -164,7 +176,7 @@ pub(super) fn check_ingress(profile: &Profile, plan: &ClusterPlan, problems: &mu
         ),
         (other, _) => problems.push(
             Problem::error(format!(
-                "ingress.controller is `{other}`; it must be ingress-nginx, custom or none"
+                "ingress.controller is `{other}`; it must be contour, ingress-nginx, custom or none"
             ))
             .at(&controller_name),
         ),

@@ -165,8 +165,10 @@ pub struct IngressSpec {
     /// Host address for both ports. Default: `127.0.0.1`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen_address: Option<Located<String>>,
-    /// `ingress-nginx` (ingress-nginx's kind deployment at a pinned release),
-    /// `custom` (the manifest below) or `none` (ports only). Default: `ingress-nginx`.
+    /// `contour` (Contour v1.33.6 with Envoy on the ingress node, serving Ingress
+    /// and Gateway API), `ingress-nginx` (its kind deployment at v1.15.1, retired
+    /// upstream: a warning), `custom` (the manifest below) or `none` (ports only).
+    /// Default: `contour`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controller: Option<Located<String>>,
     /// The controller manifest when `controller: custom`.
@@ -186,6 +188,23 @@ pub struct CustomController {
     pub namespace: String,
     /// Label selector of the controller pods, as `key=value` pairs.
     pub pod_selector: BTreeMap<String, String>,
+    /// The IngressClass the controller serves, named by the Ingress `verify`
+    /// makes. Default: `nginx`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_class_name: Option<String>,
+    /// The Gateway the manifest's controller programs, when it serves Gateway API:
+    /// `verify` then proves an HTTPRoute attached to it as well as an Ingress.
+    /// Default: none (Ingress only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayRef>,
+}
+
+/// A Gateway (`gateway.networking.k8s.io`), by namespace and name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GatewayRef {
+    pub namespace: String,
+    pub name: String,
 }
 
 /// The default StorageClass (`standard`, rancher.io/local-path in kind node images).

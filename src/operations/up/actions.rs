@@ -244,7 +244,8 @@ async fn fetch(context: &mut UpContext<'_>) -> Result<String> {
         .unwrap_or_else(|| std::env::temp_dir().join("devcluster-cache"));
     context.manifest = Some(addons::fetch_manifest(&source, &cache).await?);
     Ok(format!(
-        "ingress controller manifest, SHA-256 {}",
+        "{} manifest, SHA-256 {}",
+        source.label,
         &source.sha256[..source.sha256.len().min(12)]
     ))
 }
@@ -463,12 +464,22 @@ async fn ingress(context: &mut UpContext<'_>) -> Result<String> {
         context.manifest.as_deref(),
         "the ingress controller manifest",
     )?;
-    let documents = addons::pin_controller(manifest, &source, &node.taints)?;
+    let documents = addons::pin_controller(
+        manifest,
+        &source,
+        &node.taints,
+        addons::node_ingress_ports(context.plan),
+    )?;
+    let (definitions, names, rest) = addons::definitions_first(documents);
     let api = context.api()?;
-    api.apply(&documents).await?;
-    api.wait_pods_ready(&source.namespace, &source.pod_selector, context.deadline)
-        .await?;
-    Ok(format!("controller ready on {}", node.name))
+    api.apply(&definitions).await?;
+    api.wait_established(&names, context.deadline).await?;
+    api.apply(&rest).await?;
+    for selector in &source.workloads {
+        api.wait_pods_ready(&source.namespace, selector, context.deadline)
+            .await?;
+    }
+    Ok(format!("{} ready on {}", source.label, node.name))
 }
 
 /// Writes the record with `phase`: the ConfigMap first, the node's copy last. The

@@ -1,5 +1,6 @@
-//! The echo backend the `ingress` and `nodeport` probes send requests to: one pod
-//! serving this run's token, a Service (and an Ingress) in front of it, and a
+//! The echo backend the `ingress`, `httproute` and `nodeport` probes send requests
+//! to: one pod serving this run's token, a Service (and an Ingress, and an
+//! HTTPRoute when the controller serves Gateway API) in front of it, and a
 //! NodePort Service holding every planned node port no other Service holds. It is
 //! started once, by the first of those probes to ask.
 
@@ -7,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::adapters::kube::probe::ProbeVolume;
 use crate::core::check::{Check, Layer, Status};
-use crate::core::plan::{ControllerPlan, PortPurpose};
+use crate::core::plan::PortPurpose;
+use crate::operations::addons::{self, ControllerSource};
 use crate::operations::verify::pods;
 use crate::operations::verify::probes::Run;
 use crate::operations::verify::probes::port::{Reachable, is_node_port, published};
@@ -18,6 +20,8 @@ use crate::operations::verify::runner::{describe, stuck_hint};
 pub struct Echo {
     /// The ingress controller's HTTP host port, when the plan has a controller.
     pub ingress: Option<Reachable>,
+    /// The controller in front of it, when the plan has one.
+    pub controller: Option<ControllerSource>,
     /// Node ports it answers on.
     pub node_ports: Vec<Reachable>,
     /// Node ports another Service holds: skipped, with the reason.
@@ -25,6 +29,8 @@ pub struct Echo {
     /// Why it is not serving, with the next step: `None` when it serves (or
     /// nothing needs it).
     pub failed: Option<(String, Option<String>)>,
+    /// Why its HTTPRoute could not be made, when it could not.
+    pub route_failed: Option<String>,
 }
 
 impl Echo {
@@ -45,10 +51,8 @@ pub async fn start(run: &Run<'_>) -> Echo {
         return echo;
     };
     let reachable = published(run.target).1;
-    let controller = plan
-        .ingress
-        .as_ref()
-        .is_some_and(|i| i.controller != ControllerPlan::None);
+    echo.controller = addons::controller_source(plan);
+    let controller = echo.controller.is_some();
     echo.ingress = reachable
         .iter()
         .find(|r| controller && r.port.purpose == PortPurpose::IngressHttp)
@@ -125,18 +129,37 @@ pub async fn start(run: &Run<'_>) -> Echo {
                 .iter()
                 .map(|r| r.port.container_port)
                 .collect();
-            match pods::echo_routes(
-                &context.namespace,
-                &context.token,
-                echo.ingress.is_some(),
-                &ports,
-            ) {
-                Ok(routes) => run
-                    .api
-                    .create_echo_routes(&context.namespace, &routes)
-                    .await
-                    .err()
-                    .map(|e| (e.to_string(), None)),
+            let ingress = echo
+                .controller
+                .as_ref()
+                .filter(|_| echo.ingress.is_some())
+                .map(|c| pods::EchoIngress {
+                    class: c.ingress_class.clone(),
+                    gateway: c.gateway.clone(),
+                });
+            match pods::echo_routes(&context.namespace, &context.token, ingress.as_ref(), &ports) {
+                Ok(routes) => {
+                    // The HTTPRoute is made on its own: a cluster that serves no
+                    // Gateway API refuses it, which must not cost the Ingress proof.
+                    let (route, rest): (Vec<_>, Vec<_>) = routes
+                        .into_iter()
+                        .partition(|d| d.get("kind").and_then(|k| k.as_str()) == Some("HTTPRoute"));
+                    let failed = run
+                        .api
+                        .create_echo_routes(&context.namespace, &rest)
+                        .await
+                        .err()
+                        .map(|e| (e.to_string(), None));
+                    if failed.is_none() && !route.is_empty() {
+                        echo.route_failed = run
+                            .api
+                            .create_echo_routes(&context.namespace, &route)
+                            .await
+                            .err()
+                            .map(|e| e.to_string());
+                    }
+                    failed
+                }
                 Err(e) => Some((e, None)),
             }
         }
@@ -145,9 +168,23 @@ pub async fn start(run: &Run<'_>) -> Echo {
     echo
 }
 
-/// Sends GET requests to `target`'s host port until the echo backend's token
-/// comes back or the deadline; the row says which.
+/// Sends GET requests for the Ingress's path to `target`'s host port until the
+/// echo backend's token comes back or the deadline; the row says which.
 pub async fn expect_token(run: &Run<'_>, name: &str, target: &Reachable, hint: String) -> Check {
+    let path = pods::echo_path(&run.base().token);
+    expect_token_at(run, name, target, &path, "", hint).await
+}
+
+/// [`expect_token`] for `path`; `layers` (what was already proven on the way,
+/// ending in "; ") leads the row's detail.
+pub async fn expect_token_at(
+    run: &Run<'_>,
+    name: &str,
+    target: &Reachable,
+    path: &str,
+    layers: &str,
+    hint: String,
+) -> Check {
     let token = &run.base().token;
     let deadline = run.base().deadline;
     let host = if target.host_ip.is_empty() || target.host_ip == "0.0.0.0" {
@@ -156,10 +193,9 @@ pub async fn expect_token(run: &Run<'_>, name: &str, target: &Reachable, hint: S
         target.host_ip.clone()
     };
     let port = target.host_port;
-    let path = pods::echo_path(token);
     let mut last = String::new();
     let ok = loop {
-        match pods::http_get(&host, port, &path, Duration::from_secs(5)).await {
+        match pods::http_get(&host, port, path, Duration::from_secs(5)).await {
             Ok(body) if body.contains(token.as_str()) => break true,
             Ok(body) => last = body.lines().next().unwrap_or("").to_string(),
             Err(e) => last = e,
@@ -175,7 +211,7 @@ pub async fn expect_token(run: &Run<'_>, name: &str, target: &Reachable, hint: S
             Some(&target.node),
             Layer::Pod,
             Status::Ok,
-            format!("http://{host}:{port}{path}/ returned this run's token"),
+            format!("{layers}http://{host}:{port}{path}/ returned this run's token"),
         )
     } else {
         Check::new(
@@ -183,7 +219,7 @@ pub async fn expect_token(run: &Run<'_>, name: &str, target: &Reachable, hint: S
             Some(&target.node),
             Layer::Pod,
             Status::Fail,
-            format!("http://{host}:{port}{path}/ did not return the token: {last}"),
+            format!("{layers}http://{host}:{port}{path}/ did not return the token: {last}"),
         )
         .hint(hint)
     }

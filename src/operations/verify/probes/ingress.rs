@@ -23,8 +23,14 @@ impl Probe for Ingress {
             if let Some(failure) = echo.failure("ingress") {
                 return vec![failure];
             }
-            vec![expect_token(run, "ingress", http,
-                "the controller must run on the node that publishes the port (nodeSelector ingress-ready=true); see `kubectl -n ingress-nginx get pods -o wide`".to_string()).await]
+            let namespace = echo
+                .controller
+                .as_ref()
+                .map_or("ingress-nginx", |c| c.namespace.as_str());
+            let hint = format!(
+                "the controller must run on the node that publishes the port (nodeSelector ingress-ready=true); see `kubectl -n {namespace} get pods -o wide`"
+            );
+            vec![expect_token(run, "ingress", http, hint).await]
         })
     }
 }

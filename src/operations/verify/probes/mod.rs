@@ -11,6 +11,7 @@ mod layers;
 mod mount;
 mod nodeport;
 mod port;
+mod route;
 mod rwop;
 mod storage;
 mod subpath;
@@ -42,6 +43,7 @@ pub fn registry() -> Vec<Box<dyn Probe>> {
         Box::new(rwop::ReadWriteOncePod),
         Box::new(port::Port),
         Box::new(ingress::Ingress),
+        Box::new(route::HttpRoute),
         Box::new(nodeport::NodePort),
     ]
 }

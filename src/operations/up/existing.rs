@@ -155,6 +155,10 @@ fn confirm_recreate(
     if recorded.is_some() {
         details.push_str("Docker cannot add mounts or ports to a running node container, so the changes marked \"needs a new cluster\" force a recreate (its workloads and data are lost).");
     }
+    if let Some(keep) = keep_controller(changes) {
+        details.push('\n');
+        details.push_str(&keep);
+    }
     let show = |app: &App| {
         app.ui.line(&format!("{reason}:"));
         for line in details.lines() {
@@ -189,6 +193,21 @@ fn confirm_recreate(
     ))
 }
 
+/// For a switch of ingress controller (a cluster made when ingress-nginx was the
+/// default, planned now with Contour): how to keep the installed one instead.
+fn keep_controller(changes: &[record::Change]) -> Option<String> {
+    let old = changes.iter().find_map(|change| {
+        let (old, _) = change
+            .text
+            .strip_prefix("ingress controller ")?
+            .split_once(" -> ")?;
+        Some(old.to_string())
+    })?;
+    Some(format!(
+        "To keep the installed controller instead, set `ingress.controller: {old}` in the profile."
+    ))
+}
+
 /// A yes/no question at the terminal; no answer is a no.
 pub(super) fn prompt(question: &str) -> bool {
     dialoguer::Confirm::new()
@@ -196,4 +215,29 @@ pub(super) fn prompt(question: &str) -> bool {
         .default(false)
         .interact()
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_controller_switch_says_how_to_keep_the_installed_one() {
+        let change = |text: &str, forces_recreate| record::Change {
+            sign: '~',
+            text: text.to_string(),
+            forces_recreate,
+        };
+        assert_eq!(
+            keep_controller(&[
+                change("node worker: mounts", true),
+                change("ingress controller ingress-nginx -> contour", true),
+            ])
+            .as_deref(),
+            Some(
+                "To keep the installed controller instead, set `ingress.controller: ingress-nginx` in the profile."
+            )
+        );
+        assert_eq!(keep_controller(&[change("ingress settings", false)]), None);
+    }
 }

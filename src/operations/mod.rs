@@ -10,6 +10,7 @@ pub mod init;
 pub mod interrupt;
 pub mod list;
 pub mod lock;
+pub mod registry;
 pub mod run;
 pub mod status;
 pub mod up;

@@ -1159,10 +1159,7 @@ impl Docker {
     /// Creates and starts `spec`'s container ([`NodeRuntime::run_container`]).
     pub async fn run_container(&self, spec: &ContainerSpec<'_>) -> Result<(), DockerError> {
         self.ensure_image(spec.image).await?;
-        let port_key = format!(
-            "{}/{}",
-            spec.publish.container_port, spec.publish.protocol
-        );
+        let port_key = format!("{}/{}", spec.publish.container_port, spec.publish.protocol);
         let binding = bollard::models::PortBinding {
             host_ip: Some(spec.publish.listen_address.to_string()),
             host_port: Some(spec.publish.host_port.to_string()),
@@ -1172,10 +1169,12 @@ impl Docker {
                 port_key.clone(),
                 Some(vec![binding]),
             )])),
-            restart_policy: spec.restart_always.then(|| bollard::models::RestartPolicy {
-                name: Some(bollard::models::RestartPolicyNameEnum::ALWAYS),
-                maximum_retry_count: None,
-            }),
+            restart_policy: spec
+                .restart_always
+                .then_some(bollard::models::RestartPolicy {
+                    name: Some(bollard::models::RestartPolicyNameEnum::ALWAYS),
+                    maximum_retry_count: None,
+                }),
             ..Default::default()
         };
         let body = bollard::models::ContainerCreateBody {

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::core::plan::{CONTAINERD_CONFIG_PATCH, CONTROL_PLANE_TAINT, ClusterPlan, NodePlan, Role};
+use crate::core::plan::{
+    CONTAINERD_CONFIG_PATCH, CONTROL_PLANE_TAINT, ClusterPlan, NodePlan, Role,
+};
 use crate::core::profile::Propagation;
 use crate::core::yaml::{self, LiteralBlock};
 

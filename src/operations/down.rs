@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use crate::adapters::docker::Docker;
 use crate::core::error::{Error, Result};
+use crate::core::plan::RegistryPlan;
 use crate::operations::ProfileChoice;
 use crate::operations::cluster::read_record;
 use crate::operations::context::App;
-use crate::core::plan::RegistryPlan;
 use crate::operations::lock;
 use crate::operations::registry::{self as local_registry, Removal};
 

@@ -249,7 +249,10 @@ pub async fn other_users(
     let nodes = runtime.list_nodes(None).await.map_err(Error::from)?;
     let mut by_cluster: BTreeMap<String, Vec<ObservedNode>> = BTreeMap::new();
     for node in nodes.into_iter().filter(|n| n.cluster != cluster) {
-        by_cluster.entry(node.cluster.clone()).or_default().push(node);
+        by_cluster
+            .entry(node.cluster.clone())
+            .or_default()
+            .push(node);
     }
     let mut users = Vec::new();
     for (name, nodes) in by_cluster {

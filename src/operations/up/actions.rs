@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::adapters::docker::NodeRuntime;
 use crate::adapters::kind::{CreateOutcome, CreateRequest};
 use crate::adapters::kube::cluster::{ClusterApi, StorageFix};
 use crate::core::error::{Error, Result};
@@ -13,7 +14,6 @@ use crate::core::kindconfig;
 use crate::core::plan::{ClusterPlan, TaintEffect};
 use crate::core::record;
 use crate::core::record::{Phase, Record};
-use crate::adapters::docker::NodeRuntime;
 use crate::operations::addons::{self, ControllerSource};
 use crate::operations::registry as local_registry;
 

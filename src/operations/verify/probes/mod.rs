@@ -11,6 +11,7 @@ mod layers;
 mod mount;
 mod nodeport;
 mod port;
+mod registry;
 mod rwop;
 mod storage;
 mod subpath;
@@ -43,6 +44,7 @@ pub fn registry() -> Vec<Box<dyn Probe>> {
         Box::new(port::Port),
         Box::new(ingress::Ingress),
         Box::new(nodeport::NodePort),
+        Box::new(registry::Registry),
     ]
 }
 

@@ -279,11 +279,13 @@ async fn pull_check(
             format!("pulled {image} from the registry and ran it"),
         ),
         Ok(outcome) => {
+            // The kubelet's `Failed` event carries containerd's own words.
             let pull = outcome
                 .events
                 .iter()
                 .rev()
-                .find(|e| e.contains("ull"))
+                .find(|e| e.starts_with("Failed") && e.contains("pull"))
+                .or_else(|| outcome.events.iter().rev().find(|e| e.contains("pull")))
                 .cloned()
                 .unwrap_or_else(|| describe(&outcome));
             let hint = if unconfigured {

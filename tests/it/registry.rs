@@ -370,6 +370,19 @@ async fn up_runs_the_registry_for_the_nodes_and_down_removes_it_once_no_cluster_
         );
     }
     eprintln!("registry step: {seconds:?} s (created, reused)");
+    // The registry removed behind devcluster's back: the next `up` converges and
+    // makes it again instead of calling the cluster up to date.
+    assert!(docker(&["rm", "-f", &registry.container]).status.success());
+    let fake = ready_api(&second, 1);
+    let deps = Deps {
+        connector: Connector::Client(fake.client()),
+        interrupt: Interrupt::never(),
+    };
+    let again = run_up(&app, &args(&second), &deps).await.unwrap();
+    assert_eq!(again.action, "converged");
+    assert_eq!(inspect(&registry.container, "{{.State.Running}}"), "true");
+    let unchanged = run_up(&app, &args(&second), &deps).await.unwrap();
+    assert_eq!(unchanged.action, "up-to-date");
     assert!(
         inspect(&registry.container, "{{json .NetworkSettings.Networks}}").contains("\"kind\"")
     );

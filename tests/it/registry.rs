@@ -730,3 +730,38 @@ async fn another_cluster_s_record_keeps_the_registry_it_uses() {
     );
     let _ = client.remove_container(&stray).await;
 }
+
+#[tokio::test]
+async fn preflight_names_who_holds_the_registry_port_and_passes_devcluster_s_own_registry() {
+    if !ready("preflight_names_who_holds_the_registry_port_and_passes_devcluster_s_own_registry") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path());
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let plan = plan_of(&unique_name("regpre"), port);
+    let row = |checks: Vec<Check>| {
+        checks
+            .into_iter()
+            .find(|c| c.name == format!("port 127.0.0.1:{port}/TCP (registry)"))
+            .unwrap_or_else(|| panic!("no registry port row"))
+    };
+    let taken = row(devcluster::operations::doctor::preflight(&app, &plan).await);
+    assert_eq!(taken.status, Status::Fail, "{taken:?}");
+    assert!(taken.detail.starts_with("taken by process"), "{taken:?}");
+    drop(held);
+
+    let registry = plan.registry.clone().unwrap();
+    let _cleanup = Cleanup::new().container(&registry.container);
+    let client = Docker::connect(&World::from_process()).await.unwrap();
+    local_registry::ensure_container(&client, &registry)
+        .await
+        .unwrap();
+    let own = row(devcluster::operations::doctor::preflight(&app, &plan).await);
+    assert_eq!(own.status, Status::Ok, "{own:?}");
+    assert_eq!(
+        own.detail,
+        format!("published by {}, which `up` reuses", registry.container)
+    );
+}

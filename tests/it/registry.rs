@@ -404,7 +404,7 @@ async fn up_runs_the_registry_for_the_nodes_and_down_removes_it_once_no_cluster_
         local_registry::other_users(&client, &first, &registry)
             .await
             .unwrap(),
-        [second.clone()]
+        std::slice::from_ref(&second)
     );
     // The last one goes: so does the registry.
     run_down(&app, &down(&second)).await.unwrap();

@@ -528,6 +528,10 @@ fn api_pulling_in_nodes(plan: &ClusterPlan) -> FakeApi {
 }
 
 async fn run_verify(plan: &ClusterPlan, fake: &FakeApi) -> Report {
+    run_verify_pushing(plan, fake, TEST_IMAGE).await
+}
+
+async fn run_verify_pushing(plan: &ClusterPlan, fake: &FakeApi, image: &str) -> Report {
     let docker = Docker::connect(&World::from_process()).await.unwrap();
     let nodes = docker.list_nodes(Some(&plan.name)).await.unwrap();
     let target = Target {
@@ -539,7 +543,7 @@ async fn run_verify(plan: &ClusterPlan, fake: &FakeApi) -> Report {
         api_error: None,
     };
     let options = Options {
-        probe_image: Some(TEST_IMAGE.into()),
+        probe_image: Some(image.into()),
         ..Options::new(Instant::now() + Duration::from_secs(40))
     };
     verify::verify(&App::new(World::default()), &target, &options, None)
@@ -645,6 +649,27 @@ async fn verify_pulls_on_every_node_and_names_the_layer_that_broke() {
             .contains("is not configured for"),
         "{failed:?}"
     );
+
+    // An image the host neither has nor can pull: nothing to push, said so.
+    let missing = format!("localhost:{}/devcluster-test/none:1", free_port());
+    let report = run_verify_pushing(&plan, &fake, &missing).await;
+    let unpushed = rows(&report, Layer::Host, None)
+        .into_iter()
+        .find(|c| c.status == Status::Fail)
+        .unwrap_or_else(|| panic!("no failed host row: {:#?}", report.checks));
+    assert!(
+        unpushed.detail.starts_with("no image to push: "),
+        "{unpushed:?}"
+    );
+    assert!(
+        unpushed
+            .hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("--probe-image"),
+        "{unpushed:?}"
+    );
+    assert!(rows(&report, Layer::Pod, Some(&worker)).is_empty());
 
     // 3. Every node is configured, but the registry left the `kind` network: the
     // nodes cannot reach it, the pull fails and the pod's events say how.

@@ -81,7 +81,20 @@ async fn registry(run: &Run<'_>) -> Vec<Check> {
             Status::Ok,
             format!("pushed {repository}:{token} ({image}) through the Docker Engine API"),
         )),
-        Err(e) => {
+        Err(Unpushed::NoImage(e)) => {
+            checks.push(
+                Check::new(
+                    NAME,
+                    None,
+                    Layer::Host,
+                    Status::Fail,
+                    format!("no image to push: {e}"),
+                )
+                .hint("pass `--probe-image IMAGE` with an image this Docker has (`docker images`)"),
+            );
+            return checks;
+        }
+        Err(Unpushed::Refused(e)) => {
             checks.push(
                 Check::new(
                     NAME,
@@ -238,20 +251,28 @@ async fn node_checks(run: &Run<'_>, docker: &Docker, registry: &RegistryPlan) ->
     join_all(checks).await
 }
 
+/// Why nothing was pushed.
+enum Unpushed {
+    /// The image to push is not on the host and cannot be pulled.
+    NoImage(String),
+    /// Tagging or the push itself failed.
+    Refused(String),
+}
+
 /// Tags `image` as `repository:tag`, pushes it and drops the tag again (the image
 /// itself stays).
-async fn push(docker: &Docker, image: &str, repository: &str, tag: &str) -> Result<(), String> {
+async fn push(docker: &Docker, image: &str, repository: &str, tag: &str) -> Result<(), Unpushed> {
     docker
         .ensure_image(image)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Unpushed::NoImage(e.to_string()))?;
     docker
         .tag_image(image, repository, tag)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Unpushed::Refused(e.to_string()))?;
     let pushed = docker.push_image(repository, tag).await;
     let _ = docker.untag_image(&format!("{repository}:{tag}")).await;
-    pushed.map_err(|e| e.to_string())
+    pushed.map_err(|e| Unpushed::Refused(e.to_string()))
 }
 
 /// A pod on `node` that pulls `image` from the registry and runs it.

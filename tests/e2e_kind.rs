@@ -567,6 +567,7 @@ fn a_multi_node_profile_proves_mounts_subpath_and_storage_on_every_node() {
     );
 
     pods_reach_each_other_across_nodes(&cluster, &nodes[1], &nodes[0]);
+    load_puts_a_fresh_image_on_every_node(dir.path(), &cluster, &nodes);
 
     // Hold the emulator against the real kind: the same kind config, the same
     // containers (names, labels, binds, published ports), node for node.
@@ -604,6 +605,59 @@ fn a_multi_node_profile_proves_mounts_subpath_and_storage_on_every_node() {
         emulated, real,
         "the emulator's containers differ from real kind's"
     );
+}
+
+/// `devcluster load` of an image no node has (its own tag and content, built
+/// here): every node gets it through `ctr images import`, and an
+/// `imagePullPolicy: Never` pod runs it on each, the tainted control plane and the
+/// NoExecute-tainted worker included. A second load finds it on every node.
+fn load_puts_a_fresh_image_on_every_node(dir: &Path, cluster: &str, nodes: &[String]) {
+    let image = support::images::ImportedImage::runnable(
+        &format!("e2e-load/{cluster}:1"),
+        &support::unique_name("token"),
+    );
+    let stored = format!("docker.io/{}", image.name);
+    let in_containerd = |node: &str| {
+        let listed = support::docker(&[
+            "exec",
+            node,
+            "ctr",
+            "--namespace=k8s.io",
+            "images",
+            "ls",
+            "-q",
+        ]);
+        text(&listed.stdout).lines().any(|l| l.trim() == stored)
+    };
+    for node in nodes {
+        assert!(!in_containerd(node), "{node} has {stored} before the load");
+    }
+    let start = Instant::now();
+    let load = devcluster(dir, &["load", &image.name, "--name", cluster, "-o", "json"]);
+    let report = json_of(success(&load));
+    eprintln!(
+        "load of {} on {} nodes, proven: {:?}",
+        image.name,
+        nodes.len(),
+        start.elapsed()
+    );
+    let rows = report["nodes"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.len(), nodes.len(), "{report:#}");
+    for node in nodes {
+        let row = rows
+            .iter()
+            .find(|r| r["node"] == node.as_str())
+            .unwrap_or_else(|| panic!("no row for {node} in {report:#}"));
+        assert_eq!(row["outcome"], "loaded", "{row:#}");
+        assert_eq!(row["proof"], "ok", "{row:#}");
+        assert!(in_containerd(node), "{node} lacks {stored} after the load");
+    }
+    let again = devcluster(dir, &["load", &image.name, "--name", cluster, "-o", "json"]);
+    let report = json_of(success(&again));
+    for row in report["nodes"].as_array().cloned().unwrap_or_default() {
+        assert_eq!(row["outcome"], "already-present", "{row:#}");
+        assert_eq!(row["proof"], "ok", "{row:#}");
+    }
 }
 
 /// A pod on `server_node` serves HTTP; a pod on `client_node` fetches it by pod IP

@@ -115,6 +115,22 @@ pub trait NodeRuntime: Send + Sync {
         image: &'a str,
     ) -> BoxFuture<'a, Result<ImageVersion, DockerError>>;
 
+    /// The image `name` in the engine's own store; `None` when it is not there.
+    fn local_image<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<LocalImage>, DockerError>>;
+    /// Runs `command` in `container` with `docker save` of `images` streamed into
+    /// its stdin (what kind's `load docker-image` feeds `ctr images import`), for at
+    /// most `limit`; a non-zero exit is an `Ok` with that code.
+    fn import_images<'a>(
+        &'a self,
+        container: &'a str,
+        images: &'a [&'a str],
+        command: &'a [&'a str],
+        limit: Duration,
+    ) -> BoxFuture<'a, Result<ExecOutput, DockerError>>;
+
     /// The running container publishing `host_port`/`protocol`, if any.
     fn port_holder<'a>(
         &'a self,
@@ -365,6 +381,17 @@ pub struct ExecOutput {
     pub stdout: String,
     pub stderr: String,
     pub exit_code: i64,
+}
+
+/// An image in the engine's own store (`docker image inspect`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalImage {
+    /// The name it was asked for, e.g. `my-app:dev`.
+    pub name: String,
+    /// The engine's image ID, `sha256:...`: the digest of the image's config (of
+    /// its index or manifest with Docker's containerd image store).
+    pub id: String,
 }
 
 /// Who publishes a host port.
@@ -1013,6 +1040,133 @@ impl Docker {
         })
     }
 
+    /// The image `name` in the engine's own store; `None` when it is not there.
+    pub async fn local_image(&self, name: &str) -> Result<Option<LocalImage>, DockerError> {
+        match self
+            .call(
+                "inspect image",
+                self.timeout,
+                self.client.inspect_image(name),
+                |e| classify("inspect image", name, e),
+            )
+            .await
+        {
+            Ok(image) => Ok(Some(LocalImage {
+                name: name.to_string(),
+                id: image.id.unwrap_or_default(),
+            })),
+            Err(DockerError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs `command` in `container` with the engine's export of `images` (`GET
+    /// /images/get`, the `docker save` tar) streamed into its stdin while its output
+    /// is read, so neither side waits on the other. The stream is closed when the
+    /// export ends or fails, so the command always sees the end of its input. A
+    /// command that exits non-zero is an `Ok` with its code and output, even when it
+    /// stopped reading early.
+    pub async fn import_images(
+        &self,
+        container: &str,
+        images: &[&str],
+        command: &[&str],
+        limit: Duration,
+    ) -> Result<ExecOutput, DockerError> {
+        let options = CreateExecOptions {
+            cmd: Some(command.iter().map(|c| c.to_string()).collect()),
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let created = self
+            .call(
+                "exec",
+                self.timeout,
+                self.client.create_exec(container, options),
+                |e| classify("exec", container, e),
+            )
+            .await?;
+        let run = async {
+            let started = self
+                .client
+                .start_exec(&created.id, None)
+                .await
+                .map_err(|e| failed("exec", e))?;
+            let StartExecResults::Attached { mut output, input } = started else {
+                return Err(failed("exec", "the engine did not attach to the command"));
+            };
+            let client = &self.client;
+            let feed = async move {
+                let mut input = input;
+                let mut archive = std::pin::pin!(client.export_images(images));
+                let mut fed = Ok(());
+                while let Some(chunk) = archive.next().await {
+                    let written = match chunk {
+                        Ok(bytes) => input.write_all(&bytes).await.map_err(|e| failed("exec", e)),
+                        Err(e) => Err(failed("export images", e)),
+                    };
+                    if let Err(e) = written {
+                        fed = Err(e);
+                        break;
+                    }
+                }
+                let _ = input.shutdown().await;
+                fed
+            };
+            let drain = async {
+                let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+                while let Some(chunk) = output.next().await {
+                    match chunk.map_err(|e| failed("exec", e))? {
+                        bollard::container::LogOutput::StdOut { message }
+                        | bollard::container::LogOutput::Console { message } => {
+                            stdout.extend_from_slice(&message)
+                        }
+                        bollard::container::LogOutput::StdErr { message } => {
+                            stderr.extend_from_slice(&message)
+                        }
+                        bollard::container::LogOutput::StdIn { .. } => {}
+                    }
+                }
+                Ok::<_, DockerError>((stdout, stderr))
+            };
+            // The output ends when the command has exited; what it did not read of
+            // its input by then is dropped with the rest of the stream.
+            tokio::pin!(feed, drain);
+            let mut fed = None;
+            let drained = loop {
+                tokio::select! {
+                    drained = &mut drain => break drained,
+                    result = &mut feed, if fed.is_none() => fed = Some(result),
+                }
+            };
+            let (stdout, stderr) = drained?;
+            let inspected = self
+                .client
+                .inspect_exec(&created.id)
+                .await
+                .map_err(|e| failed("exec", e))?;
+            let exit_code = inspected.exit_code.unwrap_or(-1);
+            // The command's own failure explains a stream it stopped reading.
+            if exit_code == 0 {
+                fed.unwrap_or(Ok(()))?;
+            }
+            Ok(ExecOutput {
+                stdout: String::from_utf8_lossy(&stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&stderr).into_owned(),
+                exit_code,
+            })
+        };
+        match tokio::time::timeout(limit, run).await {
+            Ok(result) => result,
+            Err(_) => Err(DockerError::Timeout {
+                operation: format!("exec {}", command.join(" ")),
+                seconds: limit.as_secs(),
+            }),
+        }
+    }
+
     pub async fn start(&self, container: &str) -> Result<(), DockerError> {
         self.call(
             "start",
@@ -1152,6 +1306,25 @@ impl NodeRuntime for Docker {
 
     fn untag_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
         Box::pin(Docker::untag_image(self, image))
+    }
+
+    fn local_image<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<LocalImage>, DockerError>> {
+        Box::pin(Docker::local_image(self, name))
+    }
+
+    fn import_images<'a>(
+        &'a self,
+        container: &'a str,
+        images: &'a [&'a str],
+        command: &'a [&'a str],
+        limit: Duration,
+    ) -> BoxFuture<'a, Result<ExecOutput, DockerError>> {
+        Box::pin(Docker::import_images(
+            self, container, images, command, limit,
+        ))
     }
 }
 
@@ -1406,7 +1579,19 @@ pub(crate) mod canned {
         pub files: BTreeMap<(String, String), Vec<u8>>,
         pub published: Vec<PublishedPort>,
         pub images: BTreeMap<String, ImageVersion>,
+        /// The engine's own images: name to image ID.
+        pub local_images: BTreeMap<String, String>,
+        /// `(container, command joined by spaces)` to what the command prints;
+        /// any other command is not canned.
+        pub execs: BTreeMap<(String, String), ExecOutput>,
+        /// What the import command answers in each container (not canned when absent).
+        pub imports: BTreeMap<String, Result<ExecOutput, DockerError>>,
+        /// Every import asked for.
+        pub imported: std::sync::Mutex<Vec<Import>>,
     }
+
+    /// One import asked of the canned runtime: container, images, command.
+    pub(crate) type Import = (String, Vec<String>, Vec<String>);
 
     impl CannedRuntime {
         /// A healthy native engine with nothing on it.
@@ -1428,6 +1613,10 @@ pub(crate) mod canned {
                 files: BTreeMap::new(),
                 published: Vec::new(),
                 images: BTreeMap::new(),
+                local_images: BTreeMap::new(),
+                execs: BTreeMap::new(),
+                imports: BTreeMap::new(),
+                imported: std::sync::Mutex::new(Vec::new()),
             }
         }
     }
@@ -1479,10 +1668,17 @@ pub(crate) mod canned {
 
         fn exec<'a>(
             &'a self,
-            _container: &'a str,
-            _command: &'a [&'a str],
+            container: &'a str,
+            command: &'a [&'a str],
         ) -> BoxFuture<'a, Result<ExecOutput, DockerError>> {
-            not_canned("exec")
+            match self
+                .execs
+                .get(&(container.to_string(), command.join(" ")))
+                .cloned()
+            {
+                Some(output) => Box::pin(async move { Ok(output) }),
+                None => not_canned("exec"),
+            }
         }
 
         fn exec_with_stdin<'a>(
@@ -1587,6 +1783,39 @@ pub(crate) mod canned {
 
         fn untag_image<'a>(&'a self, _image: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
             not_canned("remove image")
+        }
+
+        fn local_image<'a>(
+            &'a self,
+            name: &'a str,
+        ) -> BoxFuture<'a, Result<Option<LocalImage>, DockerError>> {
+            Box::pin(async move {
+                Ok(self.local_images.get(name).map(|id| LocalImage {
+                    name: name.to_string(),
+                    id: id.clone(),
+                }))
+            })
+        }
+
+        fn import_images<'a>(
+            &'a self,
+            container: &'a str,
+            images: &'a [&'a str],
+            command: &'a [&'a str],
+            _limit: Duration,
+        ) -> BoxFuture<'a, Result<ExecOutput, DockerError>> {
+            self.imported
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((
+                    container.to_string(),
+                    images.iter().map(|i| i.to_string()).collect(),
+                    command.iter().map(|c| c.to_string()).collect(),
+                ));
+            match self.imports.get(container).cloned() {
+                Some(answer) => Box::pin(async move { answer }),
+                None => not_canned("import images"),
+            }
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::operations::context::App;
 use crate::operations::doctor;
 use crate::operations::down::{self, DownOptions};
 use crate::operations::list;
+use crate::operations::load;
 use crate::operations::run;
 use crate::operations::status;
 use crate::operations::up::{self, UpOptions};
@@ -63,6 +64,9 @@ pub enum Command {
     Init(init::InitArgs),
     /// Bring a proven cluster up for one command, run it, then clean up.
     Run(RunArgs),
+    /// Put local Docker images on every node of the cluster, then prove each runs
+    /// there without a pull.
+    Load(LoadArgs),
     /// Print a shell completion script (`bash`, `zsh`, `fish`, `powershell`, `elvish`).
     Completions {
         /// The shell to complete for.
@@ -153,11 +157,11 @@ pub struct UpArgs {
 pub struct MakeArgs {
     /// One deadline for waiting on nodes, add-ons and verification, e.g. `5m`, `90s`.
     /// It starts when `kind create cluster` returns.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_deadline)]
     pub timeout: std::time::Duration,
     /// How long `kind create cluster` may take (a cold first run pulls a large node
     /// image).
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_deadline)]
     pub create_timeout: std::time::Duration,
     /// Download the pinned kind release into the cache when kind is missing.
     #[arg(long)]
@@ -239,7 +243,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "IMAGE")]
     pub echo_image: Option<String>,
     /// One deadline for every probe.
-    #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = parse_deadline)]
     pub timeout: std::time::Duration,
     /// Write a JUnit XML report here.
     #[arg(long, value_name = "FILE")]
@@ -269,6 +273,23 @@ pub struct RunArgs {
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    /// Images in the local Docker engine, e.g. `my-app:dev`.
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// Skip the proof (an `imagePullPolicy: Never` pod per node and image).
+    #[arg(long)]
+    pub no_verify: bool,
+    /// One deadline for the imports and the proof.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_deadline)]
+    pub timeout: std::time::Duration,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: Output,
 }
 
 /// `devcluster run`'s exit code when it could not give the command a proven cluster
@@ -354,6 +375,19 @@ pub fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, St
         return Err(format!(
             "`{text}` is longer than the longest allowed, {}",
             humantime::format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(duration)
+}
+
+/// A deadline for work that must get a chance to run: a duration as
+/// [`parse_duration`] reads it, and not zero (a zero deadline fails every step
+/// before it starts). `--lock-timeout 0` stays valid: it means "do not wait".
+pub fn parse_deadline(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!(
+            "`{text}` is no time at all: give the work a deadline such as 90s or 5m"
         ));
     }
     Ok(duration)
@@ -493,6 +527,7 @@ fn dispatch(app: &App, command: Command) -> Result<i32> {
             Ok(ExitCode::Success)
         }),
         Command::Verify(args) => block_on(verify_command(app, &args)),
+        Command::Load(args) => block_on(load_command(app, &args)),
     };
     outcome.map(|code| code as i32)
 }
@@ -562,6 +597,24 @@ async fn verify_command(app: &App, args: &VerifyArgs) -> Result<ExitCode> {
     if let Some(path) = &args.junit {
         std::fs::write(path, report.junit("devcluster verify"))
             .map_err(|e| Error::failed(format!("cannot write {}", path.display())).cause(e))?;
+    }
+    Ok(exit_code(report.failed()))
+}
+
+async fn load_command(app: &App, args: &LoadArgs) -> Result<ExitCode> {
+    let options = load::LoadOptions {
+        profile: args.profile.choice(),
+        images: args.images.clone(),
+        prove: !args.no_verify,
+        timeout: args.timeout,
+        interrupt: signals::interrupt(),
+    };
+    let report = load::run(app, &options).await?;
+    match args.output {
+        Output::Json => print_json(&report),
+        Output::Text => app
+            .ui
+            .checks(&report.checks(), crate::core::check::Columns::Located),
     }
     Ok(exit_code(report.failed()))
 }
@@ -677,6 +730,44 @@ mod tests {
             let code = run(["devcluster", "up", "--timeout", timeout], World::default());
             assert_eq!(code, 2, "--timeout {timeout}");
         }
+    }
+
+    #[test]
+    fn load_takes_images_and_a_deadline_that_is_not_zero() {
+        let parsed = Cli::try_parse_from(["devcluster", "load", "app:dev", "--timeout", "0"]);
+        let message = parsed.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("no time at all"), "{message}");
+        let Ok(Cli {
+            command: Command::Load(args),
+        }) = Cli::try_parse_from(["devcluster", "load", "a:1", "b:2", "--name", "dev"])
+        else {
+            panic!("`devcluster load a:1 b:2 --name dev` parses as load");
+        };
+        assert_eq!(args.images, ["a:1", "b:2"]);
+        assert_eq!(args.timeout, std::time::Duration::from_secs(300));
+        assert!(!args.no_verify);
+        assert!(Cli::try_parse_from(["devcluster", "load", "--name", "dev"]).is_err());
+    }
+
+    #[test]
+    fn a_zero_deadline_is_a_usage_error_but_a_zero_lock_wait_is_not() {
+        for (command, flag) in [
+            ("up", "--timeout"),
+            ("up", "--create-timeout"),
+            ("run", "--timeout"),
+            ("verify", "--timeout"),
+        ] {
+            for zero in ["0", "0s", "0m"] {
+                let parsed = Cli::try_parse_from(["devcluster", command, flag, zero]);
+                let message = parsed.err().map(|e| e.to_string()).unwrap_or_default();
+                assert!(
+                    message.contains("no time at all"),
+                    "{command} {flag} {zero}: {message}"
+                );
+            }
+        }
+        assert!(parse_deadline("1s").is_ok());
+        assert!(Cli::try_parse_from(["devcluster", "up", "--lock-timeout", "0"]).is_ok());
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod down;
 pub mod init;
 pub mod interrupt;
 pub mod list;
+pub mod load;
 pub mod lock;
 pub mod registry;
 pub mod run;

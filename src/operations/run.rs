@@ -342,16 +342,13 @@ async fn write_bundle(
         None => Vec::new(),
     };
     verify::bundle::cluster_files(dir, Some(plan), docker.as_ref(), &nodes).await?;
-    let logs = dir.join("kind-logs");
-    match app.kind() {
-        Ok(kind) => {
-            if let Err(e) = kind.export_logs(&plan.name, &logs).await {
-                std::fs::write(dir.join("kind-logs.error.txt"), Error::from(e).render())?;
-            }
-        }
-        Err(e) => std::fs::write(dir.join("kind-logs.error.txt"), e.render())?,
-    }
-    Ok(())
+    verify::bundle::node_logs(
+        app.cluster_provider(),
+        &plan.name,
+        dir,
+        verify::bundle::EXPORT_LOGS_LIMIT,
+    )
+    .await
 }
 
 #[cfg(test)]

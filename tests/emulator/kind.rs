@@ -1500,6 +1500,22 @@ fn get_kubeconfig(rest: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `kind export logs [DIR] --name N` (kind `pkg/cmd/kind/export/logs/logs.go`):
+/// an unknown cluster fails; the directory is printed on stdout, then
+/// `Provider.CollectLogs` (`pkg/cluster/provider.go`) writes `kind-version.txt` and,
+/// for each Kubernetes node (the external load balancer is left out:
+/// `nodeutils.InternalNodes`), under `<node>/`: `serial.log` (the container's log),
+/// the node's `/var/log` (a tar whose exit 1 is masked, `internal/logs/logs.go`
+/// `DumpDir`), `kubernetes-version.txt` (`cat /kind/version`), `journal.log`,
+/// `kubelet.log` and `containerd.log` (`journalctl --no-pager [-u UNIT]`) and
+/// `images.log` (`crictl images`); the docker provider's `CollectLogs`
+/// (`pkg/cluster/internal/providers/docker/provider.go`) adds `docker-info.txt`
+/// and `<node>/inspect.json`. Each command's stdout and stderr go to its file;
+/// every command that failed is reported once all files are written, as one
+/// aggregated error (exit 1). The emulator's nodes have no systemd or crictl, so
+/// those commands fail here as they would in such a node, after writing what
+/// they printed. Unlike kind, `docker exec` runs without `--privileged` (the nodes
+/// are unprivileged, see the header).
 fn export_logs(rest: &[String]) -> Result<()> {
     let flags = Flags::parse(rest, &["name"], &[])?;
     let cluster = flags.cluster_name();
@@ -1516,27 +1532,155 @@ fn export_logs(rest: &[String]) -> Result<()> {
     if nodes.is_empty() {
         return fail(format!("unknown cluster {cluster:?}"));
     }
-    let io = |e: std::io::Error| Failure(format!("failed to write logs to {}: {e}", dir.display()));
-    std::fs::create_dir_all(&dir).map_err(io)?;
     eprintln!("Exporting logs for cluster {cluster:?} to:");
-    std::fs::write(
-        dir.join("kind-version.txt"),
-        format!("{} go1.24.0 linux/amd64\n", kind_version()),
-    )
-    .map_err(io)?;
-    for node in &nodes {
-        let node_dir = dir.join(node);
-        std::fs::create_dir_all(&node_dir).map_err(io)?;
-        let inspect = docker(&strings(&["inspect", node]))?;
-        std::fs::write(node_dir.join("inspect.json"), inspect).map_err(io)?;
-        let logs = Command::new("docker")
-            .args(["logs", node])
-            .output()
-            .map_err(|e| Failure(format!("failed to run docker logs {node}: {e}")))?;
-        let mut text = logs.stdout;
-        text.extend_from_slice(&logs.stderr);
-        std::fs::write(node_dir.join("serial.log"), text).map_err(io)?;
-    }
     println!("{}", dir.display());
+    let io = |e: std::io::Error| Failure(format!("failed to create logs directory: {e}"));
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    std::fs::write(dir.join("kind-version.txt"), kind_version())
+        .map_err(|e| Failure(format!("failed to write kind-version.txt: {e}")))?;
+    let mut errors: Vec<String> = Vec::new();
+    let mut record = |result: Result<()>| {
+        if let Err(Failure(message)) = result
+            && !errors.contains(&message)
+        {
+            errors.push(message);
+        }
+    };
+    for node in &nodes {
+        if node_role(node).as_deref() == Some(LOAD_BALANCER) {
+            continue;
+        }
+        let node_dir = dir.join(node);
+        record(
+            std::fs::create_dir_all(&node_dir)
+                .map_err(|e| Failure(format!("failed to create {}: {e}", node_dir.display()))),
+        );
+        record(command_to_file(
+            &strings(&["logs", node]),
+            &node_dir.join("serial.log"),
+        ));
+        record(dump_var_log(node, &node_dir));
+        for (command, file) in [
+            (&["cat", "/kind/version"][..], "kubernetes-version.txt"),
+            (&["journalctl", "--no-pager"][..], "journal.log"),
+            (
+                &["journalctl", "--no-pager", "-u", "kubelet.service"][..],
+                "kubelet.log",
+            ),
+            (
+                &["journalctl", "--no-pager", "-u", "containerd.service"][..],
+                "containerd.log",
+            ),
+            (&["crictl", "images"][..], "images.log"),
+        ] {
+            let mut args = strings(&["exec", node]);
+            args.extend(strings(command));
+            record(command_to_file(&args, &node_dir.join(file)));
+        }
+    }
+    record(command_to_file(
+        &strings(&["info"]),
+        &dir.join("docker-info.txt"),
+    ));
+    for node in &nodes {
+        if node_role(node).as_deref() == Some(LOAD_BALANCER) {
+            continue;
+        }
+        record(command_to_file(
+            &strings(&["inspect", node]),
+            &dir.join(node).join("inspect.json"),
+        ));
+    }
+    match errors.as_slice() {
+        [] => Ok(()),
+        [one] => fail(one.clone()),
+        many => fail(format!("[{}]", many.join(", "))),
+    }
+}
+
+/// A node container's kind role label.
+fn node_role(node: &str) -> Option<String> {
+    let format = format!("{{{{index .Config.Labels \"{ROLE_LABEL}\"}}}}");
+    docker(&strings(&["inspect", "--format", &format, node]))
+        .ok()
+        .map(|r| r.trim().to_string())
+}
+
+/// Runs `docker ARGS` with its stdout and stderr both written to `path` (kind's
+/// `execToPathFn`); a non-zero exit is kind's `RunError` message.
+fn command_to_file(args: &[String], path: &Path) -> Result<()> {
+    let file = std::fs::File::create(path)
+        .map_err(|e| Failure(format!("failed to create {}: {e}", path.display())))?;
+    let errors = file
+        .try_clone()
+        .map_err(|e| Failure(format!("failed to open {}: {e}", path.display())))?;
+    let status = Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(errors)
+        .status()
+        .map_err(|e| Failure(format!("failed to run docker: {e}")))?;
+    if status.success() {
+        return Ok(());
+    }
+    let command: Vec<String> = std::iter::once("docker".to_string())
+        .chain(args.iter().map(|a| shell_quote(a)))
+        .collect();
+    fail(format!(
+        "command \"{}\" failed with error: {}",
+        command.join(" "),
+        go_exit_status(status)
+    ))
+}
+
+/// An exit status as Go's `os/exec` prints it: `exit status 1`.
+fn go_exit_status(status: std::process::ExitStatus) -> String {
+    match status.code() {
+        Some(code) => format!("exit status {code}"),
+        None => "signal: killed".to_string(),
+    }
+}
+
+/// The node's `/var/log` unpacked into `dir`, regular files and directories only
+/// (kind `pkg/cluster/internal/logs/logs.go`, `DumpDir` and `untar`).
+fn dump_var_log(node: &str, dir: &Path) -> Result<()> {
+    let script = "tar --hard-dereference -C /var/log/ -chf - . || (r=$?; [ $r -eq 1 ] || exit $r)";
+    let output = Command::new("docker")
+        .args(["exec", node, "sh", "-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Failure(format!("failed to run docker: {e}")))?;
+    if !output.status.success() {
+        return fail(format!(
+            "command \"docker exec {node} sh -c {}\" failed with error: {}",
+            shell_quote(script),
+            go_exit_status(output.status)
+        ));
+    }
+    let mut archive = tar::Archive::new(output.stdout.as_slice());
+    let entries = archive
+        .entries()
+        .map_err(|e| Failure(format!("Untarring \"/var/log\": {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| Failure(format!("Untarring \"/var/log\": {e}")))?;
+        let Ok(relative) = entry.path().map(|p| p.into_owned()) else {
+            continue;
+        };
+        if relative
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            continue;
+        }
+        let target = dir.join(&relative);
+        let written = match entry.header().entry_type() {
+            tar::EntryType::Regular => std::fs::File::create(&target)
+                .and_then(|mut file| std::io::copy(&mut entry, &mut file).map(|_| ())),
+            tar::EntryType::Directory => std::fs::create_dir_all(&target),
+            _ => Ok(()),
+        };
+        written.map_err(|e| Failure(format!("error writing to {}: {e}", target.display())))?;
+    }
     Ok(())
 }

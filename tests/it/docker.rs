@@ -370,3 +370,62 @@ async fn a_local_node_images_kubernetes_version_is_read_from_kind_version() {
         String::from_utf8_lossy(&left.stdout)
     );
 }
+
+#[tokio::test]
+async fn an_image_is_streamed_as_docker_save_into_a_command_in_a_container() {
+    if !docker_available("an_image_is_streamed_as_docker_save_into_a_command_in_a_container") {
+        return;
+    }
+    let cluster = unique_name("save");
+    let _cleanup = Cleanup::new().cluster(&cluster);
+    let node = start_node(&cluster, "worker", "worker", &[]);
+    let client = Docker::connect(&world(&[])).await.unwrap();
+    let image = client.local_image(TEST_IMAGE).await.unwrap().unwrap();
+    assert_eq!(image.name, TEST_IMAGE);
+    let inspected = docker(&["image", "inspect", "--format", "{{.Id}}", TEST_IMAGE]);
+    assert_eq!(image.id, String::from_utf8_lossy(&inspected.stdout).trim());
+    let absent = format!("{cluster}-absent:1");
+    assert_eq!(client.local_image(&absent).await.unwrap(), None);
+
+    // The command reads the whole `docker save` tar from its stdin: the archive's
+    // manifest names the image.
+    let limit = Duration::from_secs(60);
+    let listed = client
+        .import_images(
+            &node,
+            &[TEST_IMAGE],
+            &[
+                "sh",
+                "-c",
+                "mkdir /tmp/save && tar -x -C /tmp/save && cat /tmp/save/manifest.json",
+            ],
+            limit,
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.exit_code, 0, "{listed:?}");
+    assert!(listed.stdout.contains(TEST_IMAGE), "{}", listed.stdout);
+    // A command that stops reading at once: its own exit code and words, not a
+    // broken pipe.
+    let refused = client
+        .import_images(
+            &node,
+            &[TEST_IMAGE],
+            &["sh", "-c", "echo no space >&2; exit 3"],
+            limit,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (refused.exit_code, refused.stderr.as_str()),
+        (3, "no space\n")
+    );
+    // An image the engine cannot export fails the call, and the command sees the
+    // end of its input instead of waiting for more.
+    let started = Instant::now();
+    let failed = client
+        .import_images(&node, &[&absent], &["sh", "-c", "cat > /dev/null"], limit)
+        .await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+}

@@ -12,6 +12,7 @@
 mod support;
 
 mod docker;
+mod docs;
 mod doctor;
 mod download;
 mod emulator;
@@ -19,6 +20,7 @@ mod init;
 mod kube_cluster;
 mod layers;
 mod lifecycle;
+mod load;
 mod plan_hostile;
 mod plan_invalid;
 mod plan_properties;

@@ -163,7 +163,13 @@ async fn run_verify_bundle(
         host_paths,
         ..Options::new(Instant::now())
     };
-    verify::verify(&App::new(World::default()), &target, &options, bundle)
+    // kind is the emulator, so a bundle holds its `kind export logs`.
+    let mut world = World::from_process();
+    world.env.insert(
+        "DEVCLUSTER_KIND".into(),
+        kind_emulator().display().to_string(),
+    );
+    verify::verify(&App::new(world), &target, &options, bundle)
         .await
         .unwrap()
 }
@@ -267,6 +273,32 @@ async fn a_mount_on_one_node_only_is_reported_at_the_node_layer_naming_where_it_
     }
     let inspected = std::fs::read_dir(bundle.join("nodes")).unwrap().count();
     assert_eq!(inspected, 3, "docker inspect of every node");
+    // `kind export logs` of every node: the files kind's CollectLogs writes.
+    let logs = bundle.join("kind-logs");
+    for file in ["kind-version.txt", "docker-info.txt"] {
+        assert!(logs.join(file).is_file(), "kind-logs lacks {file}");
+    }
+    for node in &expected.nodes {
+        for file in [
+            "kubelet.log",
+            "containerd.log",
+            "journal.log",
+            "serial.log",
+            "inspect.json",
+        ] {
+            let path = logs.join(&node.name).join(file);
+            assert!(path.is_file(), "kind-logs lacks {}/{file}", node.name);
+        }
+    }
+    // The emulator's nodes have no journalctl, so kind export logs fails after
+    // writing them, as kind does on such a node: the failure is recorded in the
+    // bundle, and the result is the verification's own (below).
+    let recorded = std::fs::read_to_string(bundle.join("kind-logs.error.txt")).unwrap();
+    assert!(
+        recorded.starts_with("error: kind export logs failed"),
+        "{recorded}"
+    );
+    assert!(recorded.contains("journalctl --no-pager"), "{recorded}");
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(bundle.join("report.json")).unwrap())
             .unwrap();

@@ -39,6 +39,41 @@ impl ImportedImage {
     }
 }
 
+impl ImportedImage {
+    /// Imports a runnable image named `name`: busybox (from the host's
+    /// busybox-static, as `build-test-image.sh` uses) whose command sleeps, and a
+    /// `/token` file holding `token`, so its image ID is its own and no node can
+    /// already have it.
+    pub fn runnable(name: &str, token: &str) -> ImportedImage {
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(root.path().join("bin")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::copy("/bin/busybox", root.path().join("bin/busybox"))
+            .unwrap_or_else(|e| panic!("copy /bin/busybox (install busybox-static): {e}"));
+        std::fs::write(root.path().join("token"), token).unwrap_or_else(|e| panic!("{e}"));
+        let archive = root.path().with_extension("tar");
+        tar(root.path(), &archive);
+        let out = Command::new("docker")
+            .args([
+                "import",
+                "--change",
+                r#"CMD ["/bin/busybox", "sleep", "3600"]"#,
+                &archive.display().to_string(),
+                name,
+            ])
+            .output()
+            .unwrap_or_else(|e| panic!("docker import: {e}"));
+        let _ = std::fs::remove_file(&archive);
+        assert!(
+            out.status.success(),
+            "docker import {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ImportedImage {
+            name: name.to_string(),
+        }
+    }
+}
+
 fn tar(dir: &Path, archive: &Path) {
     let out = Command::new("tar")
         .args(["-C", &dir.display().to_string(), "-cf"])

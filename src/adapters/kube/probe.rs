@@ -77,6 +77,8 @@ pub struct ProbePod {
     pub tolerations: Vec<Taint>,
     pub image: String,
     pub pull_policy: String,
+    /// What the container runs with `sh -c`; empty runs the image's own entrypoint
+    /// and command (an image that may have no shell).
     pub script: String,
     pub volumes: Vec<ProbeVolume>,
     /// hostPath writes need root in the pod (the host directory is root-owned);
@@ -575,6 +577,13 @@ pub fn pod_manifest(namespace: &str, probe: &ProbePod) -> Value {
         }],
         "volumes": volumes
     });
+    if probe.script.is_empty()
+        && let Some(container) = spec
+            .pointer_mut("/containers/0")
+            .and_then(Value::as_object_mut)
+    {
+        container.remove("command");
+    }
     if let (Some(node), Some(object)) = (&probe.node, spec.as_object_mut()) {
         if probe.via_scheduler {
             object.insert(

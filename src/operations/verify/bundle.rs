@@ -1,14 +1,59 @@
 //! The failure bundle: everything needed to debug a failed verification in one
-//! directory (the kind config, `docker inspect` of every node, probe events and
-//! logs, and the report).
+//! directory (the kind config, `docker inspect` of every node, `kind export logs`
+//! of every node, probe events and logs, and the report).
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::adapters::docker::{Docker, ObservedNode};
+use crate::adapters::kind::{ClusterProvider, KindError};
 use crate::adapters::kube::cluster::ClusterApi;
+use crate::core::error::Error;
 use crate::core::plan::ClusterPlan;
+use crate::operations::context::App;
 use crate::operations::verify::Target;
 use crate::operations::verify::report::Report;
+
+/// How long `kind export logs` may take for a bundle: it runs after a failure,
+/// when a node may not answer, and must not hold the command up.
+pub const EXPORT_LOGS_LIMIT: Duration = Duration::from_secs(120);
+/// Where a bundle keeps what `kind export logs` wrote.
+pub const NODE_LOGS_DIR: &str = "kind-logs";
+/// Where a bundle records why `kind export logs` failed.
+pub const NODE_LOGS_ERROR: &str = "kind-logs.error.txt";
+
+/// `kind export logs` of every node of `cluster` into `dir/kind-logs` (per node:
+/// its kubelet, containerd and journal logs, `/var/log`, the container's log and
+/// inspect), within `limit`. What kind wrote stays when it fails; the failure (kind
+/// missing, kind's error, the time running out) is written to
+/// `dir/kind-logs.error.txt` instead of failing, so neither the bundle nor the
+/// command's result depends on it. Only writing that file can fail.
+pub async fn node_logs(
+    provider: Result<Arc<dyn ClusterProvider>, KindError>,
+    cluster: &str,
+    dir: &Path,
+    limit: Duration,
+) -> std::io::Result<()> {
+    let logs = dir.join(NODE_LOGS_DIR);
+    let failure = match provider {
+        Err(e) => Some(Error::from(e).context("no node logs: kind is not available")),
+        Ok(provider) => {
+            match tokio::time::timeout(limit, provider.export_logs(cluster, &logs)).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(Error::from(e)),
+                Err(_) => Some(Error::failed(format!(
+                    "kind export logs did not finish within {}",
+                    humantime::format_duration(limit)
+                ))),
+            }
+        }
+    };
+    if let Some(error) = failure {
+        std::fs::write(dir.join(NODE_LOGS_ERROR), error.render())?;
+    }
+    Ok(())
+}
 
 /// The cluster's side of a bundle: the plan and its kind config, and `docker
 /// inspect` of every node (`nodes/NAME.json`).
@@ -42,7 +87,10 @@ pub async fn cluster_files(
     Ok(())
 }
 
+/// The bundle of a failed verification: the report, the cluster's files, the
+/// node logs of a kind cluster, and the probe pods' events and logs.
 pub async fn collect(
+    app: &App,
     dir: &Path,
     target: &Target<'_>,
     api: &ClusterApi,
@@ -55,6 +103,19 @@ pub async fn collect(
         serde_json::to_string_pretty(report).unwrap_or_default(),
     )?;
     cluster_files(dir, target.plan, target.docker, &target.nodes).await?;
+    let cluster = target
+        .plan
+        .map(|p| p.name.clone())
+        .or_else(|| target.nodes.first().map(|n| n.cluster.clone()));
+    match cluster {
+        Some(cluster) => {
+            node_logs(app.cluster_provider(), &cluster, dir, EXPORT_LOGS_LIMIT).await?;
+        }
+        None => std::fs::write(
+            dir.join(NODE_LOGS_ERROR),
+            "no node logs: the cluster's nodes are not kind containers this Docker can see\n",
+        )?,
+    }
     let pods = api.pod_names(namespace).await.unwrap_or_default();
     let mut events = String::new();
     for pod in &pods {
@@ -67,4 +128,133 @@ pub async fn collect(
     }
     std::fs::write(dir.join("events.txt"), events)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::kind::{CreateOutcome, CreateRequest, KindVersion};
+    use futures_util::future::BoxFuture;
+
+    /// A kind whose `export logs` writes one node's kubelet log and then fails as
+    /// kind does on a node without crictl, or never returns (a node that hangs).
+    struct Exporter {
+        hang: bool,
+    }
+
+    fn no<T: Send + 'static>() -> BoxFuture<'static, Result<T, KindError>> {
+        Box::pin(async {
+            Err(KindError::Process {
+                what: "not part of this test".into(),
+                reason: "only export logs is".into(),
+            })
+        })
+    }
+
+    impl ClusterProvider for Exporter {
+        fn describe(&self) -> String {
+            "exporter".into()
+        }
+        fn version(&self) -> BoxFuture<'_, Result<KindVersion, KindError>> {
+            no()
+        }
+        fn clusters(&self) -> BoxFuture<'_, Result<Vec<String>, KindError>> {
+            no()
+        }
+        fn kubeconfig<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Result<String, KindError>> {
+            no()
+        }
+        fn delete<'a>(
+            &'a self,
+            _name: &'a str,
+            _kubeconfig: Option<&'a Path>,
+        ) -> BoxFuture<'a, Result<(), KindError>> {
+            no()
+        }
+        fn export_logs<'a>(
+            &'a self,
+            name: &'a str,
+            dir: &'a Path,
+        ) -> BoxFuture<'a, Result<(), KindError>> {
+            Box::pin(async move {
+                if self.hang {
+                    std::future::pending::<()>().await;
+                }
+                let node = dir.join(format!("{name}-control-plane"));
+                std::fs::create_dir_all(&node).map_err(|e| KindError::Process {
+                    what: "mkdir".into(),
+                    reason: e.to_string(),
+                })?;
+                let _ = std::fs::write(node.join("kubelet.log"), "kubelet started\n");
+                Err(KindError::Failed {
+                    action: "export logs".into(),
+                    reason: format!(
+                        "command \"docker exec --privileged {name}-control-plane crictl images\" failed with error: exit status 127"
+                    ),
+                    command: format!("kind export logs {} --name {name}", dir.display()),
+                    output: Vec::new(),
+                })
+            })
+        }
+        fn create<'a>(
+            &'a self,
+            _request: &'a CreateRequest<'a>,
+            _on_line: &'a mut (dyn FnMut(&str) + Send),
+            _stop: BoxFuture<'a, ()>,
+        ) -> BoxFuture<'a, Result<CreateOutcome, KindError>> {
+            no()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_slow_or_missing_kind_is_recorded_in_the_bundle_not_returned() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let limit = Duration::from_secs(5);
+        let failing: Arc<dyn ClusterProvider> = Arc::new(Exporter { hang: false });
+        node_logs(Ok(failing), "dev", dir.path(), limit)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        // What kind wrote before it failed stays, next to why it failed.
+        assert!(
+            dir.path()
+                .join("kind-logs/dev-control-plane/kubelet.log")
+                .is_file()
+        );
+        let recorded = std::fs::read_to_string(dir.path().join(NODE_LOGS_ERROR))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            recorded.starts_with("error: kind export logs failed"),
+            "{recorded}"
+        );
+        assert!(recorded.contains("crictl images"), "{recorded}");
+
+        let slow = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let hanging: Arc<dyn ClusterProvider> = Arc::new(Exporter { hang: true });
+        let started = std::time::Instant::now();
+        node_logs(Ok(hanging), "dev", slow.path(), Duration::from_millis(100))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let recorded = std::fs::read_to_string(slow.path().join(NODE_LOGS_ERROR))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            recorded.contains("kind export logs did not finish within 100ms"),
+            "{recorded}"
+        );
+
+        let none = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let missing = Err(KindError::NotInstalled {
+            looked: "not on PATH".into(),
+        });
+        node_logs(missing, "dev", none.path(), limit)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let recorded = std::fs::read_to_string(none.path().join(NODE_LOGS_ERROR))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            recorded.contains("no node logs: kind is not available"),
+            "{recorded}"
+        );
+        assert!(recorded.contains("kind is not installed"), "{recorded}");
+    }
 }

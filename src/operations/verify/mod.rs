@@ -475,7 +475,7 @@ pub async fn verify(
         && report.failed()
         && let Some(dir) = bundle_dir
     {
-        match bundle::collect(dir, target, api, &namespace, &report).await {
+        match bundle::collect(app, dir, target, api, &namespace, &report).await {
             Ok(()) => app
                 .ui
                 .line(&format!("failure bundle written to {}", dir.display())),

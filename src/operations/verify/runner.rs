@@ -308,7 +308,7 @@ pub fn stuck_hint(outcome: &PodOutcome, image_flag: &str) -> Option<String> {
     let stuck = outcome.stuck.as_deref()?;
     Some(if outcome.stuck_on_image() {
         format!(
-            "the kubelet cannot pull the image: pass `{image_flag} IMAGE` with an image this cluster can pull (or load it into the nodes with `kind load docker-image`), or change `--image-pull-policy`"
+            "the kubelet cannot pull the image: pass `{image_flag} IMAGE` with an image this cluster can pull (or put a local image on the nodes with `devcluster load IMAGE`), or change `--image-pull-policy`"
         )
     } else if stuck.contains("hostPath type check failed") {
         "the path in the node is not what the mount says (a directory or a file): compare the node's path with the mount's `type`".to_string()

@@ -917,6 +917,121 @@ fn a_port_on_a_worker_is_published_by_it_alone_and_its_node_port_answers() {
     assert_eq!(answered["node"], nodes[1].as_str(), "{answered:#}");
 }
 
+/// A local registry (kind's local registry guide): `up` runs it on 127.0.0.1 and
+/// configures containerd (Debian 12's 1.6, which reads `config_path`) on both nodes;
+/// verify pushes an image from the host through the Engine API and a pod on every
+/// node pulls it from `localhost:<port>`; `down` removes the registry it made.
+#[test]
+fn a_local_registry_serves_an_image_pushed_from_the_host_to_every_node() {
+    let Some(e2e) = e2e("a_local_registry_serves_an_image_pushed_from_the_host_to_every_node")
+    else {
+        return;
+    };
+    // Built from Debian's docker-registry by tests/support/build-registry-image.sh.
+    let registry_image = "devcluster-test/registry:2";
+    assert!(
+        support::docker(&["image", "inspect", registry_image])
+            .status
+            .success(),
+        "{registry_image} is missing: run `bash tests/support/build-registry-image.sh`"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = support::unique_name("registry");
+    let _down = down_guard(&e2e, dir.path(), &cluster);
+    let port = free_port();
+    let registry = format!("devcluster-registry-{port}");
+    let _registry = support::Cleanup::new().container(&registry);
+    let profile = write(
+        dir.path(),
+        "registry.yaml",
+        &format!(
+            "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nimage: {}\nnodes: {{workers: 1}}\nregistry:\n  enabled: true\n  hostPort: {port}\n  image: {registry_image}\n",
+            e2e.image
+        ),
+    );
+    let profile = profile.to_str().unwrap();
+    let up = devcluster(
+        dir.path(),
+        &[
+            "up",
+            "--profile",
+            profile,
+            "--name",
+            &cluster,
+            "--no-verify",
+            "-o",
+            "json",
+        ],
+    );
+    let result = json_of(success(&up));
+    let step = result["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "registry")
+        .unwrap_or_else(|| panic!("no registry step: {result:#}"));
+    eprintln!("registry step: {} s: {}", step["seconds"], step["detail"]);
+    let view = container_view(&registry);
+    assert_eq!(
+        view["ports"]["5000/tcp"],
+        json!([{"HostIp": "127.0.0.1", "HostPort": port.to_string()}]),
+        "{view:#}"
+    );
+    let nodes = node_names(&cluster, 1);
+    let hosting = kubectl(
+        &cluster,
+        &[
+            "get",
+            "configmap",
+            "-n",
+            "kube-public",
+            "local-registry-hosting",
+            "-o",
+            "jsonpath={.data.localRegistryHosting\\.v1}",
+        ],
+        None,
+    );
+    assert!(
+        text(&success(&hosting).stdout).contains(&format!("host: \"localhost:{port}\"")),
+        "{}",
+        text(&hosting.stdout)
+    );
+
+    provide_volumes(&cluster, &nodes, "registry");
+    let verify = devcluster(
+        dir.path(),
+        &[&verify_args(profile, &cluster)[..], &["--timeout", "120s"]].concat(),
+    );
+    let all = checks(&verify);
+    for node in &nodes {
+        assert_ok(&all, "registry", Some(node), "node");
+        assert_ok(&all, "registry", Some(node), "pod");
+        let pulled = row(&all, "registry", Some(node), "pod");
+        assert!(
+            pulled["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("pulled localhost:{port}/devcluster-probe:")),
+            "{pulled:#}"
+        );
+    }
+    assert!(
+        all.iter().any(|c| c["name"] == "registry"
+            && c["layer"] == "host"
+            && c["status"] == "ok"
+            && c["detail"].as_str().unwrap().starts_with("pushed ")),
+        "{all:#?}"
+    );
+    success(&verify);
+
+    success(&devcluster(dir.path(), &["down", "--name", &cluster]));
+    assert_eq!(containers(&cluster), Vec::<String>::new());
+    assert!(
+        !support::docker(&["inspect", &registry]).status.success(),
+        "down removes the registry devcluster made"
+    );
+}
+
 /// A step after create fails: `--timeout 1s` makes the nodes-Ready wait fail. Without
 /// `--retain` the new cluster is deleted; with it the nodes are kept.
 #[test]

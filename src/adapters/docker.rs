@@ -145,7 +145,62 @@ pub trait NodeRuntime: Send + Sync {
             ))
         })
     }
+
+    /// Creates and starts a container that is not a kind node (the local
+    /// registry), pulling its image first when the engine does not have it.
+    fn run_container<'a>(
+        &'a self,
+        spec: &'a ContainerSpec<'a>,
+    ) -> BoxFuture<'a, Result<(), DockerError>>;
+    /// Starts a stopped container.
+    fn start_container<'a>(&'a self, container: &'a str) -> BoxFuture<'a, Result<(), DockerError>>;
+    /// Removes a container and its anonymous volumes, running or not.
+    fn remove_container<'a>(&'a self, container: &'a str)
+    -> BoxFuture<'a, Result<(), DockerError>>;
+    /// The networks `container` is connected to, by name.
+    fn container_networks<'a>(
+        &'a self,
+        container: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, DockerError>>;
+    /// Connects `container` to `network`.
+    fn connect_network<'a>(
+        &'a self,
+        network: &'a str,
+        container: &'a str,
+    ) -> BoxFuture<'a, Result<(), DockerError>>;
+    /// Makes sure the engine has `image`, pulling it when it does not.
+    fn ensure_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), DockerError>>;
+    /// Gives `image` the extra name `repository:tag`.
+    fn tag_image<'a>(
+        &'a self,
+        image: &'a str,
+        repository: &'a str,
+        tag: &'a str,
+    ) -> BoxFuture<'a, Result<(), DockerError>>;
+    /// Pushes `repository:tag` to the registry its name starts with.
+    fn push_image<'a>(
+        &'a self,
+        repository: &'a str,
+        tag: &'a str,
+    ) -> BoxFuture<'a, Result<(), DockerError>>;
+    /// Removes the name `image` (the image stays while other names hold it).
+    fn untag_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), DockerError>>;
 }
+
+/// A container devcluster runs next to the nodes: its name, image, labels and
+/// the one port it publishes (the local registry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSpec<'a> {
+    pub name: &'a str,
+    pub image: &'a str,
+    pub labels: BTreeMap<String, String>,
+    pub publish: WantedPort<'a>,
+    /// Restart with the engine (`--restart=always`), as kind's registry guide runs it.
+    pub restart_always: bool,
+}
+
+/// How long an image pull or push may take.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The container in `published` that publishes `host_port`/`protocol`.
 fn holder_of(published: Vec<PublishedPort>, host_port: u16, protocol: &str) -> Option<PortHolder> {
@@ -1195,6 +1250,64 @@ impl NodeRuntime for Docker {
         Box::pin(Docker::image_kubernetes_version(self, image))
     }
 
+    fn run_container<'a>(
+        &'a self,
+        spec: &'a ContainerSpec<'a>,
+    ) -> BoxFuture<'a, Result<(), DockerError>> {
+        Box::pin(Docker::run_container(self, spec))
+    }
+
+    fn start_container<'a>(&'a self, container: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
+        Box::pin(Docker::start(self, container))
+    }
+
+    fn remove_container<'a>(
+        &'a self,
+        container: &'a str,
+    ) -> BoxFuture<'a, Result<(), DockerError>> {
+        Box::pin(Docker::remove_container(self, container))
+    }
+
+    fn container_networks<'a>(
+        &'a self,
+        container: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, DockerError>> {
+        Box::pin(Docker::container_networks(self, container))
+    }
+
+    fn connect_network<'a>(
+        &'a self,
+        network: &'a str,
+        container: &'a str,
+    ) -> BoxFuture<'a, Result<(), DockerError>> {
+        Box::pin(Docker::connect_network(self, network, container))
+    }
+
+    fn ensure_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
+        Box::pin(Docker::ensure_image(self, image))
+    }
+
+    fn tag_image<'a>(
+        &'a self,
+        image: &'a str,
+        repository: &'a str,
+        tag: &'a str,
+    ) -> BoxFuture<'a, Result<(), DockerError>> {
+        Box::pin(Docker::tag_image(self, image, repository, tag))
+    }
+
+    fn push_image<'a>(
+        &'a self,
+        repository: &'a str,
+        tag: &'a str,
+    ) -> BoxFuture<'a, Result<(), DockerError>> {
+        Box::pin(Docker::push_image(self, repository, tag))
+    }
+
+    fn untag_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
+        Box::pin(Docker::untag_image(self, image))
+    }
+
     fn local_image<'a>(
         &'a self,
         name: &'a str,
@@ -1212,6 +1325,183 @@ impl NodeRuntime for Docker {
         Box::pin(Docker::import_images(
             self, container, images, command, limit,
         ))
+    }
+}
+
+impl Docker {
+    /// Creates and starts `spec`'s container ([`NodeRuntime::run_container`]).
+    pub async fn run_container(&self, spec: &ContainerSpec<'_>) -> Result<(), DockerError> {
+        self.ensure_image(spec.image).await?;
+        let port_key = format!("{}/{}", spec.publish.container_port, spec.publish.protocol);
+        let binding = bollard::models::PortBinding {
+            host_ip: Some(spec.publish.listen_address.to_string()),
+            host_port: Some(spec.publish.host_port.to_string()),
+        };
+        let host_config = bollard::models::HostConfig {
+            port_bindings: Some(std::collections::HashMap::from([(
+                port_key.clone(),
+                Some(vec![binding]),
+            )])),
+            restart_policy: spec
+                .restart_always
+                .then_some(bollard::models::RestartPolicy {
+                    name: Some(bollard::models::RestartPolicyNameEnum::ALWAYS),
+                    maximum_retry_count: None,
+                }),
+            ..Default::default()
+        };
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(spec.image.to_string()),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            exposed_ports: Some(vec![port_key]),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions {
+            name: Some(spec.name.to_string()),
+            ..Default::default()
+        };
+        self.call(
+            "create container",
+            self.timeout,
+            self.client.create_container(Some(options), body),
+            |e| failed("create container", e),
+        )
+        .await?;
+        self.start(spec.name).await
+    }
+
+    /// Removes `container` and its anonymous volumes.
+    pub async fn remove_container(&self, container: &str) -> Result<(), DockerError> {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        self.call(
+            "remove container",
+            self.timeout + Duration::from_secs(5),
+            self.client.remove_container(container, Some(options)),
+            |e| classify("remove container", container, e),
+        )
+        .await
+    }
+
+    /// The networks `container` is connected to.
+    pub async fn container_networks(&self, container: &str) -> Result<Vec<String>, DockerError> {
+        let response = self.inspect_response(container).await?;
+        let mut names: Vec<String> = response
+            .network_settings
+            .and_then(|n| n.networks)
+            .unwrap_or_default()
+            .into_keys()
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Connects `container` to `network`.
+    pub async fn connect_network(&self, network: &str, container: &str) -> Result<(), DockerError> {
+        let request = bollard::models::NetworkConnectRequest {
+            container: container.to_string(),
+            endpoint_config: None,
+        };
+        self.call(
+            "connect network",
+            self.timeout,
+            self.client.connect_network(network, request),
+            |e| classify("connect network", network, e),
+        )
+        .await
+    }
+
+    /// Pulls `image` unless the engine has it.
+    pub async fn ensure_image(&self, image: &str) -> Result<(), DockerError> {
+        match self
+            .call(
+                "inspect image",
+                self.timeout,
+                self.client.inspect_image(image),
+                |e| classify("inspect image", image, e),
+            )
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(DockerError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let operation = format!("pull {image}");
+        let options = bollard::query_parameters::CreateImageOptions {
+            from_image: Some(image.to_string()),
+            ..Default::default()
+        };
+        let pull = async {
+            let mut stream = self.client.create_image(Some(options), None, None);
+            while let Some(progress) = stream.next().await {
+                progress?;
+            }
+            Ok::<_, bollard::errors::Error>(())
+        };
+        self.call(&operation, TRANSFER_TIMEOUT, pull, |e| {
+            failed(&operation, with_causes(&e))
+        })
+        .await
+    }
+
+    /// Tags `image` as `repository:tag`.
+    pub async fn tag_image(
+        &self,
+        image: &str,
+        repository: &str,
+        tag: &str,
+    ) -> Result<(), DockerError> {
+        let options = bollard::query_parameters::TagImageOptions {
+            repo: Some(repository.to_string()),
+            tag: Some(tag.to_string()),
+        };
+        self.call(
+            "tag image",
+            self.timeout,
+            self.client.tag_image(image, Some(options)),
+            |e| classify("tag image", image, e),
+        )
+        .await
+    }
+
+    /// Pushes `repository:tag`; an error the registry reports mid-stream fails it.
+    pub async fn push_image(&self, repository: &str, tag: &str) -> Result<(), DockerError> {
+        let operation = format!("push {repository}:{tag}");
+        let options = bollard::query_parameters::PushImageOptions {
+            tag: Some(tag.to_string()),
+            platform: None,
+        };
+        let push = async {
+            let mut stream = self.client.push_image(repository, Some(options), None);
+            while let Some(progress) = stream.next().await {
+                progress?;
+            }
+            Ok::<_, bollard::errors::Error>(())
+        };
+        self.call(&operation, TRANSFER_TIMEOUT, push, |e| {
+            failed(&operation, with_causes(&e))
+        })
+        .await
+    }
+
+    /// Removes the name `image`, never the image other names still hold.
+    pub async fn untag_image(&self, image: &str) -> Result<(), DockerError> {
+        let options = bollard::query_parameters::RemoveImageOptions {
+            force: false,
+            noprune: false,
+            ..Default::default()
+        };
+        self.call(
+            "remove image",
+            self.timeout,
+            self.client.remove_image(image, Some(options), None),
+            |e| classify("remove image", image, e),
+        )
+        .await
+        .map(|_| ())
     }
 }
 
@@ -1432,6 +1722,67 @@ pub(crate) mod canned {
                     .cloned()
                     .unwrap_or(ImageVersion::NotPresent))
             })
+        }
+
+        fn run_container<'a>(
+            &'a self,
+            _spec: &'a ContainerSpec<'a>,
+        ) -> BoxFuture<'a, Result<(), DockerError>> {
+            not_canned("create container")
+        }
+
+        fn start_container<'a>(
+            &'a self,
+            _container: &'a str,
+        ) -> BoxFuture<'a, Result<(), DockerError>> {
+            not_canned("start")
+        }
+
+        fn remove_container<'a>(
+            &'a self,
+            _container: &'a str,
+        ) -> BoxFuture<'a, Result<(), DockerError>> {
+            not_canned("remove container")
+        }
+
+        fn container_networks<'a>(
+            &'a self,
+            _container: &'a str,
+        ) -> BoxFuture<'a, Result<Vec<String>, DockerError>> {
+            not_canned("inspect")
+        }
+
+        fn connect_network<'a>(
+            &'a self,
+            _network: &'a str,
+            _container: &'a str,
+        ) -> BoxFuture<'a, Result<(), DockerError>> {
+            not_canned("connect network")
+        }
+
+        fn ensure_image<'a>(&'a self, _image: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
+            not_canned("inspect image")
+        }
+
+        fn tag_image<'a>(
+            &'a self,
+            _image: &'a str,
+            _repository: &'a str,
+            _tag: &'a str,
+        ) -> BoxFuture<'a, Result<(), DockerError>> {
+            not_canned("tag image")
+        }
+
+        fn push_image<'a>(
+            &'a self,
+            _repository: &'a str,
+            _tag: &'a str,
+        ) -> BoxFuture<'a, Result<(), DockerError>> {
+            not_canned("push")
+        }
+
+        fn untag_image<'a>(&'a self, _image: &'a str) -> BoxFuture<'a, Result<(), DockerError>> {
+            not_canned("remove image")
         }
 
         fn local_image<'a>(

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::core::plan::{CONTROL_PLANE_TAINT, ClusterPlan, NodePlan, Role};
+use crate::core::plan::{
+    CONTAINERD_CONFIG_PATCH, CONTROL_PLANE_TAINT, ClusterPlan, NodePlan, Role,
+};
 use crate::core::profile::Propagation;
 use crate::core::yaml::{self, LiteralBlock};
 
@@ -19,6 +21,8 @@ struct KindCluster<'a> {
     name: &'a str,
     networking: KindNetworking<'a>,
     nodes: Vec<KindNode<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    containerd_config_patches: Vec<LiteralBlock>,
 }
 
 #[derive(Serialize)]
@@ -116,6 +120,7 @@ pub fn render(plan: &ClusterPlan) -> String {
             kube_proxy_mode: net.kube_proxy_mode.as_deref(),
         },
         nodes,
+        containerd_config_patches: containerd_patches(plan),
     };
     // Serialising these plain types cannot fail; an empty string would be caught
     // by every consumer's own decoding.
@@ -159,6 +164,16 @@ fn kind_node<'a>(
         kubeadm_config_patches: taint_patch(node, first_control_plane, &removed_by_kind(plan))
             .into_iter()
             .collect(),
+    }
+}
+
+/// With a local registry, containerd reads per-registry `hosts.toml` files from
+/// `/etc/containerd/certs.d` (kind `site/static/examples/kind-with-registry.sh`;
+/// node images from kind v0.27.0 set it already, older ones need the patch).
+fn containerd_patches(plan: &ClusterPlan) -> Vec<LiteralBlock> {
+    match plan.registry {
+        Some(_) => vec![LiteralBlock(format!("{CONTAINERD_CONFIG_PATCH}\n"))],
+        None => Vec::new(),
     }
 }
 
@@ -228,6 +243,21 @@ mod tests {
             "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nimage: {image}\nnodes:\n  taints:\n    control-plane: [\"example.com/busy:PreferNoSchedule\"]\n"
         );
         render(&plan_of_text(&text))
+    }
+
+    #[test]
+    fn a_registry_turns_on_containerd_s_hosts_directory() {
+        let with = render(&plan_of_text(
+            "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nregistry: {enabled: true}\n",
+        ));
+        assert!(
+            with.contains("containerdConfigPatches:\n- |\n  [plugins.\"io.containerd.grpc.v1.cri\".registry]\n    config_path = \"/etc/containerd/certs.d\"\n"),
+            "{with}"
+        );
+        let without = render(&plan_of_text(
+            "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\n",
+        ));
+        assert!(!without.contains("containerdConfigPatches"), "{without}");
     }
 
     #[test]

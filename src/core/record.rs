@@ -326,6 +326,16 @@ pub fn diff(recorded: &ClusterPlan, planned: &ClusterPlan) -> Vec<Change> {
             forces_recreate: false,
         });
     }
+    // Turning the registry on or off changes containerd's config in the kind
+    // config; its port or image is applied by `up`'s registry step.
+    match (&recorded.registry, &planned.registry) {
+        (None, Some(registry)) => changed_registry(&mut changes, '+', registry, true),
+        (Some(registry), None) => changed_registry(&mut changes, '-', registry, true),
+        (Some(old), Some(new)) if old != new => {
+            changed_registry(&mut changes, '~', new, false);
+        }
+        _ => {}
+    }
     changes
 }
 
@@ -336,6 +346,22 @@ fn controller_name(controller: &ControllerPlan) -> &'static str {
         ControllerPlan::Custom { .. } => "custom",
         ControllerPlan::None => "none",
     }
+}
+
+fn changed_registry(
+    changes: &mut Vec<Change>,
+    sign: char,
+    registry: &crate::core::plan::RegistryPlan,
+    forces_recreate: bool,
+) {
+    changes.push(Change {
+        sign,
+        text: format!(
+            "registry {} on {}:{} ({})",
+            registry.container, registry.listen_address, registry.host_port, registry.image
+        ),
+        forces_recreate,
+    });
 }
 
 fn node_diff(old: &NodePlan, new: &NodePlan, changed: &mut impl FnMut(char, String)) {
@@ -386,6 +412,32 @@ mod tests {
         plan_of_text(&format!(
             "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nnodes:\n  workers: 1\n{body}"
         ))
+    }
+
+    #[test]
+    fn a_registry_turned_on_needs_a_new_cluster_and_a_new_port_applies_in_place() {
+        let without = planned("");
+        let with = planned("registry: {enabled: true}\n");
+        let moved = planned("registry: {enabled: true, hostPort: 5002}\n");
+        let lines = |a: &ClusterPlan, b: &ClusterPlan| -> Vec<String> {
+            diff(a, b).iter().map(Change::line).collect()
+        };
+        let image = crate::core::plan::DEFAULT_REGISTRY_IMAGE;
+        assert_eq!(
+            lines(&without, &with),
+            [format!(
+                "+ registry devcluster-registry-5001 on 127.0.0.1:5001 ({image}) (needs a new cluster)"
+            )]
+        );
+        assert_eq!(
+            lines(&with, &moved),
+            [format!(
+                "~ registry devcluster-registry-5002 on 127.0.0.1:5002 ({image}) (applies in place)"
+            )]
+        );
+        let record = Record::new(&with, Phase::Complete);
+        assert!(matches!(record.decide(&without), Decision::Recreate { .. }));
+        assert!(matches!(record.decide(&moved), Decision::Converge { .. }));
     }
 
     #[test]

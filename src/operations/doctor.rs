@@ -6,11 +6,11 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::adapters::docker::{EngineFlavor, EngineInfo, ImageVersion, NodeRuntime};
+use crate::adapters::docker::{EngineFlavor, EngineInfo, ImageVersion, NodeRuntime, PublishedPort};
 use crate::adapters::host::{self, PortHolding, PortObservation};
 use crate::adapters::kind::{KindError, KindVersion, MINIMUM_VERSION};
 use crate::core::error::Result;
-use crate::core::plan::{self, ClusterPlan};
+use crate::core::plan::{self, ClusterPlan, Protocol, RegistryPlan};
 use crate::core::profile::MountPathType;
 use crate::operations::ProfileChoice;
 use crate::operations::context::App;
@@ -615,7 +615,45 @@ async fn port_checks(
             checks.push(port_check(name, &node.name, &plan.name, &observed));
         }
     }
+    if let Some(registry) = &plan.registry {
+        checks.push(registry_port_check(registry, &published));
+    }
     checks
+}
+
+/// The local registry's host port: free, or published by the registry container
+/// `up` will reuse.
+fn registry_port_check(registry: &RegistryPlan, published: &[PublishedPort]) -> Check {
+    let name = format!(
+        "port {}:{}/TCP (registry)",
+        registry.listen_address, registry.host_port
+    );
+    if published
+        .iter()
+        .any(|p| p.container == registry.container && p.host_port == registry.host_port)
+    {
+        return Check::host_ok(
+            name,
+            format!("published by {}, which `up` reuses", registry.container),
+        );
+    }
+    let Ok(listen) = registry.listen_address.parse::<IpAddr>() else {
+        return Check::host_fail(
+            name,
+            format!("{} is not an IP address", registry.listen_address),
+            "set `registry.listenAddress` to 127.0.0.1",
+        );
+    };
+    let (bind, listeners) = host::observe_port(listen, registry.host_port, Protocol::Tcp);
+    let observed = PortObservation {
+        listen,
+        port: registry.host_port,
+        protocol: Protocol::Tcp,
+        bind,
+        published,
+        listeners: &listeners,
+    };
+    port_check(name, &registry.container, "", &observed)
 }
 
 /// The check for one planned host port of `node`: who holds it

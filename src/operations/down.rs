@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use crate::adapters::docker::Docker;
 use crate::core::error::{Error, Result};
+use crate::core::plan::RegistryPlan;
 use crate::operations::ProfileChoice;
 use crate::operations::cluster::read_record;
 use crate::operations::context::App;
 use crate::operations::lock;
+use crate::operations::registry::{self as local_registry, Removal};
 
 /// How long `down` waits for another devcluster run on the same cluster.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(300);
@@ -59,6 +61,30 @@ async fn clusters_devcluster_created(app: &App) -> Result<Vec<String>> {
     Ok(list.clusters.into_iter().map(|c| c.name).collect())
 }
 
+/// Removes the registry cluster `name` was made with, when devcluster made it and
+/// no other cluster of devcluster's uses it; says why it stays otherwise.
+async fn remove_registry(
+    app: &App,
+    docker: &Docker,
+    name: &str,
+    registry: &RegistryPlan,
+) -> Result<()> {
+    let step = app.ui.step(&format!("registry {}", registry.container));
+    match local_registry::remove_unused(docker, name, registry).await {
+        Ok(Removal::Removed) => step.done("removed"),
+        Ok(Removal::Absent) => step.done("already gone"),
+        Ok(Removal::KeptFor(users)) => {
+            step.done(&format!("kept: cluster(s) {} use it", users.join(", ")))
+        }
+        Ok(Removal::NotDevclusters) => step.done("kept: devcluster did not create it"),
+        Err(e) => {
+            step.fail("");
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// Deletes cluster `name` under its lock. Without a record it is deleted only
 /// when the user named it (`--name`) or it came from `--all`'s list.
 async fn delete_cluster(app: &App, docker: &Docker, args: &DownOptions, name: &str) -> Result<()> {
@@ -71,7 +97,8 @@ async fn delete_cluster(app: &App, docker: &Docker, args: &DownOptions, name: &s
         return Ok(());
     }
     let named = args.all || args.profile.name.is_some();
-    if !named && read_record(docker, &nodes).await.is_none() {
+    let record = read_record(docker, &nodes).await;
+    if !named && record.is_none() {
         return Err(Error::failed(format!(
             "cluster `{name}` has no devcluster record (devcluster did not create it, or its `kind create` did not finish); not deleting it"
         ))
@@ -84,7 +111,11 @@ async fn delete_cluster(app: &App, docker: &Docker, args: &DownOptions, name: &s
     match kind.delete(name, args.kubeconfig.as_deref()).await {
         Ok(()) => {
             step.done(&format!("{} node(s)", nodes.len()));
-            Ok(())
+            let registry = record.and_then(|r| r.plan).and_then(|p| p.registry);
+            match registry {
+                Some(registry) => remove_registry(app, docker, name, &registry).await,
+                None => Ok(()),
+            }
         }
         Err(e) => {
             step.fail("");

@@ -11,6 +11,7 @@ pub mod interrupt;
 pub mod list;
 pub mod load;
 pub mod lock;
+pub mod registry;
 pub mod run;
 pub mod status;
 pub mod up;

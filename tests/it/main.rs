@@ -26,6 +26,7 @@ mod plan_hostile;
 mod plan_invalid;
 mod plan_properties;
 mod plan_snapshots;
+mod registry;
 mod run;
 mod verify_api;
 mod verify_nodes;

@@ -7,6 +7,7 @@
 
 use super::{
     ClusterPlan, PlanInput, StoragePlan, ingress, labels, mounts, networking, nodes, ports,
+    registry,
 };
 
 /// Default cluster name when neither the profile nor `--name` gives one.
@@ -62,5 +63,6 @@ pub(super) fn complete(input: &PlanInput<'_>) -> ClusterPlan {
                 .unwrap_or(DEFAULT_TOLERATE_TAINTED_NODES),
         },
         networking,
+        registry: registry::registry(profile),
     }
 }

@@ -7,7 +7,8 @@
 //! Planning is two passes, as kind's config API does it: `defaults` fills in a
 //! complete [`ClusterPlan`] from the profile, then `validate` checks the profile and
 //! that plan and reports every problem at once. The rules themselves live with what
-//! they are about: `nodes`, `labels`, `networking`, `ingress`, `ports` and `mounts`.
+//! they are about: `nodes`, `labels`, `networking`, `ingress`, `ports`, `mounts` and
+//! `registry`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ mod mounts;
 mod networking;
 mod nodes;
 mod ports;
+mod registry;
 mod validate;
 
 pub use defaults::DEFAULT_CLUSTER_NAME;
@@ -35,6 +37,10 @@ pub use mounts::{
 pub use networking::NetworkingPlan;
 pub use nodes::{NodePlan, Role, kubernetes_version_of};
 pub use ports::{PortPlan, PortPurpose, Protocol};
+pub use registry::{
+    CONTAINERD_CONFIG_PATCH, DEFAULT_REGISTRY_IMAGE, DEFAULT_REGISTRY_PORT, HOSTING_CONFIGMAP,
+    HOSTING_NAMESPACE, REGISTRY_CONTAINER_PORT, RegistryPlan,
+};
 
 /// Everything the pure planner needs from outside.
 #[derive(Debug, Clone)]
@@ -70,6 +76,9 @@ pub struct ClusterPlan {
     pub ingress: Option<IngressPlan>,
     pub storage: StoragePlan,
     pub networking: NetworkingPlan,
+    /// The local registry, when the profile turns it on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegistryPlan>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

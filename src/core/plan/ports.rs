@@ -274,7 +274,7 @@ pub(super) fn check_port_collisions(
 
 /// Whether two listen addresses can clash: equal, or either is a wildcard of the
 /// same family (kind's rule, applied across nodes too).
-fn addresses_overlap(a: &str, b: &str) -> bool {
+pub(super) fn addresses_overlap(a: &str, b: &str) -> bool {
     match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
         (Ok(a), Ok(b)) => {
             a == b || (a.is_ipv4() == b.is_ipv4() && (a.is_unspecified() || b.is_unspecified()))

@@ -5,7 +5,9 @@
 //! Problems are collected in the order of the profile's concerns; the caller sorts
 //! errors by position.
 
-use super::{ClusterPlan, HostPaths, PlanInput, ingress, labels, mounts, networking, nodes, ports};
+use super::{
+    ClusterPlan, HostPaths, PlanInput, ingress, labels, mounts, networking, nodes, ports, registry,
+};
 use crate::core::diagnostic::Problem;
 
 /// Every error and warning about `input`'s profile and `plan`, its completed plan.
@@ -32,6 +34,7 @@ pub(super) fn validate(
     }
     ports::check_port_collisions(profile, plan, &mut problems);
     mounts::check_mount_collisions(profile, &plan.nodes, &mut problems);
+    registry::check_registry(profile, plan, &mut problems);
     nodes::check_image(profile, &mut problems);
     problems
 }

@@ -64,6 +64,9 @@ pub struct Profile {
     /// Cluster networking, passed to kind's `networking:`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub networking: Option<NetworkingSpec>,
+    /// A local image registry every node pulls from as `localhost:<hostPort>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegistrySpec>,
 }
 
 /// The node set. Nodes are named as kind names their containers, without the
@@ -216,6 +219,29 @@ pub struct StorageSpec {
     /// Default: true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerate_tainted_nodes: Option<bool>,
+}
+
+/// A local registry container, as kind's local registry guide sets one up: published
+/// on the host, joined to the `kind` network, and configured in every node's
+/// containerd so that `localhost:<hostPort>/IMAGE` pulls from it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegistrySpec {
+    /// Run the registry and configure the nodes for it. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<Located<bool>>,
+    /// Host port of the registry; images are pushed to and pulled from
+    /// `localhost:<hostPort>`. Default: 5001.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_port: Option<Located<i64>>,
+    /// Host address the registry listens on. Default: `127.0.0.1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_address: Option<Located<String>>,
+    /// The registry image, for machines that cannot pull the default (a copy in a
+    /// mirror, or an image already loaded into Docker). Default:
+    /// `docker.io/library/registry:2.8.3` pinned by digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<Located<String>>,
 }
 
 /// Cluster networking; see kind's `networking:` for each field.

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::adapters::docker::NodeRuntime;
 use crate::adapters::kind::{CreateOutcome, CreateRequest};
 use crate::adapters::kube::cluster::{ClusterApi, StorageFix};
 use crate::core::error::{Error, Result};
@@ -14,6 +15,7 @@ use crate::core::plan::{ClusterPlan, TaintEffect};
 use crate::core::record;
 use crate::core::record::{Phase, Record};
 use crate::operations::addons::{self, ControllerSource};
+use crate::operations::registry as local_registry;
 
 use super::UpOptions;
 use super::cleanup::Cleanup;
@@ -46,6 +48,8 @@ pub(super) enum Action {
     FixStorage,
     /// The ingress controller applied, pinned to its node, and Ready.
     Ingress,
+    /// The local registry running, on the `kind` network, known to every node.
+    Registry,
     /// The record with this phase, in the ConfigMap and on the node.
     Record(Phase),
     /// `verify`'s probes, which watch the deadline and interruptions themselves.
@@ -99,6 +103,7 @@ impl Action {
             Action::WaitReady | Action::WaitRegistered(_) => "wait",
             Action::FixStorage => "storage",
             Action::Ingress => "ingress",
+            Action::Registry => "registry",
             Action::Verify => "verify",
         }
     }
@@ -120,9 +125,11 @@ impl Action {
             | Action::Connect
             | Action::WaitReady
             | Action::WaitRegistered(_) => Stage::Establish,
-            Action::FixStorage | Action::Ingress | Action::Record(_) | Action::Verify => {
-                Stage::Converge
-            }
+            Action::FixStorage
+            | Action::Ingress
+            | Action::Registry
+            | Action::Record(_)
+            | Action::Verify => Stage::Converge,
         }
     }
 
@@ -164,6 +171,9 @@ pub(super) fn for_route(plan: &ClusterPlan, args: &UpOptions, route: Route) -> V
     if controller && plan.ingress_node().is_some() {
         actions.push(Action::Ingress);
     }
+    if plan.registry.is_some() {
+        actions.push(Action::Registry);
+    }
     if args.no_verify {
         actions.push(Action::Record(Phase::Complete));
     } else {
@@ -190,6 +200,7 @@ pub(super) async fn execute(action: Action, context: &mut UpContext<'_>) -> Resu
         Action::WaitRegistered(why) => wait_registered(context, why).await?,
         Action::FixStorage => fix_storage(context).await?,
         Action::Ingress => ingress(context).await?,
+        Action::Registry => registry(context).await?,
         Action::Record(phase) => record(context, phase).await?,
         Action::Verify => verify(context).await?,
     };
@@ -480,6 +491,30 @@ async fn ingress(context: &mut UpContext<'_>) -> Result<String> {
             .await?;
     }
     Ok(format!("{} ready on {}", source.label, node.name))
+}
+
+/// The local registry, as kind's registry guide sets it up: the container made or
+/// reused, joined to the `kind` network, a `hosts.toml` in every node, and the
+/// KEP-1755 ConfigMap.
+async fn registry(context: &mut UpContext<'_>) -> Result<String> {
+    let registry = earlier(context.plan.registry.as_ref(), "the plan's registry")?;
+    let runtime: &dyn NodeRuntime = context.docker;
+    let container = local_registry::ensure_container(runtime, registry).await?;
+    local_registry::join_kind_network(runtime, registry).await?;
+    local_registry::configure_nodes(runtime, context.plan, registry).await?;
+    context
+        .api()?
+        .apply(&[local_registry::hosting_config_map(registry)])
+        .await?;
+    Ok(format!(
+        "{} {} on {}:{}; {} node(s) pull {}",
+        container.as_str(),
+        registry.container,
+        registry.listen_address,
+        registry.host_port,
+        context.plan.nodes.len(),
+        registry.host()
+    ))
 }
 
 /// Writes the record with `phase`: the ConfigMap first, the node's copy last. The

@@ -66,7 +66,17 @@ pub(super) async fn route(
         },
     };
     match decision {
-        Decision::UpToDate => Ok(Route::UpToDate),
+        Decision::UpToDate => match registry_not_running(plan, docker).await {
+            // The nodes are as planned, but what they pull from is gone.
+            Some(why) => {
+                app.ui.line(&format!(
+                    "cluster `{}` matches the profile but {why}; converging it in place",
+                    plan.name
+                ));
+                Ok(Route::Converge)
+            }
+            None => Ok(Route::UpToDate),
+        },
         Decision::Converge { reason, changes } => {
             ensure_running(plan, existing, "is devcluster's")?;
             app.ui.line(&format!(
@@ -82,6 +92,19 @@ pub(super) async fn route(
             confirm_recreate(app, args, plan, recorded.as_ref(), &changes)?;
             Ok(Route::Recreate)
         }
+    }
+}
+
+/// Why the plan's registry container needs `up`'s registry step again, if it does.
+async fn registry_not_running(plan: &ClusterPlan, docker: &Docker) -> Option<String> {
+    let registry = plan.registry.as_ref()?;
+    match docker.inspect(&registry.container).await {
+        Ok(found) if found.state == "running" => None,
+        Ok(found) => Some(format!(
+            "its registry `{}` is {}",
+            registry.container, found.state
+        )),
+        Err(_) => Some(format!("its registry `{}` is missing", registry.container)),
     }
 }
 

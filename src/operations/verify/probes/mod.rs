@@ -11,6 +11,7 @@ mod layers;
 mod mount;
 mod nodeport;
 mod port;
+mod registry;
 mod route;
 mod rwop;
 mod storage;
@@ -45,6 +46,7 @@ pub fn registry() -> Vec<Box<dyn Probe>> {
         Box::new(ingress::Ingress),
         Box::new(route::HttpRoute),
         Box::new(nodeport::NodePort),
+        Box::new(registry::Registry),
     ]
 }
 

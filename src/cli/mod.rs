@@ -49,7 +49,7 @@ pub enum Command {
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: Output,
     },
-    /// Prove mounts, subPath, storage and ports from inside real pods.
+    /// Prove mounts, subPath, storage, ports, ingress routes and the registry from inside real pods.
     Verify(VerifyArgs),
     /// Check this machine before creating a cluster.
     Doctor(DoctorArgs),

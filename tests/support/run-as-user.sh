@@ -5,7 +5,7 @@
 # and the toolchain may live in a home the test user cannot read), then run as the
 # test user with a home of its own.
 #
-#   bash tests/support/run-as-user.sh [GROUP...]   (default: doctor lifecycle emulator verify_nodes init run)
+#   bash tests/support/run-as-user.sh [GROUP...]   (default: doctor lifecycle emulator verify_nodes init run load registry)
 #
 # A GROUP is a module of the `it` test binary (tests/it/GROUP.rs: its tests run as
 # `it GROUP::`) or a test binary of its own (tests/GROUP.rs: all of its tests run).
@@ -13,7 +13,7 @@ set -euo pipefail
 
 user="${DEVCLUSTER_TEST_USER:-devcluster-user}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(doctor lifecycle emulator verify_nodes init run)
+[ ${#targets[@]} -gt 0 ] || targets=(doctor lifecycle emulator verify_nodes init run load registry)
 top="$(cd "$(dirname "$0")/../.." && pwd)"
 
 if [ "$(id -u)" -ne 0 ]; then

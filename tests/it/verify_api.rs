@@ -1486,3 +1486,57 @@ async fn claims_are_made_while_the_namespace_waits_for_its_service_account() {
         .unwrap();
     assert!(claim < last_account_poll, "{requests:#?}");
 }
+
+#[tokio::test]
+async fn an_interruption_while_the_failure_bundle_is_written_stops_it_and_still_cleans_up() {
+    use std::os::unix::fs::PermissionsExt;
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    // Every probe pod fails at once, so the run fails and a bundle is written.
+    fake.on_pod_create(|_| Some(PodRun::new("Failed", Some(1), "devcluster: broken\n")));
+    let dir = tempfile::tempdir().unwrap();
+    // A kind whose `export logs` never returns, as on a node that does not answer
+    // the `docker exec` kind runs in it (kind `pkg/cluster/internal/providers/
+    // docker/provider.go`, `CollectLogs`).
+    let kind = dir.path().join("kind");
+    std::fs::write(&kind, "#!/bin/sh\nexec sleep 600\n").unwrap();
+    std::fs::set_permissions(&kind, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut world = World::default();
+    world
+        .env
+        .insert("DEVCLUSTER_KIND".into(), kind.display().to_string());
+    let mut target = target(&fake);
+    target.nodes = vec![devcluster::adapters::docker::ObservedNode {
+        name: "np-control-plane".into(),
+        cluster: "np".into(),
+        role: "control-plane".into(),
+        state: "running".into(),
+        image: String::new(),
+        labels: Default::default(),
+        mounts: Vec::new(),
+        ports: Vec::new(),
+        requested_ports: Vec::new(),
+    }];
+    let mut options = options(20);
+    // One interruption, a second after each wait for it: the checks end before
+    // it, so it comes while the bundle waits on kind.
+    options.interrupt = Interrupt::after(Duration::from_secs(1));
+    let app = App::new(world);
+    let bundle = dir.path().join("bundle");
+    let run = verify::verify(&app, &target, &options, Some(&bundle));
+    let error = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the interruption was not heard while the bundle was written")
+        .unwrap_err();
+    let text = error.render();
+    assert!(
+        text.contains("probe namespace were removed"),
+        "the cleanup did not run: {text}"
+    );
+    assert!(bundle.join("report.json").is_file());
+    assert!(
+        fake.objects_under("/api/v1/namespaces/devcluster-verify-")
+            .is_empty(),
+        "the probe namespace is left"
+    );
+}

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use serde::Serialize;
 
-use crate::adapters::docker::{LocalImage, NodeRuntime, ObservedNode};
+use crate::adapters::docker::{DockerError, LocalImage, NodeRuntime, ObservedNode};
 use crate::adapters::kube::cluster::{ClusterApi, Connector};
 use crate::adapters::kube::probe::ProbePod;
 use crate::core::check::{Check, Layer, Status};
@@ -354,7 +354,24 @@ async fn load_node(
                 ));
                 failed
             }
-            Err(e) => row(image, Outcome::Failed, format!("the import failed: {e}")),
+            Err(DockerError::Timeout { seconds, .. }) => {
+                let mut failed = row(
+                    image,
+                    Outcome::Failed,
+                    format!("the import did not finish within {seconds}s"),
+                );
+                failed.hint = Some(
+                    "a large image takes longer: raise `--timeout` (e.g. `--timeout 15m`) and run `devcluster load` again".into(),
+                );
+                failed
+            }
+            Err(e) => {
+                let mut failed = row(image, Outcome::Failed, format!("the import failed: {e}"));
+                failed.hint = Some(
+                    "check the Docker Engine with `devcluster doctor`, then run `devcluster load` again".into(),
+                );
+                failed
+            }
         });
     }
     rows.sort_by(|a, b| a.image.cmp(&b.image));
@@ -914,6 +931,43 @@ mod tests {
         assert_eq!(checks[0].name, "load app:dev");
         assert_eq!(checks[0].status, Status::Fail);
         assert!(checks[0].hint.is_some());
+    }
+
+    #[tokio::test]
+    async fn an_import_cut_off_by_the_deadline_says_so_and_names_the_flag() {
+        let mut runtime = cluster();
+        runtime.imports.insert(
+            "dev-worker".into(),
+            Err(DockerError::Timeout {
+                operation: "exec ctr --namespace=k8s.io images import".into(),
+                seconds: 3,
+            }),
+        );
+        let images = images(&runtime);
+        let runtime = Arc::new(runtime);
+        let nodes = running_nodes(runtime.as_ref(), "dev")
+            .await
+            .unwrap_or_else(|e| panic!("{}", e.render()));
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let rows = load_images(runtime, &nodes, &images, deadline).await;
+        let worker = &rows[1];
+        assert_eq!(worker.outcome, Outcome::Failed, "{worker:?}");
+        assert_eq!(worker.detail, "the import did not finish within 3s");
+        let report = LoadReport {
+            cluster: "dev".into(),
+            images,
+            nodes: rows,
+        };
+        let checks = report.checks();
+        let import = &checks[2];
+        assert_eq!(import.status, Status::Fail);
+        assert!(
+            import
+                .hint
+                .as_deref()
+                .is_some_and(|h| h.contains("--timeout")),
+            "{import:?}"
+        );
     }
 
     #[tokio::test]

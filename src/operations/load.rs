@@ -199,6 +199,16 @@ pub async fn local_images(runtime: &dyn NodeRuntime, names: &[String]) -> Result
             continue;
         }
         match runtime.local_image(name).await.map_err(Error::from)? {
+            // `docker save` of an ID writes no name, so containerd would store it
+            // under a made-up one and no pod could ask for it.
+            Some(image) if is_image_id(name, &image.id) => {
+                return Err(Error::input(format!(
+                    "`{name}` is an image ID; devcluster load needs a name that pods can ask for"
+                ))
+                .hint(format!(
+                    "give it one with `docker tag {name} my-app:dev`, then run `devcluster load my-app:dev`"
+                )));
+            }
             Some(image) => images.push(image),
             None => {
                 return Err(
@@ -211,6 +221,17 @@ pub async fn local_images(runtime: &dyn NodeRuntime, names: &[String]) -> Result
         }
     }
     Ok(images)
+}
+
+/// Whether `name` is the image ID `id` or a prefix of it, as `docker images`
+/// shows IDs (`sha256:` optional).
+fn is_image_id(name: &str, id: &str) -> bool {
+    let hex = name.strip_prefix("sha256:").unwrap_or(name);
+    !hex.is_empty()
+        && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        && id
+            .strip_prefix("sha256:")
+            .is_some_and(|full| full.starts_with(hex))
 }
 
 /// The cluster's Kubernetes nodes (not an external load balancer), all running;
@@ -968,6 +989,29 @@ mod tests {
                 .is_some_and(|h| h.contains("--timeout")),
             "{import:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_image_id_is_refused_with_how_to_name_it() {
+        let mut runtime = cluster();
+        // An image ID, short or full: no name a pod could ask for.
+        for id in ["111111111111", ID] {
+            runtime.local_images.insert(id.into(), ID.into());
+            let refused = local_images(&runtime, &[id.to_string()])
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("the image ID {id} was accepted"));
+            let text = refused.render();
+            assert!(text.contains(&format!("`{id}` is an image ID")), "{text}");
+            assert!(
+                text.contains(&format!("docker tag {id} my-app:dev")),
+                "{text}"
+            );
+            assert_eq!(refused.exit_code() as i32, 2);
+        }
+        // A name that happens to be hexadecimal, not a prefix of its ID, is a name.
+        runtime.local_images.insert("cafe".into(), ID.into());
+        assert!(local_images(&runtime, &["cafe".into()]).await.is_ok());
     }
 
     #[tokio::test]

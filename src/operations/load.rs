@@ -488,7 +488,15 @@ pub async fn prove(
     deadline: Instant,
     interrupt: &Interrupt,
 ) -> Result<()> {
-    let api_nodes = api.probe_nodes().await?;
+    // Nothing is made yet: an interruption just ends the command.
+    let api_nodes = tokio::select! {
+        nodes = api.probe_nodes() => nodes?,
+        what = interrupt.wait() => {
+            return Err(Error::interrupted(format!(
+                "load interrupted by {what} before its proof started; the images were imported"
+            )));
+        }
+    };
     let taints: BTreeMap<String, Vec<crate::core::plan::Taint>> =
         api_nodes.into_iter().map(|n| (n.name, n.taints)).collect();
     let namespace = format!("devcluster-load-{}", crate::operations::verify::token());

@@ -172,7 +172,37 @@ pub fn documents(text: &str) -> Result<Vec<serde_json::Value>, YamlError> {
                 column: location.map(|l| l.column()).filter(|c| *c > 0),
             }
         })?;
-    Ok(values.into_iter().filter(|v| !v.is_null()).collect())
+    Ok(values
+        .into_iter()
+        .filter(|v| !v.is_null())
+        .map(whole_floats_as_integers)
+        .collect())
+}
+
+/// A float with no fraction as the integer it is, all through `value`: kubectl
+/// sends what go-yaml read as a float (`2.0`, or `0800`, no octal number) through
+/// Go's encoding/json, which writes it without a fraction below 1e21, so an
+/// integer field takes it; serde_json would write `800.0`, which the API server
+/// refuses for one.
+fn whole_floats_as_integers(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Number(number) => match number.as_f64() {
+            Some(float) if number.is_f64() && float.fract() == 0.0 && float.abs() < 9.0e18 => {
+                Value::from(float as i64)
+            }
+            _ => Value::Number(number),
+        },
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(whole_floats_as_integers).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, item)| (key, whole_floats_as_integers(item)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// Encodes `value` as block-style YAML. Field order follows the types, so the same
@@ -336,6 +366,19 @@ impl<T: schemars::JsonSchema> schemars::JsonSchema for Located<T> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn manifests_send_whole_floats_as_integers_as_kubectl_does() {
+        // `0800` is no octal number, so YAML 1.1 makes it the float 800; kubectl
+        // sends floats through Go's encoding/json, which writes 800, and an int32
+        // field takes it. `800.0` would be refused.
+        let documents = super::documents("port: 0800\nreplicas: 2.0\nratio: 0.5\nbig: 1e300\n")
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            serde_json::to_string(&documents).unwrap_or_default(),
+            r#"[{"big":1e+300,"port":800,"ratio":0.5,"replicas":2}]"#
+        );
+    }
+
     #[test]
     fn manifests_read_zero_prefixed_integers_as_octal_as_kubectl_does() {
         let documents = super::documents("mode: 0644\nport: 8080\nname: \"0644\"\n")

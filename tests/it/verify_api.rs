@@ -1540,3 +1540,57 @@ async fn an_interruption_while_the_failure_bundle_is_written_stops_it_and_still_
         "the probe namespace is left"
     );
 }
+
+#[tokio::test]
+async fn a_kind_export_logs_cut_off_by_its_limit_leaves_none_of_its_processes_behind() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // A kind whose `docker exec` into a node never returns: kind runs one per
+    // node and log, as child processes (kind `pkg/exec/local.go`).
+    let child_pid = dir.path().join("child.pid");
+    let kind = dir.path().join("kind");
+    std::fs::write(
+        &kind,
+        format!(
+            "#!/bin/sh\nsleep 600 &\necho $! > {}\nwait\n",
+            child_pid.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&kind, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut world = World::default();
+    world
+        .env
+        .insert("DEVCLUSTER_KIND".into(), kind.display().to_string());
+    let app = App::new(world);
+    let bundle = dir.path().join("bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    verify::bundle::node_logs(
+        app.cluster_provider(),
+        "np",
+        &bundle,
+        Duration::from_secs(1),
+    )
+    .await
+    .unwrap();
+    let recorded = std::fs::read_to_string(bundle.join(verify::bundle::NODE_LOGS_ERROR)).unwrap();
+    assert!(recorded.contains("did not finish within 1s"), "{recorded}");
+    let pid = std::fs::read_to_string(&child_pid).unwrap();
+    let stat = format!("/proc/{}/stat", pid.trim());
+    let ended = |path: &str| {
+        std::fs::read_to_string(path)
+            .map(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true)
+    };
+    let started = Instant::now();
+    while !ended(&stat) && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if !ended(&stat) {
+        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+        panic!("kind's child {} outlived the export", pid.trim());
+    }
+}

@@ -1570,6 +1570,7 @@ async fn a_kind_export_logs_cut_off_by_its_limit_leaves_none_of_its_processes_be
         "np",
         &bundle,
         Duration::from_secs(1),
+        &Interrupt::never(),
     )
     .await
     .unwrap();

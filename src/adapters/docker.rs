@@ -1101,11 +1101,16 @@ impl Docker {
             let feed = async move {
                 let mut input = input;
                 let mut archive = std::pin::pin!(client.export_images(images));
+                // An error, and whether it is the export's (else the command's
+                // input, which a command that exited early closes).
                 let mut fed = Ok(());
                 while let Some(chunk) = archive.next().await {
                     let written = match chunk {
-                        Ok(bytes) => input.write_all(&bytes).await.map_err(|e| failed("exec", e)),
-                        Err(e) => Err(failed("export images", e)),
+                        Ok(bytes) => input
+                            .write_all(&bytes)
+                            .await
+                            .map_err(|e| (false, failed("exec", e))),
+                        Err(e) => Err((true, failed("export images", e))),
                     };
                     if let Err(e) = written {
                         fed = Err(e);
@@ -1148,9 +1153,13 @@ impl Docker {
                 .await
                 .map_err(|e| failed("exec", e))?;
             let exit_code = inspected.exit_code.unwrap_or(-1);
-            // The command's own failure explains a stream it stopped reading.
-            if exit_code == 0 {
-                fed.unwrap_or(Ok(()))?;
+            match fed {
+                // The command saw a cut stream (`ctr images import` fails on it
+                // with `unexpected EOF`); the export's error is the cause.
+                Some(Err((true, e))) => return Err(e),
+                // The command's own failure explains a stream it stopped reading.
+                Some(Err((false, e))) if exit_code == 0 => return Err(e),
+                _ => {}
             }
             Ok(ExecOutput {
                 stdout: String::from_utf8_lossy(&stdout).into_owned(),

@@ -414,14 +414,43 @@ impl Kind {
             .map(|_| ())
     }
 
+    /// `kind export logs DIR --name NAME`. kind runs a `docker exec` per node and
+    /// log (kind `pkg/cluster/internal/providers/docker/provider.go`,
+    /// `CollectLogs`), which hang on a node that does not answer; kind runs in a
+    /// process group of its own, so when the export is abandoned (its future
+    /// dropped, or its time up) the whole group is stopped, not kind alone.
     pub async fn export_logs(&self, name: &str, dir: &Path) -> Result<(), KindError> {
         let dir = dir.display().to_string();
-        self.output(
-            &["export", "logs", &dir, "--name", name],
-            Duration::from_secs(300),
-        )
-        .await
-        .map(|_| ())
+        let args = ["export", "logs", &dir, "--name", name];
+        let limit = Duration::from_secs(300);
+        let (mut command, shown) = self.command(&args);
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(false)
+            .process_group(0);
+        let child = command.spawn().map_err(|e| self.cannot_run(e))?;
+        let mut group = GroupGuard::new(child.id());
+        let output = tokio::time::timeout(limit, child.wait_with_output())
+            .await
+            .map_err(|_| KindError::TimedOut {
+                action: action(&args),
+                command: shown.clone(),
+                limit,
+            })?
+            .map_err(|e| self.cannot_run(e))?;
+        group.disarm();
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(command_failed(
+                &args,
+                &shown,
+                output.status.code(),
+                &String::from_utf8_lossy(&output.stderr),
+            ))
+        }
     }
 
     /// `kind create cluster`, config on stdin, each of kind's status lines passed to

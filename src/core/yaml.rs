@@ -58,13 +58,48 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
     }
     serde_saphyr::from_str_with_options(text, options()).map_err(|error| {
         let location = error.location();
-        let message = readable(&first_line(&error.to_string()));
+        let line = location.map(|l| l.line()).filter(|l| *l > 0);
+        let column = location.map(|l| l.column()).filter(|c| *c > 0);
+        let mut message = readable(&first_line(&error.to_string()));
+        if message == WHOLE_NUMBER
+            && let Some(explained) = leading_zero(text, line, column)
+        {
+            message = explained;
+        }
         YamlError {
             message,
-            line: location.map(|l| l.line()).filter(|l| *l > 0),
-            column: location.map(|l| l.column()).filter(|c| *c > 0),
+            line,
+            column,
         }
     })
+}
+
+const WHOLE_NUMBER: &str = "expected a whole number in range";
+
+/// Why a number such as `0080` is refused, when that is the scalar at `line` and
+/// `column`: profiles are YAML 1.2, where it is no integer, while YAML 1.1 readers
+/// (kubectl's among them) take a leading zero as octal, so `0080` has no one
+/// meaning.
+fn leading_zero(text: &str, line: Option<u64>, column: Option<u64>) -> Option<String> {
+    let row = text
+        .lines()
+        .nth(usize::try_from(line?).ok()?.checked_sub(1)?)?;
+    let start = usize::try_from(column?).ok()?.checked_sub(1)?;
+    let scalar: String = row
+        .get(start..)?
+        .chars()
+        .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | ']' | '}' | '#'))
+        .collect();
+    let digits = scalar.strip_prefix(['-', '+']).unwrap_or(&scalar);
+    if digits.len() < 2 || !digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let sign = if scalar.starts_with('-') { "-" } else { "" };
+    let plain = digits.trim_start_matches('0');
+    let plain = if plain.is_empty() { "0" } else { plain };
+    Some(format!(
+        "`{scalar}` has a leading zero, which YAML 1.1 readers take as octal; write `{sign}{plain}`"
+    ))
 }
 
 /// The parser's message without its own position suffix or snippet: devcluster
@@ -106,7 +141,7 @@ fn readable(message: &str) -> String {
         return "expected `true` or `false` (YAML 1.1 spellings such as `yes` and `on` are refused)".into();
     }
     if message == "invalid i64" || message == "invalid u64" {
-        return "expected a whole number in range".into();
+        return WHOLE_NUMBER.into();
     }
     if message == "expected mapping start" {
         return "expected a mapping of `key: value` lines".into();
@@ -137,7 +172,37 @@ pub fn documents(text: &str) -> Result<Vec<serde_json::Value>, YamlError> {
                 column: location.map(|l| l.column()).filter(|c| *c > 0),
             }
         })?;
-    Ok(values.into_iter().filter(|v| !v.is_null()).collect())
+    Ok(values
+        .into_iter()
+        .filter(|v| !v.is_null())
+        .map(whole_floats_as_integers)
+        .collect())
+}
+
+/// A float with no fraction as the integer it is, all through `value`: kubectl
+/// sends what go-yaml read as a float (`2.0`, or `0800`, no octal number) through
+/// Go's encoding/json, which writes it without a fraction below 1e21, so an
+/// integer field takes it; serde_json would write `800.0`, which the API server
+/// refuses for one.
+fn whole_floats_as_integers(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Number(number) => match number.as_f64() {
+            Some(float) if number.is_f64() && float.fract() == 0.0 && float.abs() < 9.0e18 => {
+                Value::from(float as i64)
+            }
+            _ => Value::Number(number),
+        },
+        Value::Array(items) => {
+            Value::Array(items.into_iter().map(whole_floats_as_integers).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(key, item)| (key, whole_floats_as_integers(item)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// Encodes `value` as block-style YAML. Field order follows the types, so the same
@@ -302,6 +367,19 @@ impl<T: schemars::JsonSchema> schemars::JsonSchema for Located<T> {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn manifests_send_whole_floats_as_integers_as_kubectl_does() {
+        // `0800` is no octal number, so YAML 1.1 makes it the float 800; kubectl
+        // sends floats through Go's encoding/json, which writes 800, and an int32
+        // field takes it. `800.0` would be refused.
+        let documents = super::documents("port: 0800\nreplicas: 2.0\nratio: 0.5\nbig: 1e300\n")
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            serde_json::to_string(&documents).unwrap_or_default(),
+            r#"[{"big":1e+300,"port":800,"ratio":0.5,"replicas":2}]"#
+        );
+    }
+
+    #[test]
     fn manifests_read_zero_prefixed_integers_as_octal_as_kubectl_does() {
         let documents = super::documents("mode: 0644\nport: 8080\nname: \"0644\"\n")
             .unwrap_or_else(|e| panic!("{e:?}"));
@@ -333,6 +411,33 @@ mod tests {
         let error = error.unwrap_or_else(|| panic!("expected an error"));
         assert!(error.message.contains("nmae"), "{error:?}");
         assert_eq!(error.line, Some(2), "{error:?}");
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Port {
+        #[allow(dead_code)]
+        port: i64,
+    }
+
+    #[test]
+    fn a_zero_prefixed_number_in_a_profile_is_refused_naming_the_number_to_write() {
+        // Not 64 (YAML 1.1 octal) and not silently 80: the profile says which.
+        let error = from_str::<Port>("port: 0080\n").err();
+        let error = error.unwrap_or_else(|| panic!("0080 was accepted"));
+        assert_eq!(
+            error.message,
+            "`0080` has a leading zero, which YAML 1.1 readers take as octal; write `80`"
+        );
+        assert_eq!((error.line, error.column), (Some(1), Some(7)));
+        let error = from_str::<Port>("{port: -007}").err();
+        let error = error.unwrap_or_else(|| panic!("-007 was accepted"));
+        assert!(error.message.ends_with("write `-7`"), "{error:?}");
+        // A number out of range keeps the plain message.
+        let error = from_str::<Port>("port: 99999999999999999999\n").err();
+        let error = error.unwrap_or_else(|| panic!("an overflow was accepted"));
+        assert_eq!(error.message, WHOLE_NUMBER);
+        assert!(from_str::<Port>("port: 0\n").is_ok());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use serde::Serialize;
 
-use crate::adapters::docker::{LocalImage, NodeRuntime, ObservedNode};
+use crate::adapters::docker::{DockerError, LocalImage, NodeRuntime, ObservedNode};
 use crate::adapters::kube::cluster::{ClusterApi, Connector};
 use crate::adapters::kube::probe::ProbePod;
 use crate::core::check::{Check, Layer, Status};
@@ -199,6 +199,16 @@ pub async fn local_images(runtime: &dyn NodeRuntime, names: &[String]) -> Result
             continue;
         }
         match runtime.local_image(name).await.map_err(Error::from)? {
+            // `docker save` of an ID writes no name, so containerd would store it
+            // under a made-up one and no pod could ask for it.
+            Some(image) if is_image_id(name, &image.id) => {
+                return Err(Error::input(format!(
+                    "`{name}` is an image ID; devcluster load needs a name that pods can ask for"
+                ))
+                .hint(format!(
+                    "give it one with `docker tag {name} my-app:dev`, then run `devcluster load my-app:dev`"
+                )));
+            }
             Some(image) => images.push(image),
             None => {
                 return Err(
@@ -211,6 +221,17 @@ pub async fn local_images(runtime: &dyn NodeRuntime, names: &[String]) -> Result
         }
     }
     Ok(images)
+}
+
+/// Whether `name` is the image ID `id` or a prefix of it, as `docker images`
+/// shows IDs (`sha256:` optional).
+fn is_image_id(name: &str, id: &str) -> bool {
+    let hex = name.strip_prefix("sha256:").unwrap_or(name);
+    !hex.is_empty()
+        && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        && id
+            .strip_prefix("sha256:")
+            .is_some_and(|full| full.starts_with(hex))
 }
 
 /// The cluster's Kubernetes nodes (not an external load balancer), all running;
@@ -354,7 +375,24 @@ async fn load_node(
                 ));
                 failed
             }
-            Err(e) => row(image, Outcome::Failed, format!("the import failed: {e}")),
+            Err(DockerError::Timeout { seconds, .. }) => {
+                let mut failed = row(
+                    image,
+                    Outcome::Failed,
+                    format!("the import did not finish within {seconds}s"),
+                );
+                failed.hint = Some(
+                    "a large image takes longer: raise `--timeout` (e.g. `--timeout 15m`) and run `devcluster load` again".into(),
+                );
+                failed
+            }
+            Err(e) => {
+                let mut failed = row(image, Outcome::Failed, format!("the import failed: {e}"));
+                failed.hint = Some(
+                    "check the Docker Engine with `devcluster doctor`, then run `devcluster load` again".into(),
+                );
+                failed
+            }
         });
     }
     rows.sort_by(|a, b| a.image.cmp(&b.image));
@@ -450,7 +488,15 @@ pub async fn prove(
     deadline: Instant,
     interrupt: &Interrupt,
 ) -> Result<()> {
-    let api_nodes = api.probe_nodes().await?;
+    // Nothing is made yet: an interruption just ends the command.
+    let api_nodes = tokio::select! {
+        nodes = api.probe_nodes() => nodes?,
+        what = interrupt.wait() => {
+            return Err(Error::interrupted(format!(
+                "load interrupted by {what} before its proof started; the images were imported"
+            )));
+        }
+    };
     let taints: BTreeMap<String, Vec<crate::core::plan::Taint>> =
         api_nodes.into_iter().map(|n| (n.name, n.taints)).collect();
     let namespace = format!("devcluster-load-{}", crate::operations::verify::token());
@@ -914,6 +960,66 @@ mod tests {
         assert_eq!(checks[0].name, "load app:dev");
         assert_eq!(checks[0].status, Status::Fail);
         assert!(checks[0].hint.is_some());
+    }
+
+    #[tokio::test]
+    async fn an_import_cut_off_by_the_deadline_says_so_and_names_the_flag() {
+        let mut runtime = cluster();
+        runtime.imports.insert(
+            "dev-worker".into(),
+            Err(DockerError::Timeout {
+                operation: "exec ctr --namespace=k8s.io images import".into(),
+                seconds: 3,
+            }),
+        );
+        let images = images(&runtime);
+        let runtime = Arc::new(runtime);
+        let nodes = running_nodes(runtime.as_ref(), "dev")
+            .await
+            .unwrap_or_else(|e| panic!("{}", e.render()));
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let rows = load_images(runtime, &nodes, &images, deadline).await;
+        let worker = &rows[1];
+        assert_eq!(worker.outcome, Outcome::Failed, "{worker:?}");
+        assert_eq!(worker.detail, "the import did not finish within 3s");
+        let report = LoadReport {
+            cluster: "dev".into(),
+            images,
+            nodes: rows,
+        };
+        let checks = report.checks();
+        let import = &checks[2];
+        assert_eq!(import.status, Status::Fail);
+        assert!(
+            import
+                .hint
+                .as_deref()
+                .is_some_and(|h| h.contains("--timeout")),
+            "{import:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_image_id_is_refused_with_how_to_name_it() {
+        let mut runtime = cluster();
+        // An image ID, short or full: no name a pod could ask for.
+        for id in ["111111111111", ID] {
+            runtime.local_images.insert(id.into(), ID.into());
+            let refused = local_images(&runtime, &[id.to_string()])
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("the image ID {id} was accepted"));
+            let text = refused.render();
+            assert!(text.contains(&format!("`{id}` is an image ID")), "{text}");
+            assert!(
+                text.contains(&format!("docker tag {id} my-app:dev")),
+                "{text}"
+            );
+            assert_eq!(refused.exit_code() as i32, 2);
+        }
+        // A name that happens to be hexadecimal, not a prefix of its ID, is a name.
+        runtime.local_images.insert("cafe".into(), ID.into());
+        assert!(local_images(&runtime, &["cafe".into()]).await.is_ok());
     }
 
     #[tokio::test]

@@ -194,7 +194,7 @@ pub async fn run(app: &App, options: &RunOptions) -> std::result::Result<RunRepo
             .bundle
             .clone()
             .unwrap_or_else(|| app.world.cwd.join("devcluster-run-bundle"));
-        match write_bundle(app, &dir, &plan, &proof).await {
+        match write_bundle(app, &dir, &plan, &proof, &options.interrupt).await {
             Ok(()) => {
                 app.ui
                     .line(&format!("the failure bundle is in {}", dir.display()));
@@ -327,6 +327,7 @@ async fn write_bundle(
     dir: &Path,
     plan: &ClusterPlan,
     proof: &Report,
+    interrupt: &Interrupt,
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(
@@ -347,6 +348,7 @@ async fn write_bundle(
         &plan.name,
         dir,
         verify::bundle::EXPORT_LOGS_LIMIT,
+        interrupt,
     )
     .await
 }

@@ -428,4 +428,20 @@ async fn an_image_is_streamed_as_docker_save_into_a_command_in_a_container() {
         .await;
     assert!(failed.is_err(), "{failed:?}");
     assert!(started.elapsed() < Duration::from_secs(30));
+    // `ctr images import` fails on a cut stream (containerd's importer reads a
+    // tar: `unexpected EOF`); the export's error is still the one reported.
+    let cut = client
+        .import_images(
+            &node,
+            &[&absent],
+            &[
+                "sh",
+                "-c",
+                "[ \"$(wc -c)\" -gt 0 ] || { echo 'ctr: unexpected EOF' >&2; exit 1; }",
+            ],
+            limit,
+        )
+        .await;
+    let error = cut.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.contains("export images"), "{error}");
 }

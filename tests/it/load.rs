@@ -297,3 +297,36 @@ fn a_missing_image_a_missing_cluster_a_stopped_node_and_nodes_without_containerd
         assert!(detail.contains("executable file not found"), "{detail}");
     }
 }
+
+#[tokio::test]
+async fn an_interruption_while_the_api_server_does_not_answer_is_heard() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("dev-control-plane", json!([]));
+    // An API server that takes the connection and never answers the node list.
+    fake.stall("GET", "/api/v1/nodes");
+    let api = ClusterApi::new(fake.client());
+    let mut rows = vec![loaded("dev-control-plane", "app:dev")];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let interrupt = Interrupt::after(Duration::from_millis(300));
+    let proved = load::prove(&api, &mut rows, deadline, &interrupt);
+    let error = tokio::time::timeout(Duration::from_secs(10), proved)
+        .await
+        .expect("the interruption was not heard")
+        .err()
+        .unwrap();
+    assert_eq!(error.kind, ErrorKind::Interrupted);
+    assert!(
+        error.message.contains("the images were imported"),
+        "{}",
+        error.render()
+    );
+    // Nothing was made, so nothing is left.
+    assert!(
+        !fake
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("POST /api/v1/namespaces")),
+        "{:?}",
+        fake.requests()
+    );
+}

@@ -1486,3 +1486,112 @@ async fn claims_are_made_while_the_namespace_waits_for_its_service_account() {
         .unwrap();
     assert!(claim < last_account_poll, "{requests:#?}");
 }
+
+#[tokio::test]
+async fn an_interruption_while_the_failure_bundle_is_written_stops_it_and_still_cleans_up() {
+    use std::os::unix::fs::PermissionsExt;
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    // Every probe pod fails at once, so the run fails and a bundle is written.
+    fake.on_pod_create(|_| Some(PodRun::new("Failed", Some(1), "devcluster: broken\n")));
+    let dir = tempfile::tempdir().unwrap();
+    // A kind whose `export logs` never returns, as on a node that does not answer
+    // the `docker exec` kind runs in it (kind `pkg/cluster/internal/providers/
+    // docker/provider.go`, `CollectLogs`).
+    let kind = dir.path().join("kind");
+    std::fs::write(&kind, "#!/bin/sh\nexec sleep 600\n").unwrap();
+    std::fs::set_permissions(&kind, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut world = World::default();
+    world
+        .env
+        .insert("DEVCLUSTER_KIND".into(), kind.display().to_string());
+    let mut target = target(&fake);
+    target.nodes = vec![devcluster::adapters::docker::ObservedNode {
+        name: "np-control-plane".into(),
+        cluster: "np".into(),
+        role: "control-plane".into(),
+        state: "running".into(),
+        image: String::new(),
+        labels: Default::default(),
+        mounts: Vec::new(),
+        ports: Vec::new(),
+        requested_ports: Vec::new(),
+    }];
+    let mut options = options(20);
+    // One interruption, a second after each wait for it: the checks end before
+    // it, so it comes while the bundle waits on kind.
+    options.interrupt = Interrupt::after(Duration::from_secs(1));
+    let app = App::new(world);
+    let bundle = dir.path().join("bundle");
+    let run = verify::verify(&app, &target, &options, Some(&bundle));
+    let error = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the interruption was not heard while the bundle was written")
+        .unwrap_err();
+    let text = error.render();
+    assert!(
+        text.contains("probe namespace were removed"),
+        "the cleanup did not run: {text}"
+    );
+    assert!(bundle.join("report.json").is_file());
+    assert!(
+        fake.objects_under("/api/v1/namespaces/devcluster-verify-")
+            .is_empty(),
+        "the probe namespace is left"
+    );
+}
+
+#[tokio::test]
+async fn a_kind_export_logs_cut_off_by_its_limit_leaves_none_of_its_processes_behind() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // A kind whose `docker exec` into a node never returns: kind runs one per
+    // node and log, as child processes (kind `pkg/exec/local.go`).
+    let child_pid = dir.path().join("child.pid");
+    let kind = dir.path().join("kind");
+    std::fs::write(
+        &kind,
+        format!(
+            "#!/bin/sh\nsleep 600 &\necho $! > {}\nwait\n",
+            child_pid.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&kind, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut world = World::default();
+    world
+        .env
+        .insert("DEVCLUSTER_KIND".into(), kind.display().to_string());
+    let app = App::new(world);
+    let bundle = dir.path().join("bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    verify::bundle::node_logs(
+        app.cluster_provider(),
+        "np",
+        &bundle,
+        Duration::from_secs(1),
+        &Interrupt::never(),
+    )
+    .await
+    .unwrap();
+    let recorded = std::fs::read_to_string(bundle.join(verify::bundle::NODE_LOGS_ERROR)).unwrap();
+    assert!(recorded.contains("did not finish within 1s"), "{recorded}");
+    let pid = std::fs::read_to_string(&child_pid).unwrap();
+    let stat = format!("/proc/{}/stat", pid.trim());
+    let ended = |path: &str| {
+        std::fs::read_to_string(path)
+            .map(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true)
+    };
+    let started = Instant::now();
+    while !ended(&stat) && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if !ended(&stat) {
+        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+        panic!("kind's child {} outlived the export", pid.trim());
+    }
+}

@@ -12,6 +12,7 @@ use crate::adapters::kube::cluster::ClusterApi;
 use crate::core::error::Error;
 use crate::core::plan::ClusterPlan;
 use crate::operations::context::App;
+use crate::operations::interrupt::Interrupt;
 use crate::operations::verify::Target;
 use crate::operations::verify::report::Report;
 
@@ -28,23 +29,31 @@ pub const NODE_LOGS_ERROR: &str = "kind-logs.error.txt";
 /// inspect), within `limit`. What kind wrote stays when it fails; the failure (kind
 /// missing, kind's error, the time running out) is written to
 /// `dir/kind-logs.error.txt` instead of failing, so neither the bundle nor the
-/// command's result depends on it. Only writing that file can fail.
+/// command's result depends on it. An interruption stops the export the same
+/// way. Only writing that file can fail.
 pub async fn node_logs(
     provider: Result<Arc<dyn ClusterProvider>, KindError>,
     cluster: &str,
     dir: &Path,
     limit: Duration,
+    interrupt: &Interrupt,
 ) -> std::io::Result<()> {
     let logs = dir.join(NODE_LOGS_DIR);
     let failure = match provider {
         Err(e) => Some(Error::from(e).context("no node logs: kind is not available")),
         Ok(provider) => {
-            match tokio::time::timeout(limit, provider.export_logs(cluster, &logs)).await {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(Error::from(e)),
-                Err(_) => Some(Error::failed(format!(
-                    "kind export logs did not finish within {}",
-                    humantime::format_duration(limit)
+            let export = tokio::time::timeout(limit, provider.export_logs(cluster, &logs));
+            tokio::select! {
+                exported = export => match exported {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(Error::from(e)),
+                    Err(_) => Some(Error::failed(format!(
+                        "kind export logs did not finish within {}",
+                        humantime::format_duration(limit)
+                    ))),
+                },
+                what = interrupt.wait() => Some(Error::interrupted(format!(
+                    "kind export logs was stopped by {what}"
                 ))),
             }
         }
@@ -109,7 +118,15 @@ pub async fn collect(
         .or_else(|| target.nodes.first().map(|n| n.cluster.clone()));
     match cluster {
         Some(cluster) => {
-            node_logs(app.cluster_provider(), &cluster, dir, EXPORT_LOGS_LIMIT).await?;
+            // The caller races the whole bundle against its interruptions.
+            node_logs(
+                app.cluster_provider(),
+                &cluster,
+                dir,
+                EXPORT_LOGS_LIMIT,
+                &Interrupt::never(),
+            )
+            .await?;
         }
         None => std::fs::write(
             dir.join(NODE_LOGS_ERROR),
@@ -211,7 +228,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let limit = Duration::from_secs(5);
         let failing: Arc<dyn ClusterProvider> = Arc::new(Exporter { hang: false });
-        node_logs(Ok(failing), "dev", dir.path(), limit)
+        node_logs(Ok(failing), "dev", dir.path(), limit, &Interrupt::never())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         // What kind wrote before it failed stays, next to why it failed.
@@ -231,9 +248,15 @@ mod tests {
         let slow = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let hanging: Arc<dyn ClusterProvider> = Arc::new(Exporter { hang: true });
         let started = std::time::Instant::now();
-        node_logs(Ok(hanging), "dev", slow.path(), Duration::from_millis(100))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        node_logs(
+            Ok(hanging),
+            "dev",
+            slow.path(),
+            Duration::from_millis(100),
+            &Interrupt::never(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
         assert!(started.elapsed() < Duration::from_secs(5));
         let recorded = std::fs::read_to_string(slow.path().join(NODE_LOGS_ERROR))
             .unwrap_or_else(|e| panic!("{e}"));
@@ -246,7 +269,7 @@ mod tests {
         let missing = Err(KindError::NotInstalled {
             looked: "not on PATH".into(),
         });
-        node_logs(missing, "dev", none.path(), limit)
+        node_logs(missing, "dev", none.path(), limit, &Interrupt::never())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let recorded = std::fs::read_to_string(none.path().join(NODE_LOGS_ERROR))
@@ -256,5 +279,28 @@ mod tests {
             "{recorded}"
         );
         assert!(recorded.contains("kind is not installed"), "{recorded}");
+    }
+
+    #[tokio::test]
+    async fn an_interruption_stops_the_export_and_is_recorded() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let hanging: Arc<dyn ClusterProvider> = Arc::new(Exporter { hang: true });
+        let started = std::time::Instant::now();
+        node_logs(
+            Ok(hanging),
+            "dev",
+            dir.path(),
+            Duration::from_secs(60),
+            &Interrupt::after(Duration::from_millis(100)),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let recorded = std::fs::read_to_string(dir.path().join(NODE_LOGS_ERROR))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            recorded.contains("kind export logs was stopped by an interruption (test)"),
+            "{recorded}"
+        );
     }
 }

@@ -475,13 +475,24 @@ pub async fn verify(
         && report.failed()
         && let Some(dir) = bundle_dir
     {
-        match bundle::collect(app, dir, target, api, &namespace, &report).await {
-            Ok(()) => app
-                .ui
-                .line(&format!("failure bundle written to {}", dir.display())),
-            Err(e) => app
-                .ui
-                .line(&format!("could not write the failure bundle: {e}")),
+        // The bundle may take minutes (`kind export logs` of a node that hangs):
+        // an interruption stops it, and the cleanup below still runs.
+        tokio::select! {
+            written = bundle::collect(app, dir, target, api, &namespace, &report) => match written {
+                Ok(()) => app
+                    .ui
+                    .line(&format!("failure bundle written to {}", dir.display())),
+                Err(e) => app
+                    .ui
+                    .line(&format!("could not write the failure bundle: {e}")),
+            },
+            _ = options.interrupt.wait() => {
+                interrupted = true;
+                app.ui.line(&format!(
+                    "the failure bundle in {} is incomplete: interrupted",
+                    dir.display()
+                ));
+            }
         }
     }
     // One interruption ends the run and lets the cleanup finish; the next one

@@ -99,6 +99,11 @@ pub struct LoadReport {
     pub images: Vec<LocalImage>,
     /// One entry per node and image, nodes in name order.
     pub nodes: Vec<NodeImage>,
+    /// Why the proof's namespace is still there, when the API server would not
+    /// delete it: the loads and proofs above stand, the namespace is the user's to
+    /// remove.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cleanup: Option<String>,
 }
 
 impl LoadReport {
@@ -141,6 +146,14 @@ impl LoadReport {
             checks.push(import);
             checks.push(proof);
         }
+        if let Some(left) = &self.cleanup {
+            let namespace = left.split_whitespace().next().unwrap_or_default();
+            checks.push(
+                Check::new("cleanup", None, Layer::Pod, Status::Warn, left).hint(format!(
+                    "remove it with `kubectl delete namespace {namespace}`"
+                )),
+            );
+        }
         checks
     }
 }
@@ -171,6 +184,7 @@ pub async fn run(app: &App, options: &LoadOptions) -> Result<LoadReport> {
         }
     }
     // Nothing on any node: nothing to prove, and no need to reach the API server.
+    let mut cleanup = None;
     if options.prove && rows.iter().any(|r| r.outcome != Outcome::Failed) {
         let provider = app.cluster_provider().map_err(Error::from)?;
         let kubeconfig = provider.kubeconfig(&cluster).await.map_err(|e| {
@@ -181,12 +195,13 @@ pub async fn run(app: &App, options: &LoadOptions) -> Result<LoadReport> {
         let api = Connector::Kubeconfig
             .connect(&kubeconfig, Some(&plan.context_name()))
             .await?;
-        prove(&api, &mut rows, deadline, &options.interrupt).await?;
+        cleanup = prove(&api, &mut rows, deadline, &options.interrupt).await?;
     }
     Ok(LoadReport {
         cluster,
         images,
         nodes: rows,
+        cleanup,
     })
 }
 
@@ -481,13 +496,14 @@ async fn present(
 /// or it did not, with the kubelet's reason (`ErrImageNeverPull` when the image is
 /// not on the node: kubelet `pkg/kubelet/images/image_manager.go`). The namespace
 /// it makes is deleted again on every path, an interruption included; a second
-/// interruption abandons that.
+/// interruption abandons that. A namespace the API server would not delete after
+/// the proof ran is returned as `namespace ...: why`, for the report's cleanup row.
 pub async fn prove(
     api: &ClusterApi,
     rows: &mut [NodeImage],
     deadline: Instant,
     interrupt: &Interrupt,
-) -> Result<()> {
+) -> Result<Option<String>> {
     // Nothing is made yet: an interruption just ends the command.
     let api_nodes = tokio::select! {
         nodes = api.probe_nodes() => nodes?,
@@ -541,7 +557,12 @@ pub async fn prove(
         )));
     }
     proved?;
-    deleted
+    Ok(deleted.err().map(|e| {
+        format!(
+            "{namespace} (the proof's namespace) was not removed: {}",
+            e.message
+        )
+    }))
 }
 
 async fn prove_one(
@@ -953,6 +974,7 @@ mod tests {
             cluster: "dev".into(),
             images,
             nodes: rows,
+            cleanup: None,
         };
         assert!(report.failed());
         let checks = report.checks();
@@ -986,6 +1008,7 @@ mod tests {
             cluster: "dev".into(),
             images,
             nodes: rows,
+            cleanup: None,
         };
         let checks = report.checks();
         let import = &checks[2];

@@ -139,6 +139,49 @@ async fn a_never_pull_pod_runs_on_each_node_and_an_image_missing_there_is_named(
 }
 
 #[tokio::test]
+async fn a_proof_namespace_the_api_server_will_not_delete_is_a_warning_not_a_lost_report() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("dev-control-plane", json!([]));
+    fake.on_pod_create(|_| Some(PodRun::new("Running", None, "")));
+    // RBAC that lets this user make namespaces but not delete them.
+    fake.forbid("DELETE", "/api/v1/namespaces/devcluster-load-");
+    let api = ClusterApi::new(fake.client());
+    let mut rows = vec![loaded("dev-control-plane", "app:dev")];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let left = load::prove(&api, &mut rows, deadline, &Interrupt::never())
+        .await
+        .unwrap_or_else(|e| panic!("the proof's result was lost: {}", e.render()));
+    // The proof stands.
+    assert_eq!(rows[0].proof, Status::Ok, "{:?}", rows[0]);
+    // What is left is named, with the command that removes it.
+    let left = left.expect("the namespace left behind is reported");
+    let namespace = left.split_whitespace().next().unwrap().to_string();
+    assert!(namespace.starts_with("devcluster-load-"), "{left}");
+    assert!(left.contains("was not removed"), "{left}");
+    assert!(
+        fake.object(&format!("/api/v1/namespaces/{namespace}"))
+            .is_some()
+    );
+    let report = load::LoadReport {
+        cluster: "dev".into(),
+        images: Vec::new(),
+        nodes: rows,
+        cleanup: Some(left),
+    };
+    assert!(!report.failed());
+    let cleanup = report
+        .checks()
+        .into_iter()
+        .find(|c| c.name == "cleanup")
+        .unwrap();
+    assert_eq!(cleanup.status, Status::Warn);
+    assert_eq!(
+        cleanup.hint.as_deref(),
+        Some(format!("remove it with `kubectl delete namespace {namespace}`").as_str())
+    );
+}
+
+#[tokio::test]
 async fn an_interrupted_proof_removes_its_namespace() {
     let fake = FakeApi::new();
     fake.add_ready_node("dev-control-plane", json!([]));

@@ -505,6 +505,38 @@ fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// Reads an attached exec's output to its end: stdout (and a TTY's console), stderr.
+async fn drain(
+    mut output: std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<
+                    Item = Result<bollard::container::LogOutput, bollard::errors::Error>,
+                > + Send,
+        >,
+    >,
+) -> Result<(Vec<u8>, Vec<u8>), DockerError> {
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    while let Some(chunk) = output.next().await {
+        match chunk.map_err(|e| failed("exec", e))? {
+            bollard::container::LogOutput::StdOut { message }
+            | bollard::container::LogOutput::Console { message } => {
+                stdout.extend_from_slice(&message)
+            }
+            bollard::container::LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+            bollard::container::LogOutput::StdIn { .. } => {}
+        }
+    }
+    Ok((stdout, stderr))
+}
+
+fn exec_output((stdout, stderr): (Vec<u8>, Vec<u8>), exit_code: i64) -> ExecOutput {
+    ExecOutput {
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        exit_code,
+    }
+}
+
 fn failed(operation: &str, error: impl std::fmt::Display) -> DockerError {
     DockerError::Failed {
         operation: operation.to_string(),
@@ -793,12 +825,14 @@ impl Docker {
         self.run_exec(container, command, Some(stdin)).await
     }
 
-    async fn run_exec(
+    /// Creates an exec of `command` in `container`, its output attached (and its
+    /// input, with `stdin`); returns the exec's id.
+    async fn create_exec(
         &self,
         container: &str,
         command: &[&str],
-        stdin: Option<&[u8]>,
-    ) -> Result<ExecOutput, DockerError> {
+        stdin: bool,
+    ) -> Result<String, DockerError> {
         let options = CreateExecOptions {
             cmd: Some(
                 command
@@ -806,7 +840,7 @@ impl Docker {
                     .map(|c| c.to_string())
                     .collect::<Vec<String>>(),
             ),
-            attach_stdin: Some(stdin.is_some()),
+            attach_stdin: Some(stdin),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             ..Default::default()
@@ -819,19 +853,38 @@ impl Docker {
                 |e| classify("exec", container, e),
             )
             .await?;
+        Ok(created.id)
+    }
+
+    async fn start_exec(&self, id: &str) -> Result<StartExecResults, DockerError> {
+        self.client
+            .start_exec(id, None)
+            .await
+            .map_err(|e| failed("exec", e))
+    }
+
+    /// The exit code of a finished exec (-1 when the engine does not say).
+    async fn exec_exit_code(&self, id: &str) -> Result<i64, DockerError> {
+        let inspected = self
+            .client
+            .inspect_exec(id)
+            .await
+            .map_err(|e| failed("exec", e))?;
+        Ok(inspected.exit_code.unwrap_or(-1))
+    }
+
+    async fn run_exec(
+        &self,
+        container: &str,
+        command: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Result<ExecOutput, DockerError> {
+        let id = self
+            .create_exec(container, command, stdin.is_some())
+            .await?;
         let run = async {
-            let started = self
-                .client
-                .start_exec(&created.id, None)
-                .await
-                .map_err(|e| failed("exec", e))?;
-            let mut stdout = Vec::new();
-            let mut stderr = Vec::new();
-            if let StartExecResults::Attached {
-                mut output,
-                mut input,
-            } = started
-            {
+            let mut streams = (Vec::new(), Vec::new());
+            if let StartExecResults::Attached { output, mut input } = self.start_exec(&id).await? {
                 if let Some(bytes) = stdin {
                     input
                         .write_all(bytes)
@@ -840,29 +893,10 @@ impl Docker {
                     input.shutdown().await.map_err(|e| failed("exec", e))?;
                 }
                 drop(input);
-                while let Some(chunk) = output.next().await {
-                    match chunk.map_err(|e| failed("exec", e))? {
-                        bollard::container::LogOutput::StdOut { message }
-                        | bollard::container::LogOutput::Console { message } => {
-                            stdout.extend_from_slice(&message)
-                        }
-                        bollard::container::LogOutput::StdErr { message } => {
-                            stderr.extend_from_slice(&message)
-                        }
-                        bollard::container::LogOutput::StdIn { .. } => {}
-                    }
-                }
+                streams = drain(output).await?;
             }
-            let inspected = self
-                .client
-                .inspect_exec(&created.id)
-                .await
-                .map_err(|e| failed("exec", e))?;
-            Ok::<_, DockerError>(ExecOutput {
-                stdout: String::from_utf8_lossy(&stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&stderr).into_owned(),
-                exit_code: inspected.exit_code.unwrap_or(-1),
-            })
+            let exit_code = self.exec_exit_code(&id).await?;
+            Ok::<_, DockerError>(exec_output(streams, exit_code))
         };
         match tokio::time::timeout(self.exec_timeout, run).await {
             Ok(result) => result,
@@ -1073,28 +1107,9 @@ impl Docker {
         command: &[&str],
         limit: Duration,
     ) -> Result<ExecOutput, DockerError> {
-        let options = CreateExecOptions {
-            cmd: Some(command.iter().map(|c| c.to_string()).collect()),
-            attach_stdin: Some(true),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            ..Default::default()
-        };
-        let created = self
-            .call(
-                "exec",
-                self.timeout,
-                self.client.create_exec(container, options),
-                |e| classify("exec", container, e),
-            )
-            .await?;
+        let id = self.create_exec(container, command, true).await?;
         let run = async {
-            let started = self
-                .client
-                .start_exec(&created.id, None)
-                .await
-                .map_err(|e| failed("exec", e))?;
-            let StartExecResults::Attached { mut output, input } = started else {
+            let StartExecResults::Attached { output, input } = self.start_exec(&id).await? else {
                 return Err(failed("exec", "the engine did not attach to the command"));
             };
             let client = &self.client;
@@ -1120,22 +1135,7 @@ impl Docker {
                 let _ = input.shutdown().await;
                 fed
             };
-            let drain = async {
-                let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-                while let Some(chunk) = output.next().await {
-                    match chunk.map_err(|e| failed("exec", e))? {
-                        bollard::container::LogOutput::StdOut { message }
-                        | bollard::container::LogOutput::Console { message } => {
-                            stdout.extend_from_slice(&message)
-                        }
-                        bollard::container::LogOutput::StdErr { message } => {
-                            stderr.extend_from_slice(&message)
-                        }
-                        bollard::container::LogOutput::StdIn { .. } => {}
-                    }
-                }
-                Ok::<_, DockerError>((stdout, stderr))
-            };
+            let drain = drain(output);
             // The output ends when the command has exited; what it did not read of
             // its input by then is dropped with the rest of the stream.
             tokio::pin!(feed, drain);
@@ -1146,13 +1146,8 @@ impl Docker {
                     result = &mut feed, if fed.is_none() => fed = Some(result),
                 }
             };
-            let (stdout, stderr) = drained?;
-            let inspected = self
-                .client
-                .inspect_exec(&created.id)
-                .await
-                .map_err(|e| failed("exec", e))?;
-            let exit_code = inspected.exit_code.unwrap_or(-1);
+            let streams = drained?;
+            let exit_code = self.exec_exit_code(&id).await?;
             match fed {
                 // The command saw a cut stream (`ctr images import` fails on it
                 // with `unexpected EOF`); the export's error is the cause.
@@ -1161,11 +1156,7 @@ impl Docker {
                 Some(Err((false, e))) if exit_code == 0 => return Err(e),
                 _ => {}
             }
-            Ok(ExecOutput {
-                stdout: String::from_utf8_lossy(&stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&stderr).into_owned(),
-                exit_code,
-            })
+            Ok(exec_output(streams, exit_code))
         };
         match tokio::time::timeout(limit, run).await {
             Ok(result) => result,

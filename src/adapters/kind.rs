@@ -705,6 +705,17 @@ pub(crate) mod canned {
 
     pub(crate) struct CannedProvider {
         pub version: Result<KindVersion, KindError>,
+        pub export: Option<CannedExport>,
+    }
+
+    /// What `kind export logs` does in a test.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum CannedExport {
+        /// Writes the control plane's kubelet log, then fails as kind does on a
+        /// node without crictl (it reports every failed command at the end).
+        FailsAfterWriting,
+        /// Never returns, as on a node that hangs.
+        Hangs,
     }
 
     impl CannedProvider {
@@ -715,6 +726,15 @@ pub(crate) mod canned {
                     minor,
                     patch,
                 }),
+                export: None,
+            }
+        }
+
+        /// A kind that only exports logs, as `export` says.
+        pub(crate) fn exporting(export: CannedExport) -> CannedProvider {
+            CannedProvider {
+                export: Some(export),
+                ..CannedProvider::release(0, 31, 0)
             }
         }
     }
@@ -755,10 +775,31 @@ pub(crate) mod canned {
 
         fn export_logs<'a>(
             &'a self,
-            _name: &'a str,
-            _dir: &'a Path,
+            name: &'a str,
+            dir: &'a Path,
         ) -> BoxFuture<'a, Result<(), KindError>> {
-            not_canned()
+            let Some(export) = self.export else {
+                return not_canned();
+            };
+            Box::pin(async move {
+                if export == CannedExport::Hangs {
+                    std::future::pending::<()>().await;
+                }
+                let node = dir.join(format!("{name}-control-plane"));
+                std::fs::create_dir_all(&node).map_err(|e| KindError::Process {
+                    what: "mkdir".into(),
+                    reason: e.to_string(),
+                })?;
+                let _ = std::fs::write(node.join("kubelet.log"), "kubelet started\n");
+                Err(KindError::Failed {
+                    action: "export logs".into(),
+                    reason: format!(
+                        "command \"docker exec --privileged {name}-control-plane crictl images\" failed with error: exit status 127"
+                    ),
+                    command: format!("kind export logs {} --name {name}", dir.display()),
+                    output: Vec::new(),
+                })
+            })
         }
 
         fn create<'a>(

@@ -150,84 +150,14 @@ pub async fn collect(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::kind::{CreateOutcome, CreateRequest, KindVersion};
-    use futures_util::future::BoxFuture;
-
-    /// A kind whose `export logs` writes one node's kubelet log and then fails as
-    /// kind does on a node without crictl, or never returns (a node that hangs).
-    struct Exporter {
-        hang: bool,
-    }
-
-    fn no<T: Send + 'static>() -> BoxFuture<'static, Result<T, KindError>> {
-        Box::pin(async {
-            Err(KindError::Process {
-                what: "not part of this test".into(),
-                reason: "only export logs is".into(),
-            })
-        })
-    }
-
-    impl ClusterProvider for Exporter {
-        fn describe(&self) -> String {
-            "exporter".into()
-        }
-        fn version(&self) -> BoxFuture<'_, Result<KindVersion, KindError>> {
-            no()
-        }
-        fn clusters(&self) -> BoxFuture<'_, Result<Vec<String>, KindError>> {
-            no()
-        }
-        fn kubeconfig<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Result<String, KindError>> {
-            no()
-        }
-        fn delete<'a>(
-            &'a self,
-            _name: &'a str,
-            _kubeconfig: Option<&'a Path>,
-        ) -> BoxFuture<'a, Result<(), KindError>> {
-            no()
-        }
-        fn export_logs<'a>(
-            &'a self,
-            name: &'a str,
-            dir: &'a Path,
-        ) -> BoxFuture<'a, Result<(), KindError>> {
-            Box::pin(async move {
-                if self.hang {
-                    std::future::pending::<()>().await;
-                }
-                let node = dir.join(format!("{name}-control-plane"));
-                std::fs::create_dir_all(&node).map_err(|e| KindError::Process {
-                    what: "mkdir".into(),
-                    reason: e.to_string(),
-                })?;
-                let _ = std::fs::write(node.join("kubelet.log"), "kubelet started\n");
-                Err(KindError::Failed {
-                    action: "export logs".into(),
-                    reason: format!(
-                        "command \"docker exec --privileged {name}-control-plane crictl images\" failed with error: exit status 127"
-                    ),
-                    command: format!("kind export logs {} --name {name}", dir.display()),
-                    output: Vec::new(),
-                })
-            })
-        }
-        fn create<'a>(
-            &'a self,
-            _request: &'a CreateRequest<'a>,
-            _on_line: &'a mut (dyn FnMut(&str) + Send),
-            _stop: BoxFuture<'a, ()>,
-        ) -> BoxFuture<'a, Result<CreateOutcome, KindError>> {
-            no()
-        }
-    }
+    use crate::adapters::kind::canned::{CannedExport, CannedProvider};
 
     #[tokio::test]
     async fn a_failed_slow_or_missing_kind_is_recorded_in_the_bundle_not_returned() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let limit = Duration::from_secs(5);
-        let failing: Arc<dyn ClusterProvider> = Arc::new(Exporter { hang: false });
+        let failing: Arc<dyn ClusterProvider> =
+            Arc::new(CannedProvider::exporting(CannedExport::FailsAfterWriting));
         node_logs(Ok(failing), "dev", dir.path(), limit, &Interrupt::never())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
@@ -246,7 +176,8 @@ mod tests {
         assert!(recorded.contains("crictl images"), "{recorded}");
 
         let slow = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let hanging: Arc<dyn ClusterProvider> = Arc::new(Exporter { hang: true });
+        let hanging: Arc<dyn ClusterProvider> =
+            Arc::new(CannedProvider::exporting(CannedExport::Hangs));
         let started = std::time::Instant::now();
         node_logs(
             Ok(hanging),
@@ -284,7 +215,8 @@ mod tests {
     #[tokio::test]
     async fn an_interruption_stops_the_export_and_is_recorded() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let hanging: Arc<dyn ClusterProvider> = Arc::new(Exporter { hang: true });
+        let hanging: Arc<dyn ClusterProvider> =
+            Arc::new(CannedProvider::exporting(CannedExport::Hangs));
         let started = std::time::Instant::now();
         node_logs(
             Ok(hanging),

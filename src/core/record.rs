@@ -294,22 +294,10 @@ pub fn diff(recorded: &ClusterPlan, planned: &ClusterPlan) -> Vec<Change> {
     // one installed controller to another: the old one keeps host ports 80/443 on
     // the ingress node, so the new one's pods could never be placed there, and
     // devcluster does not uninstall a controller.
-    let controllers = (
-        recorded.ingress.as_ref().map(|i| &i.controller),
-        planned.ingress.as_ref().map(|i| &i.controller),
-    );
-    if let (Some(old), Some(new)) = controllers
-        && controller_name(old) != controller_name(new)
-        && *old != ControllerPlan::None
-        && *new != ControllerPlan::None
-    {
+    if let Some((old, new)) = controller_switch(recorded, planned) {
         changes.push(Change {
             sign: '~',
-            text: format!(
-                "ingress controller {} -> {}",
-                controller_name(old),
-                controller_name(new)
-            ),
+            text: format!("ingress controller {old} -> {new}"),
             forces_recreate: true,
         });
     } else if recorded.ingress != planned.ingress {
@@ -337,6 +325,18 @@ pub fn diff(recorded: &ClusterPlan, planned: &ClusterPlan) -> Vec<Change> {
         _ => {}
     }
     changes
+}
+
+/// The installed controller and the planned one, when the plan switches from one
+/// controller to another (ports only, `none`, on either side is no switch).
+pub fn controller_switch(
+    recorded: &ClusterPlan,
+    planned: &ClusterPlan,
+) -> Option<(&'static str, &'static str)> {
+    let old = &recorded.ingress.as_ref()?.controller;
+    let new = &planned.ingress.as_ref()?.controller;
+    let (old, new) = (controller_name(old), controller_name(new));
+    (old != new && old != "none" && new != "none").then_some((old, new))
 }
 
 fn controller_name(controller: &ControllerPlan) -> &'static str {
@@ -478,6 +478,13 @@ mod tests {
         let nginx = ingress("  controller: ingress-nginx\n");
         let contour = ingress("");
         let none = ingress("  controller: none\n");
+        assert_eq!(
+            controller_switch(&nginx, &contour),
+            Some(("ingress-nginx", "contour"))
+        );
+        for (old, new) in [(&none, &contour), (&contour, &none), (&contour, &contour)] {
+            assert_eq!(controller_switch(old, new), None);
+        }
         let changes = diff(&nginx, &contour);
         assert_eq!(
             changes.iter().map(Change::line).collect::<Vec<_>>(),

@@ -178,9 +178,12 @@ fn confirm_recreate(
     if recorded.is_some() {
         details.push_str("Docker cannot add mounts or ports to a running node container, so the changes marked \"needs a new cluster\" force a recreate (its workloads and data are lost).");
     }
-    if let Some(keep) = keep_controller(changes) {
+    if let Some((old, _)) = recorded
+        .and_then(|r| r.plan.as_ref())
+        .and_then(|recorded| record::controller_switch(recorded, plan))
+    {
         details.push('\n');
-        details.push_str(&keep);
+        details.push_str(&keep_controller(old));
     }
     let show = |app: &App| {
         app.ui.line(&format!("{reason}:"));
@@ -218,17 +221,10 @@ fn confirm_recreate(
 
 /// For a switch of ingress controller (a cluster made when ingress-nginx was the
 /// default, planned now with Contour): how to keep the installed one instead.
-fn keep_controller(changes: &[record::Change]) -> Option<String> {
-    let old = changes.iter().find_map(|change| {
-        let (old, _) = change
-            .text
-            .strip_prefix("ingress controller ")?
-            .split_once(" -> ")?;
-        Some(old.to_string())
-    })?;
-    Some(format!(
-        "To keep the installed controller instead, set `ingress.controller: {old}` in the profile."
-    ))
+fn keep_controller(installed: &str) -> String {
+    format!(
+        "To keep the installed controller instead, set `ingress.controller: {installed}` in the profile."
+    )
 }
 
 /// A yes/no question at the terminal; no answer is a no.
@@ -246,21 +242,9 @@ mod tests {
 
     #[test]
     fn a_controller_switch_says_how_to_keep_the_installed_one() {
-        let change = |text: &str, forces_recreate| record::Change {
-            sign: '~',
-            text: text.to_string(),
-            forces_recreate,
-        };
         assert_eq!(
-            keep_controller(&[
-                change("node worker: mounts", true),
-                change("ingress controller ingress-nginx -> contour", true),
-            ])
-            .as_deref(),
-            Some(
-                "To keep the installed controller instead, set `ingress.controller: ingress-nginx` in the profile."
-            )
+            keep_controller("ingress-nginx"),
+            "To keep the installed controller instead, set `ingress.controller: ingress-nginx` in the profile."
         );
-        assert_eq!(keep_controller(&[change("ingress settings", false)]), None);
     }
 }

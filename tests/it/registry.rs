@@ -153,6 +153,9 @@ async fn the_registry_is_made_on_loopback_reused_restarted_and_pushed_to_through
     );
     assert_eq!(inspect(&registry.container, "{{.Id}}"), id);
     assert_eq!(inspect(&registry.container, "{{.State.Running}}"), "true");
+    // A restarted registry listens a moment after its container runs (verify's
+    // probe asks `GET /v2/` before it pushes, too).
+    assert_eq!(get(port, "/v2/"), "{}");
 
     // A push through the Engine API lands in the registry.
     let repository = format!("localhost:{port}/devcluster-probe");

@@ -598,6 +598,8 @@ async fn prove_one(
         volumes: Vec::new(),
         run_as_root: false,
         stdin: false,
+        // The image may listen on ports; in the node's network they could clash.
+        host_network: false,
         labels: BTreeMap::from([("devcluster.dev/load".to_string(), "proof".to_string())]),
     };
     if let Err(e) = runner.create(&pod).await {

@@ -504,6 +504,8 @@ mod real {
             }],
             run_as_root: true,
             stdin: false,
+            // As verify's own storage pod.
+            host_network: true,
             labels: Default::default(),
         };
         let outcome = runner

@@ -79,11 +79,21 @@ fn probe_pods_are_pinned_tolerant_unprivileged_and_small() {
         }],
         run_as_root: false,
         stdin: false,
+        host_network: true,
         labels: Default::default(),
     };
     let manifest = pod_manifest("ns", &pod);
     let spec = &manifest["spec"];
     assert_eq!(spec["nodeName"], "n2");
+    assert_eq!(spec["hostNetwork"], true);
+    let own_network = pod_manifest(
+        "ns",
+        &ProbePod {
+            host_network: false,
+            ..pod.clone()
+        },
+    );
+    assert!(own_network["spec"].get("hostNetwork").is_none());
     assert_eq!(spec["restartPolicy"], "Never");
     // A shell as PID 1 ignores SIGTERM: without this, deleting the namespace waits
     // out a 30 s grace period per pod.

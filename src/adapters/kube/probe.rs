@@ -87,6 +87,10 @@ pub struct ProbePod {
     pub run_as_root: bool,
     /// Keep stdin open, so a shell can wait on it without a `sleep` binary.
     pub stdin: bool,
+    /// Share the node's network namespace. A probe that only reads and writes
+    /// files needs no network of its own, and a pod without one skips the CNI
+    /// plugin's setup and teardown, the larger part of a pod's start on a busy node.
+    pub host_network: bool,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -656,6 +660,11 @@ pub fn pod_manifest(namespace: &str, probe: &ProbePod) -> Value {
         }],
         "volumes": volumes
     });
+    if probe.host_network
+        && let Some(object) = spec.as_object_mut()
+    {
+        object.insert("hostNetwork".into(), json!(true));
+    }
     if probe.script.is_empty()
         && let Some(container) = spec
             .pointer_mut("/containers/0")

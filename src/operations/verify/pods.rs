@@ -44,6 +44,7 @@ impl PodContext {
             volumes,
             run_as_root: false,
             stdin: false,
+            host_network: true,
             labels: BTreeMap::new(),
         }
     }

@@ -106,6 +106,8 @@ pub async fn start(run: &Run<'_>) -> Echo {
         Vec::<ProbeVolume>::new(),
     );
     pod.image = context.echo_image.clone();
+    // Ingress, Gateway and NodePort traffic reaches it through its Service.
+    pod.host_network = false;
     pod.labels.insert(
         "devcluster.dev/probe".into(),
         format!("echo-{}", context.token),

@@ -698,7 +698,8 @@ fn command_failed(args: &[&str], shown: &str, code: Option<i32>, output: &str) -
 }
 
 /// A cluster provider with a canned `kind version`, for tests of what decides by
-/// it; every other call fails as a kind that is not there would.
+/// it (and, when set, canned logs and kubeconfig); every other call fails as a kind
+/// that is not there would.
 #[cfg(test)]
 pub(crate) mod canned {
     use super::*;
@@ -706,6 +707,8 @@ pub(crate) mod canned {
     pub(crate) struct CannedProvider {
         pub version: Result<KindVersion, KindError>,
         pub export: Option<CannedExport>,
+        /// What `kind get kubeconfig` prints, for any cluster.
+        pub kubeconfig: Option<String>,
     }
 
     /// What `kind export logs` does in a test.
@@ -727,6 +730,7 @@ pub(crate) mod canned {
                     patch,
                 }),
                 export: None,
+                kubeconfig: None,
             }
         }
 
@@ -762,7 +766,10 @@ pub(crate) mod canned {
         }
 
         fn kubeconfig<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Result<String, KindError>> {
-            not_canned()
+            match self.kubeconfig.clone() {
+                Some(text) => Box::pin(async move { Ok(text) }),
+                None => not_canned(),
+            }
         }
 
         fn delete<'a>(

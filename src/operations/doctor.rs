@@ -989,7 +989,7 @@ mod tests {
                 version: Err(KindError::NotInstalled {
                     looked: "not on PATH, DEVCLUSTER_KIND unset, no cache directory".into(),
                 }),
-                export: None,
+                ..CannedProvider::release(0, 0, 0)
             };
             let none = doctor(&profile, CannedRuntime::empty(), missing).await;
             let kind = find(&none, "kind");

@@ -186,12 +186,13 @@ pub async fn run(app: &App, options: &LoadOptions) -> Result<LoadReport> {
     // Nothing on any node: nothing to prove, and no need to reach the API server.
     let mut cleanup = None;
     if options.prove && rows.iter().any(|r| r.outcome != Outcome::Failed) {
-        let provider = app.cluster_provider().map_err(Error::from)?;
-        let kubeconfig = provider.kubeconfig(&cluster).await.map_err(|e| {
-            Error::from(e).context(format!(
-                "cannot get the kubeconfig of cluster `{cluster}` to prove the images"
-            ))
-        })?;
+        let kubeconfig = crate::operations::cluster::admin_kubeconfig(app, &cluster)
+            .await
+            .map_err(|e| {
+                Error::from(e).context(format!(
+                    "cannot get the kubeconfig of cluster `{cluster}` to prove the images"
+                ))
+            })?;
         let api = Connector::Kubeconfig
             .connect(&kubeconfig, Some(&plan.context_name()))
             .await?;

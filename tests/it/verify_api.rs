@@ -584,13 +584,60 @@ async fn pods_created_right_after_the_namespace_wait_for_its_service_account() {
         "{:#?}",
         report.checks
     );
-    // The namespace asked for the privileged Pod Security level.
+    // The ServiceAccount was made sure of before the first pod.
+    let requests = fake.requests();
+    let account = requests
+        .iter()
+        .position(|r| {
+            r.starts_with("POST /api/v1/namespaces/devcluster-verify-")
+                && r.contains("/serviceaccounts")
+        })
+        .unwrap_or_else(|| panic!("{requests:?}"));
+    let first_pod = requests
+        .iter()
+        .position(|r| r.starts_with("POST ") && r.contains("/pods"))
+        .unwrap_or_else(|| panic!("{requests:?}"));
+    assert!(account < first_pod, "{requests:?}");
+}
+
+/// The ServiceAccount controller can be slow on a busy cluster; verify makes the
+/// namespace's `default` ServiceAccount itself instead of waiting for it.
+#[tokio::test]
+async fn pods_do_not_wait_for_the_service_account_controller() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    fake.delay_service_accounts(Duration::from_secs(600));
+    healthy_pods(&fake);
+    let started = Instant::now();
+    let report = verify::verify(&app(), &target(&fake), &options(20), None)
+        .await
+        .unwrap();
+    let subpath = report.checks.iter().find(|c| c.name == "subPath").unwrap();
+    assert_eq!(subpath.status, Status::Ok, "{subpath:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// A user who may not create ServiceAccounts waits for the controller's, as before.
+#[tokio::test]
+async fn without_the_right_to_make_it_pods_wait_for_the_controllers_service_account() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    fake.forbid_resource("POST", "serviceaccounts");
+    healthy_pods(&fake);
+    let report = verify::verify(&app(), &target(&fake), &options(10), None)
+        .await
+        .unwrap();
+    let subpath = report.checks.iter().find(|c| c.name == "subPath").unwrap();
+    assert_eq!(subpath.status, Status::Ok, "{subpath:?}");
     let requests = fake.requests();
     assert!(
-        requests.iter().any(
-            |r| r.starts_with("GET /api/v1/namespaces/devcluster-verify-")
-                && r.contains("/serviceaccounts/default")
-        ),
+        requests
+            .iter()
+            .any(|r| r.starts_with("GET ") && r.contains("/serviceaccounts/default")),
         "{requests:?}"
     );
 }
@@ -1479,6 +1526,9 @@ async fn claims_are_made_while_the_namespace_waits_for_its_service_account() {
               "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}, "provisioner": "rancher.io/local-path"}),
     );
     healthy_pods(&fake);
+    // A user who may not make the ServiceAccount, so the namespace waits for the
+    // controller's.
+    fake.forbid_resource("POST", "serviceaccounts");
     let report = verify::verify(&app(), &target(&fake), &options(20), None)
         .await
         .unwrap();

@@ -86,6 +86,8 @@ struct State {
     logs: BTreeMap<String, String>,
     requests: Vec<String>,
     forbidden: Vec<(String, String)>,
+    /// `(method, resource)` RBAC denies in every namespace.
+    forbidden_resources: Vec<(String, String)>,
     /// Requests (method, path prefix) an admission webhook denies: (code, webhook, reason).
     denied: Vec<(String, String, u16, String, String)>,
     pod_hook: Option<PodHook>,
@@ -164,6 +166,7 @@ impl Default for State {
             logs: BTreeMap::new(),
             requests: Vec::new(),
             forbidden: Vec::new(),
+            forbidden_resources: Vec::new(),
             denied: Vec::new(),
             pod_hook: None,
             stalled: Vec::new(),
@@ -222,6 +225,19 @@ impl FakeApi {
         self.lock()
             .forbidden
             .push((method.to_string(), prefix.to_string()));
+    }
+
+    /// Answers 403 to `method` on `resource` (`serviceaccounts`) in any namespace.
+    pub fn forbid_resource(&self, method: &str, resource: &str) {
+        self.lock()
+            .forbidden_resources
+            .push((method.to_string(), resource.to_string()));
+    }
+
+    /// How long after a namespace the ServiceAccount controller makes its
+    /// `default` ServiceAccount.
+    pub fn delay_service_accounts(&self, delay: Duration) {
+        self.lock().service_account_delay = delay;
     }
 
     /// An admission webhook named `webhook` denies `method` on paths starting with
@@ -403,6 +419,11 @@ impl FakeApi {
             .forbidden
             .iter()
             .any(|(m, prefix)| *m == method && path.starts_with(prefix.as_str()))
+            || state.forbidden_resources.iter().any(|(m, resource)| {
+                *m == method
+                    && (path.ends_with(&format!("/{resource}"))
+                        || path.contains(&format!("/{resource}/")))
+            })
         {
             return status(403, "Forbidden", &rbac_denial(&method, &path));
         }
@@ -833,9 +854,13 @@ fn tick(state: &mut State) {
         .collect();
     for namespace in due {
         state.service_accounts_due.remove(&namespace);
+        let account = format!("/api/v1/namespaces/{namespace}/serviceaccounts/default");
+        // The controller creates it only when it is missing (AlreadyExists is
+        // ignored in `syncNamespace`).
         if state
             .objects
             .contains_key(&format!("/api/v1/namespaces/{namespace}"))
+            && !state.objects.contains_key(&account)
         {
             state.store(
                 &format!("/api/v1/namespaces/{namespace}/serviceaccounts/default"),

@@ -242,3 +242,29 @@ fn api_error(server: Option<&str>, call: &Call, error: kube::Error) -> Error {
 pub(crate) fn is_status(error: &kube::Error, code: u16) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == code)
 }
+
+/// A kind cluster's kubeconfig made from kubeadm's `admin.conf` in one of its
+/// control-plane containers, as `kind get kubeconfig` makes it (kind
+/// `pkg/cluster/internal/kubeconfig/internal/kubeconfig/read.go`,
+/// `KINDFromRawKubeadm`): kubeadm writes exactly one cluster, user and context;
+/// all three become `kind-NAME`, the current context too, and the cluster's server
+/// becomes `server`, the host's endpoint. `None` when `admin_conf` is not what
+/// kubeadm writes.
+pub fn kind_kubeconfig(admin_conf: &str, cluster: &str, server: &str) -> Option<String> {
+    let mut config = Kubeconfig::from_yaml(admin_conf).ok()?;
+    // kind `checkKubeadmExpectations`: one of each.
+    if config.clusters.len() != 1 || config.auth_infos.len() != 1 || config.contexts.len() != 1 {
+        return None;
+    }
+    let key = format!("kind-{cluster}");
+    config.clusters[0].name = key.clone();
+    config.clusters[0].cluster.as_mut()?.server = Some(server.to_string());
+    config.auth_infos[0].name = key.clone();
+    config.contexts[0].name = key.clone();
+    let context = config.contexts[0].context.as_mut()?;
+    context.user = Some(key.clone());
+    context.cluster = key.clone();
+    config.current_context = Some(key);
+    // JSON is YAML, and every kubeconfig reader takes it.
+    serde_json::to_string(&config).ok()
+}

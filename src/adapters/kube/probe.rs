@@ -177,16 +177,31 @@ impl ClusterApi {
         Ok(())
     }
 
-    /// Waits for the namespace's `default` ServiceAccount, which the ServiceAccount
-    /// controller creates asynchronously after the namespace: until it exists the
-    /// ServiceAccount admission plugin refuses every pod with 403. When this user
-    /// may not read ServiceAccounts, returns at once (pod creation retries instead).
+    /// Makes sure of the namespace's `default` ServiceAccount: until it exists the
+    /// ServiceAccount admission plugin refuses every pod with 403. The
+    /// ServiceAccount controller creates it asynchronously after the namespace, a
+    /// few hundred milliseconds later on a busy cluster; creating it here does not
+    /// wait for that, and the controller leaves an existing one alone
+    /// (`pkg/controller/serviceaccount/serviceaccounts_controller.go`, `syncNamespace`
+    /// ignores AlreadyExists). When this user may not create it, waits for the
+    /// controller's; when it may not read it either, returns at once (pod creation
+    /// retries instead).
     pub async fn wait_default_service_account(
         &self,
         namespace: &str,
         deadline: Instant,
     ) -> Result<(), Error> {
         let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
+        let account: ServiceAccount = from_json(json!({
+            "apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "default", "namespace": namespace}
+        }))?;
+        match api.create(&PostParams::default(), &account).await {
+            Ok(_) => return Ok(()),
+            Err(e) if is_status(&e, 409) => return Ok(()),
+            // Forbidden, or refused otherwise: the controller's will do.
+            Err(_) => {}
+        }
         loop {
             match api.get_opt("default").await {
                 Ok(Some(_)) => return Ok(()),

@@ -232,9 +232,10 @@ async fn verify_reached(
 
 /// The kubeconfig kind prints for the plan's cluster.
 async fn kind_kubeconfig(app: &App, plan: &ClusterPlan) -> Result<String> {
-    let kind = app.kind()?;
-    kind.kubeconfig(&plan.name).await.map_err(|e| {
-        Error::from(e).context(format!(
+    crate::operations::cluster::admin_kubeconfig(app, &plan.name)
+        .await
+        .map_err(|e| {
+            Error::from(e).context(format!(
             "cannot get the kubeconfig of cluster `{}`",
             plan.name
         ))
@@ -242,7 +243,7 @@ async fn kind_kubeconfig(app: &App, plan: &ClusterPlan) -> Result<String> {
             "create it with `devcluster up --name {}`, or verify another cluster with --kubeconfig",
             plan.name
         ))
-    })
+        })
 }
 
 /// Where a failed run's bundle goes under CI when `--bundle` is not given.

@@ -1655,3 +1655,101 @@ async fn a_kind_export_logs_cut_off_by_its_limit_leaves_none_of_its_processes_be
         panic!("kind's child {} outlived the export", pid.trim());
     }
 }
+
+/// The node authorizer refuses the kubelet a claim for a moment when the kubelet
+/// sees a pod bound before the authorizer's graph does ("no relationship found
+/// between node": `plugin/pkg/auth/authorizer/node/node_authorizer.go`); the
+/// kubelet retries only after its pod worker's 10–15 s back-off. The probe puts a
+/// copy of the pod in instead of waiting that out.
+#[tokio::test]
+async fn a_pod_refused_its_claim_for_a_moment_is_replaced_not_waited_out() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    fake.put(
+        "/apis/storage.k8s.io/v1/storageclasses/standard",
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "standard",
+              "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}, "provisioner": "rancher.io/local-path"}),
+    );
+    let created: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let names = created.clone();
+    fake.on_pod_create(move |pod| {
+        let name = pod["metadata"]["name"].as_str().unwrap_or("");
+        names.lock().unwrap().push(name.to_string());
+        match name {
+        "storage-0" => {
+            let mut run = PodRun::waiting("ContainerCreating", "");
+            run.events.push((
+                "FailedMount".into(),
+                "Unable to attach or mount volumes: unmounted volumes=[v0], unattached volumes=[v0]: error processing PVC ns/claim-0: failed to fetch PVC from API server: persistentvolumeclaims \"claim-0\" is forbidden: User \"system:node:n1\" cannot get resource \"persistentvolumeclaims\" in API group \"\" in the namespace \"ns\": no relationship found between node 'n1' and this object".into(),
+            ));
+            Some(run)
+        }
+        "rwop-holder" => Some(PodRun::new("Running", None, "")),
+        "rwop-second" => None,
+        _ => Some(PodRun::new("Succeeded", Some(0), "devcluster: ok\n")),
+    }});
+    let started = Instant::now();
+    let report = verify::verify(&app(), &target(&fake), &options(30), None)
+        .await
+        .unwrap();
+    let storage = report.checks.iter().find(|c| c.name == "storage").unwrap();
+    assert_eq!(storage.status, Status::Ok, "{storage:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    let created = created.lock().unwrap().clone();
+    let storage: Vec<&String> = created
+        .iter()
+        .filter(|n| n.starts_with("storage-"))
+        .collect();
+    assert_eq!(storage, ["storage-0", "storage-0-again"], "{created:?}");
+}
+
+/// A refusal that does not pass is not retried forever: one copy, then the
+/// probe reports what the kubelet says.
+#[tokio::test]
+async fn a_claim_refused_again_after_the_copy_is_reported() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    fake.put(
+        "/apis/storage.k8s.io/v1/storageclasses/standard",
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "standard",
+              "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}, "provisioner": "rancher.io/local-path"}),
+    );
+    let created: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let names = created.clone();
+    fake.on_pod_create(move |pod| {
+        let name = pod["metadata"]["name"].as_str().unwrap_or("");
+        names.lock().unwrap().push(name.to_string());
+        if name.starts_with("storage-") {
+            let mut run = PodRun::waiting("ContainerCreating", "");
+            run.events.push((
+                "FailedMount".into(),
+                "error processing PVC ns/claim-0: failed to fetch PVC from API server: persistentvolumeclaims \"claim-0\" is forbidden: no relationship found between node 'n1' and this object".into(),
+            ));
+            return Some(run);
+        }
+        match name {
+            "rwop-holder" => Some(PodRun::new("Running", None, "")),
+            "rwop-second" => None,
+            _ => Some(PodRun::new("Succeeded", Some(0), "devcluster: ok\n")),
+        }
+    });
+    let report = verify::verify(&app(), &target(&fake), &options(4), None)
+        .await
+        .unwrap();
+    let storage = report.checks.iter().find(|c| c.name == "storage").unwrap();
+    assert_eq!(storage.status, Status::Fail, "{storage:?}");
+    assert!(
+        storage.detail.contains("no relationship found"),
+        "{storage:?}"
+    );
+    let created = created.lock().unwrap().clone();
+    let storage: Vec<&String> = created
+        .iter()
+        .filter(|n| n.starts_with("storage-"))
+        .collect();
+    assert_eq!(storage, ["storage-0", "storage-0-again"], "{created:?}");
+}

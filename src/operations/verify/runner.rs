@@ -37,6 +37,9 @@ pub struct PodOutcome {
     /// Set when the pod can never get further: the kubelet's or the scheduler's
     /// own words. The wait ended there instead of at the deadline.
     pub stuck: Option<String>,
+    /// Set when the kubelet was refused something only for a moment and will try
+    /// again only after its pod worker's back-off (see [`transient_refusal`]).
+    pub refused_for_now: Option<String>,
 }
 
 impl PodOutcome {
@@ -140,10 +143,25 @@ impl PodRunner {
         &self.namespace
     }
 
-    /// Creates the pod and waits for it to finish, or `deadline`.
+    /// Creates the pod and waits for it to finish, or `deadline`. A pod the
+    /// kubelet was refused for only a moment (see [`transient_refusal`]) is
+    /// replaced once by a copy named `NAME-again` rather than waited out: the
+    /// kubelet retries the original only after its back-off.
     pub async fn run(&self, pod: &ProbePod, deadline: Instant) -> Result<PodOutcome, String> {
         self.create(pod).await?;
-        Ok(self.wait(&pod.name, deadline, false).await)
+        let outcome = self.wait_for(&pod.name, deadline, false, true).await;
+        let Some(refusal) = outcome.refused_for_now else {
+            return Ok(outcome);
+        };
+        let mut again = pod.clone();
+        again.name = format!("{}-again", pod.name.chars().take(57).collect::<String>());
+        self.create(&again).await?;
+        let mut outcome = self.wait_for(&again.name, deadline, false, false).await;
+        outcome.events.insert(
+            0,
+            format!("devcluster: replaced pod {} ({refusal})", pod.name),
+        );
+        Ok(outcome)
     }
 
     pub async fn create(&self, pod: &ProbePod) -> Result<(), String> {
@@ -156,6 +174,18 @@ impl PodRunner {
     /// Waits until the pod has finished (or, with `until_running`, is Running), is
     /// stuck, or `deadline`; then collects its logs and events.
     pub async fn wait(&self, name: &str, deadline: Instant, until_running: bool) -> PodOutcome {
+        self.wait_for(name, deadline, until_running, false).await
+    }
+
+    /// [`PodRunner::wait`], ending early too on a momentary refusal when
+    /// `end_on_refusal`.
+    async fn wait_for(
+        &self,
+        name: &str,
+        deadline: Instant,
+        until_running: bool,
+        end_on_refusal: bool,
+    ) -> PodOutcome {
         let mut changes = self.changed.subscribe();
         let mut pull = PullWatch::default();
         let mut outcome = loop {
@@ -164,8 +194,12 @@ impl PodRunner {
                 let seen = lock(&self.seen);
                 (seen.pods.get(name).cloned(), events_of(&seen.events, name))
             };
-            let outcome = judge(pod.as_ref(), &events, until_running, &mut pull);
+            let mut outcome = judge(pod.as_ref(), &events, until_running, &mut pull);
+            if !end_on_refusal {
+                outcome.refused_for_now = None;
+            }
             if outcome.stuck.is_some()
+                || outcome.refused_for_now.is_some()
                 || matches!(outcome.phase.as_str(), "Succeeded" | "Failed")
                 || (until_running && outcome.phase == "Running")
             {
@@ -266,6 +300,9 @@ fn judge(
         }
     }
     if pod.phase == "Pending" && outcome.stuck.is_none() {
+        outcome.refused_for_now = events.iter().find(|e| transient_refusal(e)).cloned();
+    }
+    if pod.phase == "Pending" && outcome.stuck.is_none() {
         // A hostPath of the wrong type is reported only as an event; the kubelet
         // retries the mount forever (`volume/hostpath/host_path.go`, `checkType`:
         // "hostPath type check failed").
@@ -286,6 +323,17 @@ fn judge(
             .cloned();
     }
     outcome
+}
+
+/// The node authorizer refusing the kubelet a pod's claim because its graph has
+/// not yet seen the pod bound to the node: the kubelet saw the binding first
+/// (`plugin/pkg/auth/authorizer/node/node_authorizer.go`, "no relationship found
+/// between node"; kubernetes#113429). It passes within a second, but the failed
+/// sync puts the pod behind the pod worker's back-off, 10 s plus up to half again
+/// (`pkg/kubelet/pod_workers.go`, `workerBackOffPeriod`). A new pod for the same
+/// claim is placed in about a second.
+fn transient_refusal(event: &str) -> bool {
+    event.starts_with("FailedMount:") && event.contains("no relationship found between node")
 }
 
 /// Scheduler messages that pass once a claim is bound or provisioned
@@ -424,6 +472,24 @@ mod tests {
         assert!(
             judge(Some(&creating), &[], false, &mut pull)
                 .stuck
+                .is_none()
+        );
+        // The node authorizer's momentary refusal is not a verdict, but is told.
+        let refused = ["FailedMount: Unable to attach or mount volumes: error processing PVC ns/claim-0: failed to fetch PVC from API server: persistentvolumeclaims \"claim-0\" is forbidden: User \"system:node:n1\" cannot get resource \"persistentvolumeclaims\" in API group \"\" in the namespace \"ns\": no relationship found between node 'n1' and this object".to_string()];
+        let outcome = judge(Some(&creating), &refused, false, &mut pull);
+        assert!(outcome.stuck.is_none());
+        assert_eq!(
+            outcome.refused_for_now.as_deref(),
+            Some(refused[0].as_str())
+        );
+        // Other mount failures are not that.
+        let other = [
+            "FailedMount: MountVolume.SetUp failed for volume \"v0\" : configmap \"x\" not found"
+                .to_string(),
+        ];
+        assert!(
+            judge(Some(&creating), &other, false, &mut pull)
+                .refused_for_now
                 .is_none()
         );
     }

@@ -1753,3 +1753,53 @@ async fn a_claim_refused_again_after_the_copy_is_reported() {
         .collect();
     assert_eq!(storage, ["storage-0", "storage-0-again"], "{created:?}");
 }
+
+/// Probe pods share their node's network only on kind nodes devcluster sees on
+/// this engine; on anyone else's cluster, where a policy may forbid host
+/// namespaces, they keep a network of their own.
+#[tokio::test]
+async fn probe_pods_share_the_nodes_network_only_on_kind_nodes_seen_here() {
+    for (kind_nodes, expected) in [(false, None), (true, Some(true))] {
+        let fake = FakeApi::new();
+        fake.add_ready_node("n1", json!([]));
+        let seen: std::sync::Arc<std::sync::Mutex<Vec<Option<bool>>>> = Default::default();
+        let specs = seen.clone();
+        fake.on_pod_create(move |pod| {
+            if pod["metadata"]["name"] == "subpath-0" {
+                specs
+                    .lock()
+                    .unwrap()
+                    .push(pod["spec"]["hostNetwork"].as_bool());
+            }
+            match pod["metadata"]["name"].as_str().unwrap_or("") {
+                "rwop-holder" => Some(PodRun::new("Running", None, "")),
+                "rwop-second" => None,
+                _ => Some(PodRun::new("Succeeded", Some(0), "devcluster: ok\n")),
+            }
+        });
+        let mut target = target(&fake);
+        if kind_nodes {
+            target.nodes = vec![devcluster::adapters::docker::ObservedNode {
+                name: "n1".into(),
+                cluster: "dev".into(),
+                role: "control-plane".into(),
+                state: "running".into(),
+                image: String::new(),
+                labels: Default::default(),
+                mounts: Vec::new(),
+                ports: Vec::new(),
+                requested_ports: Vec::new(),
+            }];
+        }
+        let report = verify::verify(&app(), &target, &options(10), None)
+            .await
+            .unwrap();
+        let subpath = report.checks.iter().find(|c| c.name == "subPath").unwrap();
+        assert_eq!(subpath.status, Status::Ok, "{subpath:?}");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [expected],
+            "kind nodes: {kind_nodes}"
+        );
+    }
+}

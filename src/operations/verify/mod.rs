@@ -431,6 +431,10 @@ pub async fn verify(
         deadline: options.deadline,
         leftovers: cleanup.leftovers(),
         runner: PodRunner::start(api, &namespace),
+        // On kind nodes devcluster can see, where the namespace's privileged level
+        // is the only policy; a cluster of others' may forbid host namespaces
+        // (a Kyverno `disallow-host-namespaces`) where it allows the rest.
+        host_network: !target.nodes.is_empty(),
     };
     let run = probes::Run::new(target, api, options, api_nodes, version, context);
     let work = async {

@@ -23,6 +23,9 @@ pub struct PodContext {
     pub leftovers: std::sync::Arc<crate::operations::verify::Leftovers>,
     /// Watches the namespace's pods and events for every probe.
     pub runner: PodRunner,
+    /// Whether probes that only read and write files share their node's network
+    /// (see [`ProbePod::host_network`]).
+    pub host_network: bool,
 }
 
 impl PodContext {
@@ -44,7 +47,7 @@ impl PodContext {
             volumes,
             run_as_root: false,
             stdin: false,
-            host_network: true,
+            host_network: self.host_network,
             labels: BTreeMap::new(),
         }
     }

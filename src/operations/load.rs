@@ -499,7 +499,7 @@ async fn present(
 /// interruption abandons that. A namespace the API server would not delete after
 /// the proof ran is returned as `namespace ...: why`, for the report's cleanup row.
 pub async fn prove(
-    api: &ClusterApi,
+    api: &Arc<dyn ClusterApi>,
     rows: &mut [NodeImage],
     deadline: Instant,
     interrupt: &Interrupt,

@@ -16,7 +16,7 @@ use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use kube::core::Resource;
 use serde::de::DeserializeOwned;
 
-use crate::adapters::kube::client::{ClusterApi, is_status};
+use crate::adapters::kube::client::{Kube, is_status};
 
 /// How long one watch request may stay open before the server ends it (the
 /// client re-opens it from the last version seen).
@@ -86,7 +86,7 @@ impl Drop for WatchHandle {
     }
 }
 
-impl ClusterApi {
+impl Kube {
     /// Watches the pods of `namespace`, handing every change to `on_change`.
     pub fn watch_pods(
         &self,

@@ -368,7 +368,7 @@ async fn wait_ready(context: &mut UpContext<'_>) -> Result<String> {
     let ui = context.app.ui.clone();
     context
         .api()?
-        .wait_ready(&expected, context.deadline, |waiting| {
+        .wait_ready(&expected, context.deadline, &mut |waiting| {
             ui.line(&format!("    waiting: {waiting}"))
         })
         .await?;
@@ -382,7 +382,7 @@ async fn wait_registered(context: &mut UpContext<'_>, why: &'static str) -> Resu
     let expected = expected_nodes(context.plan);
     let ui = context.app.ui.clone();
     let blocked = until_registered(
-        context.api()?,
+        context.api()?.as_ref(),
         &expected,
         context.deadline,
         why,
@@ -404,7 +404,7 @@ async fn wait_registered(context: &mut UpContext<'_>, why: &'static str) -> Resu
 /// why the rest cannot run yet (`None` when the nodes are Ready and CoreDNS is
 /// available, e.g. after the user installed a CNI).
 async fn until_registered(
-    api: &ClusterApi,
+    api: &dyn ClusterApi,
     expected: &[String],
     deadline: Instant,
     why: &str,

@@ -102,7 +102,7 @@ pub async fn collect(
     app: &App,
     dir: &Path,
     target: &Target<'_>,
-    api: &ClusterApi,
+    api: &dyn ClusterApi,
     namespace: &str,
     report: &Report,
 ) -> std::io::Result<()> {

@@ -77,7 +77,7 @@ struct Seen {
 /// Watches one namespace's pods and events for every probe of a run.
 #[derive(Clone)]
 pub struct PodRunner {
-    api: ClusterApi,
+    api: Arc<dyn ClusterApi>,
     namespace: String,
     seen: Arc<Mutex<Seen>>,
     changed: tokio::sync::watch::Sender<u64>,
@@ -86,12 +86,12 @@ pub struct PodRunner {
 
 impl PodRunner {
     /// Starts watching `namespace`.
-    pub fn start(api: &ClusterApi, namespace: &str) -> PodRunner {
+    pub fn start(api: &Arc<dyn ClusterApi>, namespace: &str) -> PodRunner {
         let seen: Arc<Mutex<Seen>> = Arc::default();
         let (changed, _) = tokio::sync::watch::channel(0u64);
         let pods = {
             let (seen, changed) = (seen.clone(), changed.clone());
-            api.watch_pods(namespace, move |change| {
+            let on_change = move |change: Change<ObservedPod>| {
                 {
                     let mut seen = lock(&seen);
                     match change {
@@ -106,11 +106,12 @@ impl PodRunner {
                     }
                 }
                 changed.send_modify(|n| *n += 1);
-            })
+            };
+            api.watch_pods(namespace, Box::new(on_change))
         };
         let events = {
             let (seen, changed) = (seen.clone(), changed.clone());
-            api.watch_events(namespace, move |change| {
+            let on_change = move |change: Change<ObservedEvent>| {
                 {
                     let mut seen = lock(&seen);
                     match change {
@@ -125,7 +126,8 @@ impl PodRunner {
                     }
                 }
                 changed.send_modify(|n| *n += 1);
-            })
+            };
+            api.watch_events(namespace, Box::new(on_change))
         };
         PodRunner {
             api: api.clone(),

@@ -78,7 +78,7 @@ pub enum Change<T> {
 
 /// A running watch; dropping it ends it.
 #[derive(Debug)]
-pub struct WatchHandle(tokio::task::JoinHandle<()>);
+pub struct WatchHandle(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for WatchHandle {
     fn drop(&mut self) {

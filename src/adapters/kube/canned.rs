@@ -196,8 +196,13 @@ impl CannedCluster {
     }
 
     pub(crate) fn with_coredns_available(self) -> CannedCluster {
-        self.state().coredns_available = true;
+        self.set_coredns_available(true);
         self
+    }
+
+    /// Whether the CoreDNS deployment has its replicas available from now on.
+    pub(crate) fn set_coredns_available(&self, available: bool) {
+        self.state().coredns_available = available;
     }
 
     pub(crate) fn with_default_storage_class(self, name: &str) -> CannedCluster {

@@ -592,7 +592,47 @@ pub fn helper_with_toleration(helper_yaml: &str) -> Result<Option<String>, Error
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::adapters::kube::canned::{CannedCluster, CannedNode};
+
+    #[tokio::test]
+    async fn waiting_for_ready_hears_each_node_then_coredns() {
+        let api = Arc::new(CannedCluster::new());
+        api.add_node(CannedNode::ready("c-control-plane"));
+        api.add_node(CannedNode::not_ready("c-worker", "PLEG is not healthy"));
+        let later = api.clone();
+        let (sender, mut heard) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let waiting = tokio::spawn(async move {
+            let expected = vec!["c-control-plane".to_string(), "c-worker".to_string()];
+            let mut progress = |w: &str| {
+                let _ = sender.send(w.to_string());
+            };
+            later
+                .wait_ready(
+                    &expected,
+                    Instant::now() + Duration::from_secs(20),
+                    &mut progress,
+                )
+                .await
+        });
+        assert_eq!(
+            heard.recv().await.as_deref(),
+            Some("nodes not Ready: c-worker (PLEG is not healthy)")
+        );
+        api.add_node(CannedNode::ready("c-worker"));
+        assert_eq!(
+            heard.recv().await.as_deref(),
+            Some("CoreDNS (kube-system/coredns not available yet)")
+        );
+        api.set_coredns_available(true);
+        waiting
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(heard.recv().await, None, "nothing more is awaited");
+    }
 
     #[test]
     fn helper_gets_a_catch_all_toleration_once() {

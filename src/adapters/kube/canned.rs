@@ -114,7 +114,6 @@ struct Namespace {
 
 #[derive(Debug, Clone)]
 struct Pod {
-    probe: ProbePod,
     observed: ObservedPod,
     logs: String,
 }
@@ -136,6 +135,8 @@ struct State {
     events: Vec<(String, ObservedEvent)>,
     /// Node ports Services hold, as `(port, "namespace/name")`.
     node_ports: Vec<(u16, String)>,
+    /// Every pod ever asked for, as `(namespace, pod)`, deleted ones too.
+    created: Vec<(String, ProbePod)>,
     /// Name prefix to how pods of that name end; the longest prefix wins.
     pod_ends: Vec<(String, PodEnd)>,
 }
@@ -276,14 +277,20 @@ impl CannedCluster {
         self
     }
 
-    /// The pods created in `namespace`, in order, as they were asked for.
+    /// Every pod created in `namespace`, in order, as it was asked for; pods
+    /// deleted since (with their namespace) too.
     pub(crate) fn created_pods(&self, namespace: &str) -> Vec<ProbePod> {
         self.state()
-            .pods
+            .created
             .iter()
-            .filter(|((ns, _), _)| ns == namespace)
-            .map(|(_, pod)| pod.probe.clone())
+            .filter(|(ns, _)| ns == namespace)
+            .map(|(_, pod)| pod.clone())
             .collect()
+    }
+
+    /// Every pod created, in any namespace, as `(namespace, pod)`.
+    pub(crate) fn all_created_pods(&self) -> Vec<(String, ProbePod)> {
+        self.state().created.clone()
     }
 
     /// Every namespace, with its labels and whether it is terminating.
@@ -712,14 +719,8 @@ impl ClusterApi for CannedCluster {
                 }
                 None => (created, String::new()),
             };
-            state.pods.push((
-                key,
-                Pod {
-                    probe: probe.clone(),
-                    observed,
-                    logs,
-                },
-            ));
+            state.created.push((namespace.to_string(), probe.clone()));
+            state.pods.push((key, Pod { observed, logs }));
             Ok(())
         })
     }
@@ -913,7 +914,13 @@ mod tests {
         api.delete_namespace("devcluster-verify-old")
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(api.created_pods("devcluster-verify-a").is_empty());
+        assert_eq!(api.created_pods("devcluster-verify-a").len(), 1);
+        assert!(
+            api.pod_names("devcluster-verify-a")
+                .await
+                .unwrap_or_default()
+                .is_empty()
+        );
         let names: Vec<String> = api.namespaces().into_iter().map(|(n, _, _)| n).collect();
         assert!(
             !names.contains(&"devcluster-verify-a".to_string()),

@@ -4,6 +4,8 @@
 //! a kubeconfig reaches, the pod-level proofs run alone.
 
 pub mod bundle;
+#[cfg(test)]
+mod canned_runs;
 pub mod mounts;
 pub mod pods;
 pub mod probes;

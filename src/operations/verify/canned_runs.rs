@@ -173,3 +173,52 @@ async fn an_image_the_kubelet_will_not_pull_ends_each_row_at_once_with_its_words
     }
     assert!(report.failed());
 }
+
+#[tokio::test]
+async fn a_cluster_with_no_ready_schedulable_node_fails_naming_each_node() {
+    let cluster = CannedCluster::ready(&[]);
+    cluster.add_node(CannedNode::not_ready("n1", "PLEG is not healthy"));
+    cluster.add_node(CannedNode {
+        unschedulable: true,
+        ..CannedNode::ready("n2")
+    });
+    cluster.add_node(CannedNode {
+        unschedulable: true,
+        ..CannedNode::not_ready("n3", "Kubelet stopped posting node status.")
+    });
+    let api = succeeding(cluster);
+    let report = run(&api).await;
+    assert!(report.failed(), "{:#?}", report.checks);
+    let row = report
+        .checks
+        .iter()
+        .find(|c| c.name == "nodes")
+        .unwrap_or_else(|| panic!("{:#?}", report.checks));
+    assert_eq!(row.status, Status::Fail);
+    assert_eq!(
+        row.detail,
+        "no node is Ready and schedulable, so no probe pod can run: n1 (not Ready), n2 (cordoned), n3 (not Ready, cordoned)"
+    );
+    assert!(
+        row.hint
+            .as_deref()
+            .is_some_and(|h| h.contains("kubectl uncordon NAME"))
+    );
+    assert!(api.all_created_pods().is_empty());
+    assert!(
+        probe_namespaces(&api).is_empty(),
+        "the namespace is removed"
+    );
+
+    // No node at all says so; a Ready one adds no row.
+    let report = run(&succeeding(CannedCluster::ready(&[]))).await;
+    assert!(
+        report
+            .checks
+            .iter()
+            .any(|c| c.name == "nodes"
+                && c.detail == "the cluster has no nodes: no probe pod can run")
+    );
+    let report = run(&succeeding(CannedCluster::ready(&["n1"]))).await;
+    assert!(!report.checks.iter().any(|c| c.name == "nodes"));
+}

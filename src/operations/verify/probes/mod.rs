@@ -10,6 +10,7 @@ mod ingress;
 mod layers;
 mod mount;
 mod nodeport;
+mod nodes;
 mod port;
 mod registry;
 mod route;
@@ -37,6 +38,7 @@ pub trait Probe: Send + Sync {
 /// Every probe, in the order their rows are shown.
 pub fn registry() -> Vec<Box<dyn Probe>> {
     vec![
+        Box::new(nodes::Nodes),
         Box::new(mount::Mount),
         Box::new(host_path::HostPath),
         Box::new(subpath::SubPath),

@@ -96,6 +96,8 @@ pub(crate) enum PodEnd {
     /// reason is the runtime's (`Completed` for 0, else `Error`, as containerd's
     /// CRI reports it).
     Exits { code: i32, logs: String },
+    /// The container starts and keeps running (a pod that waits on its stdin).
+    Runs,
     /// The scheduler cannot place it: `PodScheduled=False`, reason
     /// `Unschedulable`, with `message`.
     Unschedulable { message: String },
@@ -356,6 +358,10 @@ fn ended(name: &str, end: &PodEnd) -> ObservedPod {
                 reason: if *code == 0 { "Completed" } else { "Error" }.into(),
                 message: String::new(),
             });
+        }
+        PodEnd::Runs => {
+            pod.phase = "Running".into();
+            pod.container = Some(ContainerState::Running);
         }
         PodEnd::Unschedulable { message } => {
             pod.unscheduled = Some(format!("Unschedulable: {message}"));

@@ -222,3 +222,63 @@ async fn a_cluster_with_no_ready_schedulable_node_fails_naming_each_node() {
     let report = run(&succeeding(CannedCluster::ready(&["n1"]))).await;
     assert!(!report.checks.iter().any(|c| c.name == "nodes"));
 }
+
+/// The scheduler's verdict on a second pod of a ReadWriteOncePod claim in use
+/// (`pkg/scheduler/framework/plugins/volumerestrictions/volume_restrictions.go`,
+/// `ErrReasonReadWriteOncePodConflict`).
+const RWOP_CONFLICT: &str = "0/1 nodes are available: 1 node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.";
+
+fn read_write_once_pod_row(report: &Report) -> &Check {
+    report
+        .checks
+        .iter()
+        .find(|c| c.name == "ReadWriteOncePod")
+        .unwrap_or_else(|| panic!("{:#?}", report.checks))
+}
+
+#[tokio::test]
+async fn read_write_once_pod_passes_on_the_schedulers_verdict_and_fails_when_a_second_pod_runs() {
+    let held = Arc::new(
+        CannedCluster::ready(&["n1"])
+            .pods_end(
+                "",
+                PodEnd::Exits {
+                    code: 0,
+                    logs: String::new(),
+                },
+            )
+            .pods_end("rwop-holder", PodEnd::Runs)
+            .pods_end(
+                "rwop-second",
+                PodEnd::Unschedulable {
+                    message: RWOP_CONFLICT.into(),
+                },
+            ),
+    );
+    let report = run(&held).await;
+    let row = read_write_once_pod_row(&report);
+    assert_eq!(row.status, Status::Ok, "{row:?}");
+    assert_eq!(
+        row.detail,
+        format!("second pod kept Pending: Unschedulable: {RWOP_CONFLICT}")
+    );
+
+    let shared = Arc::new(
+        CannedCluster::ready(&["n1"])
+            .pods_end(
+                "",
+                PodEnd::Exits {
+                    code: 0,
+                    logs: String::new(),
+                },
+            )
+            .pods_end("rwop-holder", PodEnd::Runs),
+    );
+    let report = run(&shared).await;
+    let row = read_write_once_pod_row(&report);
+    assert_eq!(row.status, Status::Fail, "{row:?}");
+    assert_eq!(
+        row.detail,
+        "a second pod used the ReadWriteOncePod claim (Succeeded)"
+    );
+}

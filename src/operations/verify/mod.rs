@@ -4,8 +4,6 @@
 //! a kubeconfig reaches, the pod-level proofs run alone.
 
 pub mod bundle;
-#[cfg(test)]
-mod canned_runs;
 pub mod mounts;
 pub mod pods;
 pub mod probes;
@@ -669,3 +667,6 @@ impl Drop for Cleanup {
         }
     }
 }
+
+#[cfg(test)]
+mod canned_runs;

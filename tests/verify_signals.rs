@@ -6,9 +6,10 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use devcluster::adapters::kube::cluster::ClusterApi;
+use devcluster::adapters::kube::cluster::Kube;
 use devcluster::adapters::world::World;
 use devcluster::operations::context::App;
 use devcluster::operations::verify::{self, Options, Target};
@@ -44,7 +45,7 @@ async fn interrupted_by(signal: Signal) {
         docker: None,
         nodes: Vec::new(),
         node_layer_skipped: Some("not a kind cluster".into()),
-        api: Some(ClusterApi::new(fake.client())),
+        api: Some(Arc::new(Kube::new(fake.client()))),
         api_error: None,
     };
     let app = App::new(World::default());

@@ -500,7 +500,7 @@ async fn present(
 /// interruption abandons that. A namespace the API server would not delete after
 /// the proof ran is returned as `namespace ...: why`, for the report's cleanup row.
 pub async fn prove(
-    api: &ClusterApi,
+    api: &Arc<dyn ClusterApi>,
     rows: &mut [NodeImage],
     deadline: Instant,
     interrupt: &Interrupt,
@@ -748,6 +748,103 @@ mod tests {
     use super::*;
     use crate::adapters::docker::ExecOutput;
     use crate::adapters::docker::canned::CannedRuntime;
+    use crate::adapters::kube::canned::{CannedCluster, PodEnd};
+
+    fn loaded(node: &str, image: &str, outcome: Outcome) -> NodeImage {
+        NodeImage {
+            node: node.into(),
+            image: image.into(),
+            outcome,
+            detail: String::new(),
+            proof: Status::Skip,
+            proof_detail: String::new(),
+            hint: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn each_row_is_proved_by_its_own_never_pull_pod_and_the_namespace_goes() {
+        // The kubelet's words for a Never pod whose image is not in the node's
+        // runtime (`pkg/kubelet/images/image_manager.go`, `EnsureImageExists`).
+        let refusal = "Container image \"docker.io/library/app:dev\" is not present with pull policy of Never";
+        let cluster = CannedCluster::ready(&["dev-control-plane", "dev-worker"])
+            .pods_end(
+                "load-0",
+                PodEnd::Exits {
+                    code: 0,
+                    logs: String::new(),
+                },
+            )
+            .pods_end(
+                "load-1",
+                PodEnd::Waiting {
+                    reason: "ErrImageNeverPull".into(),
+                    message: refusal.into(),
+                },
+            );
+        let cluster = Arc::new(cluster);
+        let api: Arc<dyn ClusterApi> = cluster.clone();
+        let mut rows = vec![
+            loaded("dev-control-plane", "app:dev", Outcome::Loaded),
+            loaded("dev-worker", "app:dev", Outcome::AlreadyPresent),
+            loaded("dev-worker2", "app:dev", Outcome::Loaded),
+            loaded("dev-worker3", "app:dev", Outcome::Failed),
+        ];
+        let left = prove(
+            &api,
+            &mut rows,
+            Instant::now() + Duration::from_secs(20),
+            &Interrupt::never(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.render()));
+        assert_eq!(left, None);
+        let pods = cluster.all_created_pods();
+        assert_eq!(
+            pods.len(),
+            2,
+            "no pod for a node the API lacks or a failed load"
+        );
+        assert!(
+            pods.iter()
+                .all(|(_, p)| p.pull_policy == "Never" && p.script.is_empty())
+        );
+        assert!(
+            !cluster
+                .namespaces()
+                .iter()
+                .any(|(name, _, _)| name.starts_with("devcluster-load-")),
+            "the proof's namespace was removed"
+        );
+        let verdicts: Vec<(Status, &str)> = rows
+            .iter()
+            .map(|r| (r.proof, r.proof_detail.as_str()))
+            .collect();
+        assert_eq!(
+            verdicts,
+            vec![
+                (
+                    Status::Ok,
+                    "an imagePullPolicy: Never pod ran it (it exited 0)"
+                ),
+                (
+                    Status::Fail,
+                    &*format!("pod Pending: ErrImageNeverPull: {refusal}")
+                ),
+                (
+                    Status::Fail,
+                    "the API server has no node named `dev-worker2`"
+                ),
+                (Status::Skip, "skipped: the image was not loaded"),
+            ]
+        );
+        assert_eq!(
+            rows[1].hint.as_deref(),
+            Some(
+                "the image is not in the node's containerd under this name; run `devcluster load app:dev` again"
+            )
+        );
+    }
 
     #[test]
     fn references_are_made_full_as_containerd_stores_them() {

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use devcluster::adapters::docker::Docker;
-use devcluster::adapters::kube::cluster::ClusterApi;
+use devcluster::adapters::kube::cluster::Kube;
 use devcluster::adapters::world::World;
 use devcluster::core::plan::ClusterPlan;
 use devcluster::operations::context::App;
@@ -174,7 +174,7 @@ fn main() {
                 docker: Some(&docker),
                 nodes,
                 node_layer_skipped: None,
-                api: Some(ClusterApi::new(fake.client())),
+                api: Some(Arc::new(Kube::new(fake.client()))),
                 api_error: None,
             };
             let options = Options {

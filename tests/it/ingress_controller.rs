@@ -9,9 +9,10 @@ use crate::support;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use devcluster::adapters::kube::cluster::{ClusterApi, Connector};
+use devcluster::adapters::kube::cluster::{Connector, Kube};
 use devcluster::adapters::world::World;
 use devcluster::core::plan::ClusterPlan;
 use devcluster::operations::ProfileChoice;
@@ -238,7 +239,7 @@ async fn verify_rows(
         docker: None,
         nodes: vec![observed_node(http)],
         node_layer_skipped: None,
-        api: Some(ClusterApi::new(fake.client())),
+        api: Some(Arc::new(Kube::new(fake.client()))),
         api_error: None,
     };
     verify::verify(

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use devcluster::adapters::kube::cluster::{ClusterApi, Connector, StorageFix};
 use serde_json::json;
+use std::sync::Arc;
 use support::fake_kube::FakeApi;
 
-async fn api(fake: &FakeApi) -> ClusterApi {
+async fn api(fake: &FakeApi) -> Arc<dyn ClusterApi> {
     Connector::Client(fake.client())
         .connect("", Some("kind-test"))
         .await
@@ -26,9 +27,13 @@ async fn wait_ready_passes_when_nodes_are_ready_and_coredns_available() {
     fake.add_available_coredns();
     let api = api(&fake).await;
     let expected = vec!["c-control-plane".to_string(), "c-worker".to_string()];
-    api.wait_ready(&expected, Instant::now() + Duration::from_secs(5), |_| {})
-        .await
-        .unwrap();
+    api.wait_ready(
+        &expected,
+        Instant::now() + Duration::from_secs(5),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
     assert!(
         fake.requests()
             .iter()
@@ -48,7 +53,7 @@ async fn wait_ready_names_the_missing_node_at_the_deadline() {
         .wait_ready(
             &expected,
             Instant::now() + Duration::from_millis(300),
-            |w| heard.push(w.to_string()),
+            &mut |w| heard.push(w.to_string()),
         )
         .await
         .unwrap_err();

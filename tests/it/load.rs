@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use devcluster::adapters::kube::cluster::ClusterApi;
+use devcluster::adapters::kube::cluster::{ClusterApi, Kube};
 use devcluster::core::check::Status;
 use devcluster::core::error::ErrorKind;
 use devcluster::operations::interrupt::Interrupt;
@@ -78,7 +78,7 @@ async fn a_never_pull_pod_runs_on_each_node_and_an_image_missing_there_is_named(
         }
         Some(PodRun::new("Running", None, ""))
     });
-    let api = ClusterApi::new(fake.client());
+    let api: Arc<dyn ClusterApi> = Arc::new(Kube::new(fake.client()));
     let mut rows = vec![
         loaded("dev-control-plane", "app:dev"),
         loaded("dev-worker", "app:dev"),
@@ -145,7 +145,7 @@ async fn a_proof_namespace_the_api_server_will_not_delete_is_a_warning_not_a_los
     fake.on_pod_create(|_| Some(PodRun::new("Running", None, "")));
     // RBAC that lets this user make namespaces but not delete them.
     fake.forbid("DELETE", "/api/v1/namespaces/devcluster-load-");
-    let api = ClusterApi::new(fake.client());
+    let api: Arc<dyn ClusterApi> = Arc::new(Kube::new(fake.client()));
     let mut rows = vec![loaded("dev-control-plane", "app:dev")];
     let deadline = Instant::now() + Duration::from_secs(20);
     let left = load::prove(&api, &mut rows, deadline, &Interrupt::never())
@@ -187,7 +187,7 @@ async fn an_interrupted_proof_removes_its_namespace() {
     fake.add_ready_node("dev-control-plane", json!([]));
     // The container is still being created when the interruption comes.
     fake.on_pod_create(|_| Some(PodRun::waiting("ContainerCreating", "")));
-    let api = ClusterApi::new(fake.client());
+    let api: Arc<dyn ClusterApi> = Arc::new(Kube::new(fake.client()));
     let mut rows = vec![loaded("dev-control-plane", "app:dev")];
     let deadline = Instant::now() + Duration::from_secs(30);
     let started = Instant::now();
@@ -347,7 +347,7 @@ async fn an_interruption_while_the_api_server_does_not_answer_is_heard() {
     fake.add_ready_node("dev-control-plane", json!([]));
     // An API server that takes the connection and never answers the node list.
     fake.stall("GET", "/api/v1/nodes");
-    let api = ClusterApi::new(fake.client());
+    let api: Arc<dyn ClusterApi> = Arc::new(Kube::new(fake.client()));
     let mut rows = vec![loaded("dev-control-plane", "app:dev")];
     let deadline = Instant::now() + Duration::from_secs(60);
     let interrupt = Interrupt::after(Duration::from_millis(300));

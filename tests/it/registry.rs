@@ -12,10 +12,11 @@ use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use devcluster::adapters::docker::{CLUSTER_LABEL, Docker, ROLE_LABEL};
-use devcluster::adapters::kube::cluster::{ClusterApi, Connector};
+use devcluster::adapters::kube::cluster::{Connector, Kube};
 use devcluster::adapters::world::World;
 use devcluster::core::plan::{ClusterPlan, RegistryPlan};
 use devcluster::core::record::{Phase, Record};
@@ -542,7 +543,7 @@ async fn run_verify_pushing(plan: &ClusterPlan, fake: &FakeApi, image: &str) -> 
         docker: Some(&docker),
         nodes,
         node_layer_skipped: None,
-        api: Some(ClusterApi::new(fake.client())),
+        api: Some(Arc::new(Kube::new(fake.client()))),
         api_error: None,
     };
     let options = Options {

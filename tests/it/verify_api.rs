@@ -4,9 +4,10 @@
 
 use crate::support;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use devcluster::adapters::kube::cluster::ClusterApi;
+use devcluster::adapters::kube::cluster::Kube;
 use devcluster::adapters::kube::probe::{
     ProbePod, ProbeVolume, VolumeSource, pod_manifest, server_url,
 };
@@ -40,7 +41,7 @@ fn target(fake: &FakeApi) -> Target<'static> {
         docker: None,
         nodes: Vec::new(),
         node_layer_skipped: Some("not a kind cluster".into()),
-        api: Some(ClusterApi::new(fake.client())),
+        api: Some(Arc::new(Kube::new(fake.client()))),
         api_error: None,
     }
 }
@@ -454,7 +455,7 @@ async fn an_unreachable_api_server_is_named_by_its_url() {
         ))
     });
     let client = kube::Client::new(service, "default");
-    let api = ClusterApi::new(client).with_server(Some("https://127.0.0.1:39999".into()));
+    let api = Arc::new(Kube::new(client).with_server(Some("https://127.0.0.1:39999".into())));
     let error = api.nodes().await.unwrap_err();
     let text = error.render();
     assert!(
@@ -1064,7 +1065,7 @@ async fn a_node_port_mapping_is_served_by_a_node_port_service_of_the_echo_backen
         docker: None,
         nodes: vec![node],
         node_layer_skipped: None,
-        api: Some(ClusterApi::new(fake.client())),
+        api: Some(Arc::new(Kube::new(fake.client()))),
         api_error: None,
     };
     let mut options = options(6);
@@ -1125,7 +1126,7 @@ async fn a_node_port_another_service_holds_is_skipped_with_the_reason() {
         docker: None,
         nodes: vec![observed_node("np-control-plane", 31000, 39001)],
         node_layer_skipped: None,
-        api: Some(ClusterApi::new(fake.client())),
+        api: Some(Arc::new(Kube::new(fake.client()))),
         api_error: None,
     };
     let report = verify::verify(&app(), &target, &options(4), None)
@@ -1155,7 +1156,7 @@ async fn an_echo_image_that_cannot_be_pulled_fails_the_node_port_row_at_once_nam
         docker: None,
         nodes: vec![observed_node("np-control-plane", 31000, 39002)],
         node_layer_skipped: None,
-        api: Some(ClusterApi::new(fake.client())),
+        api: Some(Arc::new(Kube::new(fake.client()))),
         api_error: None,
     };
     let (app, options) = (app(), options(60));

@@ -7,10 +7,11 @@ use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use devcluster::adapters::docker::Docker;
-use devcluster::adapters::kube::cluster::ClusterApi;
+use devcluster::adapters::kube::cluster::Kube;
 use devcluster::adapters::world::World;
 use devcluster::core::plan::ClusterPlan;
 use devcluster::operations::context::App;
@@ -152,7 +153,7 @@ async fn run_verify_bundle(
         docker: Some(&docker),
         nodes,
         node_layer_skipped: None,
-        api: Some(ClusterApi::new(fake.client())),
+        api: Some(Arc::new(Kube::new(fake.client()))),
         api_error: None,
     };
     let options = Options {
@@ -487,7 +488,7 @@ async fn host_path_mode_on_kind_like_nodes_finds_the_node_without_the_path() {
         docker: Some(&docker),
         nodes,
         node_layer_skipped: None,
-        api: Some(ClusterApi::new(fake.client())),
+        api: Some(Arc::new(Kube::new(fake.client()))),
         api_error: None,
     };
     let options = Options {

@@ -1,11 +1,176 @@
-//! The one client of a cluster's API: how it is reached (a kubeconfig, or a client
-//! made elsewhere), and how a failed request reads to people. Every request of
-//! `up`, `status` and `verify` goes through [`ClusterApi`] and its one error mapping.
+//! The one client of a cluster's API: what `up`, `status` and `verify` ask of it
+//! ([`ClusterApi`]), how it is reached (a kubeconfig, or a client made
+//! elsewhere), and how a failed request reads to people. Every request goes
+//! through [`Kube`] and its one error mapping.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::Value;
 
 use crate::adapters::kube::Refusal;
+use crate::adapters::kube::cluster::{ObservedApiNode, StorageFix};
+use crate::adapters::kube::probe::{ObservedRouteParent, ProbeNode, ProbePod};
+use crate::adapters::kube::watch::{Change, ObservedEvent, ObservedPod, WatchHandle};
 use crate::core::error::Error;
+
+/// What one change of a watched collection is handed to.
+pub type OnChange<T> = Box<dyn FnMut(Change<T>) + Send + 'static>;
+
+/// The API of one cluster: what `up`, `status` and `verify` ask of it, in
+/// devcluster's types. [`Kube`] talks to the API server; a unit test hands an
+/// operation a double with canned answers instead.
+pub trait ClusterApi: Send + Sync {
+    // Readiness, the record and add-ons (`cluster.rs`).
+
+    /// Nodes with their Ready condition, sorted by name.
+    fn nodes(&self) -> BoxFuture<'_, Result<Vec<ObservedApiNode>, Error>>;
+    /// Whether the CoreDNS deployment has all its replicas available.
+    fn coredns_available(&self) -> BoxFuture<'_, Result<bool, Error>>;
+    /// Waits until every node in `expected` is Ready and CoreDNS is available, or
+    /// `deadline`. `progress` hears what is still awaited.
+    fn wait_ready<'a>(
+        &'a self,
+        expected: &'a [String],
+        deadline: Instant,
+        progress: &'a mut (dyn FnMut(&str) + Send),
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(crate::adapters::kube::cluster::wait_ready(
+            self, expected, deadline, progress,
+        ))
+    }
+    /// Writes the record ConfigMap (create or replace).
+    fn write_record<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        json_text: &'a str,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+    /// Reads the record ConfigMap's JSON, if it exists.
+    fn read_record<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, Error>>;
+    /// Gives local-path-provisioner's helper pods tolerations for every taint
+    /// (see [`Kube::fix_local_path_tolerations`]).
+    fn fix_local_path_tolerations(
+        &self,
+        deadline: Instant,
+    ) -> BoxFuture<'_, Result<StorageFix, Error>>;
+    /// Applies manifest documents with server-side apply, in order.
+    fn apply<'a>(&'a self, documents: &'a [Value]) -> BoxFuture<'a, Result<(), Error>>;
+    /// Waits until the API server serves every CustomResourceDefinition named.
+    fn wait_established<'a>(
+        &'a self,
+        names: &'a [String],
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+    /// Waits until at least one pod matching `selector` in `namespace` is Ready and
+    /// none is unready, or `deadline`.
+    fn wait_pods_ready<'a>(
+        &'a self,
+        namespace: &'a str,
+        selector: &'a BTreeMap<String, String>,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+
+    // Verification's namespace, pods and claims (`probe.rs`).
+
+    /// `major.minor` of the API server.
+    fn server_version(&self) -> BoxFuture<'_, Result<(u32, u32), Error>>;
+    /// Nodes with what placing a probe pod needs, sorted by name.
+    fn probe_nodes(&self) -> BoxFuture<'_, Result<Vec<ProbeNode>, Error>>;
+    /// Creates the probe namespace, labelled as devcluster's and `privileged`.
+    fn create_namespace<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), Error>>;
+    /// Waits for the namespace's `default` ServiceAccount, or `deadline`.
+    fn wait_default_service_account<'a>(
+        &'a self,
+        namespace: &'a str,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+    /// Node ports Services of the cluster hold, as `(port, "namespace/name")`.
+    fn node_ports_in_use(&self) -> BoxFuture<'_, Result<Vec<(u16, String)>, Error>>;
+    /// Probe namespaces whose deletion was requested at least `older_than` ago and
+    /// that are still there, with how long ago.
+    fn stuck_probe_namespaces(
+        &self,
+        older_than: Duration,
+    ) -> BoxFuture<'_, Result<Vec<(String, Duration)>, Error>>;
+    /// Deletes the namespace and everything in it; a missing one is fine.
+    fn delete_namespace<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), Error>>;
+    fn create_config_map<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        data: BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+    /// The default StorageClass's name, if the cluster has one.
+    fn default_storage_class(&self) -> BoxFuture<'_, Result<Option<String>, Error>>;
+    /// Creates a 16 MiB claim. `Ok(false)` when the API rejects the access mode.
+    fn create_claim<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        class: &'a str,
+        access_mode: &'a str,
+    ) -> BoxFuture<'a, Result<bool, Error>>;
+    /// The image of local-path-provisioner's helper pod, if the cluster says.
+    fn helper_image(&self) -> BoxFuture<'_, Result<Option<String>, Error>>;
+    /// Pods in `namespace` that are Pending, with their scheduler message.
+    fn pending_pods<'a>(
+        &'a self,
+        namespace: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(String, String)>, Error>>;
+    /// Creates the probe pod.
+    fn create_pod<'a>(
+        &'a self,
+        namespace: &'a str,
+        probe: &'a ProbePod,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+    /// Events about one object, oldest first, as `Reason: message`.
+    fn events<'a>(
+        &'a self,
+        namespace: &'a str,
+        kind: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, Error>>;
+    /// The UID of a claim (the volume provisioned for it is `pvc-<UID>`).
+    fn claim_uid<'a>(&'a self, namespace: &'a str, name: &'a str) -> BoxFuture<'a, Option<String>>;
+    /// Events in `namespace` with `reason`, as `(object name, message)`, oldest first.
+    fn namespace_events<'a>(
+        &'a self,
+        namespace: &'a str,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(String, String)>, Error>>;
+    /// Names of the pods in `namespace`.
+    fn pod_names<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<Vec<String>, Error>>;
+    /// A pod's logs (empty when it has none yet).
+    fn logs<'a>(&'a self, namespace: &'a str, pod: &'a str)
+    -> BoxFuture<'a, Result<String, Error>>;
+    /// Creates a Service (and, with a host, an Ingress or HTTPRoute) for the echo backend.
+    fn create_echo_routes<'a>(
+        &'a self,
+        namespace: &'a str,
+        documents: &'a [Value],
+    ) -> BoxFuture<'a, Result<(), Error>>;
+    /// The parents an HTTPRoute's status reports.
+    fn http_route_parents<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ObservedRouteParent>, Error>>;
+
+    // Changes as they happen (`watch.rs`).
+
+    /// Watches the pods of `namespace`, handing every change to `on_change`.
+    fn watch_pods(&self, namespace: &str, on_change: OnChange<ObservedPod>) -> WatchHandle;
+    /// Watches the events of `namespace`, handing every change to `on_change`.
+    fn watch_events(&self, namespace: &str, on_change: OnChange<ObservedEvent>) -> WatchHandle;
+}
 
 /// How to reach a cluster's API.
 #[derive(Clone, Default)]
@@ -34,9 +199,9 @@ impl Connector {
         &self,
         kubeconfig: &str,
         context: Option<&str>,
-    ) -> Result<ClusterApi, Error> {
+    ) -> Result<Arc<dyn ClusterApi>, Error> {
         match self {
-            Connector::Client(client) => Ok(ClusterApi::new(client.clone())),
+            Connector::Client(client) => Ok(Arc::new(Kube::new(client.clone()))),
             Connector::Kubeconfig => {
                 install_crypto_provider();
                 let parsed = Kubeconfig::from_yaml(kubeconfig)
@@ -50,7 +215,9 @@ impl Connector {
                     .map_err(|e| Error::failed("cannot use the cluster's kubeconfig").cause(e))?;
                 let client = kube::Client::try_from(config)
                     .map_err(|e| Error::failed("cannot make a Kubernetes client").cause(e))?;
-                Ok(ClusterApi::new(client).with_server(server_url(kubeconfig, context)))
+                Ok(Arc::new(
+                    Kube::new(client).with_server(server_url(kubeconfig, context)),
+                ))
             }
         }
     }
@@ -86,27 +253,27 @@ pub fn server_url(kubeconfig: &str, context: Option<&str>) -> Option<String> {
         .clone()
 }
 
-/// The API of one cluster: what `up`, `status` and `verify` ask of it. The methods
-/// live next to what they are about (`cluster.rs`: readiness, the record, add-ons;
-/// `probe.rs`: verification's namespace, pods and claims; `watch.rs`: changes as
-/// they happen), and speak devcluster's own types.
+/// The API of one cluster through kube-rs: [`ClusterApi`] over a `kube::Client`.
+/// The methods live next to what they are about (`cluster.rs`: readiness, the
+/// record, add-ons; `probe.rs`: verification's namespace, pods and claims;
+/// `watch.rs`: changes as they happen), and speak devcluster's own types.
 #[derive(Clone)]
-pub struct ClusterApi {
+pub struct Kube {
     pub(crate) client: kube::Client,
     /// The API server's URL from the kubeconfig, named when it cannot be reached.
     server: Option<String>,
 }
 
-impl ClusterApi {
-    pub fn new(client: kube::Client) -> ClusterApi {
-        ClusterApi {
+impl Kube {
+    pub fn new(client: kube::Client) -> Kube {
+        Kube {
             client,
             server: None,
         }
     }
 
     /// The same API, naming `server` (see [`server_url`]) when it cannot be reached.
-    pub fn with_server(mut self, server: Option<String>) -> ClusterApi {
+    pub fn with_server(mut self, server: Option<String>) -> Kube {
         self.server = server;
         self
     }
@@ -114,6 +281,204 @@ impl ClusterApi {
     /// A failed request as people read it (see [`Call`]).
     pub(crate) fn fail(&self, call: Call, error: kube::Error) -> Error {
         api_error(self.server.as_deref(), &call, error)
+    }
+}
+
+/// Each method is [`Kube`]'s own, next to what it is about.
+impl ClusterApi for Kube {
+    fn nodes(&self) -> BoxFuture<'_, Result<Vec<ObservedApiNode>, Error>> {
+        Box::pin(Kube::nodes(self))
+    }
+
+    fn coredns_available(&self) -> BoxFuture<'_, Result<bool, Error>> {
+        Box::pin(Kube::coredns_available(self))
+    }
+
+    fn write_record<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        json_text: &'a str,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(Kube::write_record(self, namespace, name, json_text))
+    }
+
+    fn read_record<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, Error>> {
+        Box::pin(Kube::read_record(self, namespace, name))
+    }
+
+    fn fix_local_path_tolerations(
+        &self,
+        deadline: Instant,
+    ) -> BoxFuture<'_, Result<StorageFix, Error>> {
+        Box::pin(Kube::fix_local_path_tolerations(self, deadline))
+    }
+
+    fn apply<'a>(&'a self, documents: &'a [Value]) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(Kube::apply(self, documents))
+    }
+
+    fn wait_established<'a>(
+        &'a self,
+        names: &'a [String],
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(Kube::wait_established(self, names, deadline))
+    }
+
+    fn wait_pods_ready<'a>(
+        &'a self,
+        namespace: &'a str,
+        selector: &'a BTreeMap<String, String>,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(Kube::wait_pods_ready(self, namespace, selector, deadline))
+    }
+
+    fn server_version(&self) -> BoxFuture<'_, Result<(u32, u32), Error>> {
+        Box::pin(Kube::server_version(self))
+    }
+
+    fn probe_nodes(&self) -> BoxFuture<'_, Result<Vec<ProbeNode>, Error>> {
+        Box::pin(Kube::probe_nodes(self))
+    }
+
+    fn create_namespace<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(Kube::create_namespace(self, name))
+    }
+
+    fn wait_default_service_account<'a>(
+        &'a self,
+        namespace: &'a str,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(Kube::wait_default_service_account(
+            self, namespace, deadline,
+        ))
+    }
+
+    fn node_ports_in_use(&self) -> BoxFuture<'_, Result<Vec<(u16, String)>, Error>> {
+        Box::pin(Kube::node_ports_in_use(self))
+    }
+
+    fn stuck_probe_namespaces(
+        &self,
+        older_than: Duration,
+    ) -> BoxFuture<'_, Result<Vec<(String, Duration)>, Error>> {
+        Box::pin(Kube::stuck_probe_namespaces(self, older_than))
+    }
+
+    fn delete_namespace<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(Kube::delete_namespace(self, name))
+    }
+
+    fn create_config_map<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        data: BTreeMap<String, String>,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(Kube::create_config_map(self, namespace, name, data))
+    }
+
+    fn default_storage_class(&self) -> BoxFuture<'_, Result<Option<String>, Error>> {
+        Box::pin(Kube::default_storage_class(self))
+    }
+
+    fn create_claim<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        class: &'a str,
+        access_mode: &'a str,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(Kube::create_claim(
+            self,
+            namespace,
+            name,
+            class,
+            access_mode,
+        ))
+    }
+
+    fn helper_image(&self) -> BoxFuture<'_, Result<Option<String>, Error>> {
+        Box::pin(Kube::helper_image(self))
+    }
+
+    fn pending_pods<'a>(
+        &'a self,
+        namespace: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(String, String)>, Error>> {
+        Box::pin(Kube::pending_pods(self, namespace))
+    }
+
+    fn create_pod<'a>(
+        &'a self,
+        namespace: &'a str,
+        probe: &'a ProbePod,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(Kube::create_pod(self, namespace, probe))
+    }
+
+    fn events<'a>(
+        &'a self,
+        namespace: &'a str,
+        kind: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<String>, Error>> {
+        Box::pin(Kube::events(self, namespace, kind, name))
+    }
+
+    fn claim_uid<'a>(&'a self, namespace: &'a str, name: &'a str) -> BoxFuture<'a, Option<String>> {
+        Box::pin(Kube::claim_uid(self, namespace, name))
+    }
+
+    fn namespace_events<'a>(
+        &'a self,
+        namespace: &'a str,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(String, String)>, Error>> {
+        Box::pin(Kube::namespace_events(self, namespace, reason))
+    }
+
+    fn pod_names<'a>(&'a self, namespace: &'a str) -> BoxFuture<'a, Result<Vec<String>, Error>> {
+        Box::pin(Kube::pod_names(self, namespace))
+    }
+
+    fn logs<'a>(
+        &'a self,
+        namespace: &'a str,
+        pod: &'a str,
+    ) -> BoxFuture<'a, Result<String, Error>> {
+        Box::pin(Kube::logs(self, namespace, pod))
+    }
+
+    fn create_echo_routes<'a>(
+        &'a self,
+        namespace: &'a str,
+        documents: &'a [Value],
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(Kube::create_echo_routes(self, namespace, documents))
+    }
+
+    fn http_route_parents<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<ObservedRouteParent>, Error>> {
+        Box::pin(Kube::http_route_parents(self, namespace, name))
+    }
+
+    fn watch_pods(&self, namespace: &str, on_change: OnChange<ObservedPod>) -> WatchHandle {
+        Kube::watch_pods(self, namespace, on_change)
+    }
+
+    fn watch_events(&self, namespace: &str, on_change: OnChange<ObservedEvent>) -> WatchHandle {
+        Kube::watch_events(self, namespace, on_change)
     }
 }
 

@@ -13,7 +13,7 @@ use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
 
 use crate::adapters::kube::client::{Call, is_status};
-pub use crate::adapters::kube::client::{ClusterApi, Connector, install_crypto_provider};
+pub use crate::adapters::kube::client::{ClusterApi, Connector, Kube, install_crypto_provider};
 use crate::core::error::Error;
 
 /// Field manager name for server-side apply.
@@ -43,7 +43,7 @@ pub enum StorageFix {
     NotInstalled,
 }
 
-impl ClusterApi {
+impl Kube {
     /// Nodes with their Ready condition.
     pub async fn nodes(&self) -> Result<Vec<ObservedApiNode>, Error> {
         let api: Api<Node> = Api::all(self.client.clone());
@@ -103,53 +103,6 @@ impl ClusterApi {
             let available = d.status.and_then(|s| s.available_replicas).unwrap_or(0);
             available >= wanted.max(1)
         }))
-    }
-
-    /// Waits until every node in `expected` is Ready and CoreDNS is available, or
-    /// `deadline`. `progress` hears what is still awaited.
-    pub async fn wait_ready(
-        &self,
-        expected: &[String],
-        deadline: Instant,
-        mut progress: impl FnMut(&str),
-    ) -> Result<(), Error> {
-        let mut last = String::new();
-        loop {
-            let waiting = match self.nodes().await {
-                Ok(nodes) => {
-                    let mut waiting: Vec<String> = Vec::new();
-                    for name in expected {
-                        match nodes.iter().find(|n| &n.name == name) {
-                            None => waiting.push(format!("{name} (not registered)")),
-                            Some(n) if !n.ready => waiting.push(format!("{name} ({})", n.reason)),
-                            Some(_) => {}
-                        }
-                    }
-                    if waiting.is_empty() {
-                        match self.coredns_available().await {
-                            Ok(true) => return Ok(()),
-                            Ok(false) => {
-                                "CoreDNS (kube-system/coredns not available yet)".to_string()
-                            }
-                            Err(e) => e.to_string(),
-                        }
-                    } else {
-                        format!("nodes not Ready: {}", waiting.join(", "))
-                    }
-                }
-                Err(e) => e.to_string(),
-            };
-            if waiting != last {
-                progress(&waiting);
-                last = waiting.clone();
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::failed("the cluster did not become ready in time")
-                    .cause(waiting)
-                    .hint("raise `--timeout`, or look at `kubectl get nodes -o wide` and `kubectl -n kube-system get pods`"));
-            }
-            tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
-        }
     }
 
     /// Writes the record ConfigMap (create or replace).
@@ -515,6 +468,52 @@ impl ClusterApi {
     }
 }
 
+/// Waits until every node in `expected` is Ready and CoreDNS is available, or
+/// `deadline`, asking `api` once a second; `progress` hears what is still awaited.
+/// What [`ClusterApi::wait_ready`] does for every implementation.
+pub(crate) async fn wait_ready<A: ClusterApi + ?Sized>(
+    api: &A,
+    expected: &[String],
+    deadline: Instant,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<(), Error> {
+    let mut last = String::new();
+    loop {
+        let waiting = match api.nodes().await {
+            Ok(nodes) => {
+                let mut waiting: Vec<String> = Vec::new();
+                for name in expected {
+                    match nodes.iter().find(|n| &n.name == name) {
+                        None => waiting.push(format!("{name} (not registered)")),
+                        Some(n) if !n.ready => waiting.push(format!("{name} ({})", n.reason)),
+                        Some(_) => {}
+                    }
+                }
+                if waiting.is_empty() {
+                    match api.coredns_available().await {
+                        Ok(true) => return Ok(()),
+                        Ok(false) => "CoreDNS (kube-system/coredns not available yet)".to_string(),
+                        Err(e) => e.to_string(),
+                    }
+                } else {
+                    format!("nodes not Ready: {}", waiting.join(", "))
+                }
+            }
+            Err(e) => e.to_string(),
+        };
+        if waiting != last {
+            progress(&waiting);
+            last = waiting.clone();
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::failed("the cluster did not become ready in time")
+                .cause(waiting)
+                .hint("raise `--timeout`, or look at `kubectl get nodes -o wide` and `kubectl -n kube-system get pods`"));
+        }
+        tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
+    }
+}
+
 /// Plural and scope of the kinds add-on manifests use, so applying them needs no
 /// discovery round-trips.
 fn known_resource(kind: &str) -> Option<(&'static str, bool)> {
@@ -593,7 +592,47 @@ pub fn helper_with_toleration(helper_yaml: &str) -> Result<Option<String>, Error
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::adapters::kube::canned::{CannedCluster, CannedNode};
+
+    #[tokio::test]
+    async fn waiting_for_ready_hears_each_node_then_coredns() {
+        let api = Arc::new(CannedCluster::new());
+        api.add_node(CannedNode::ready("c-control-plane"));
+        api.add_node(CannedNode::not_ready("c-worker", "PLEG is not healthy"));
+        let later = api.clone();
+        let (sender, mut heard) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let waiting = tokio::spawn(async move {
+            let expected = vec!["c-control-plane".to_string(), "c-worker".to_string()];
+            let mut progress = |w: &str| {
+                let _ = sender.send(w.to_string());
+            };
+            later
+                .wait_ready(
+                    &expected,
+                    Instant::now() + Duration::from_secs(20),
+                    &mut progress,
+                )
+                .await
+        });
+        assert_eq!(
+            heard.recv().await.as_deref(),
+            Some("nodes not Ready: c-worker (PLEG is not healthy)")
+        );
+        api.add_node(CannedNode::ready("c-worker"));
+        assert_eq!(
+            heard.recv().await.as_deref(),
+            Some("CoreDNS (kube-system/coredns not available yet)")
+        );
+        api.set_coredns_available(true);
+        waiting
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(heard.recv().await, None, "nothing more is awaited");
+    }
 
     #[test]
     fn helper_gets_a_catch_all_toleration_once() {

@@ -1,6 +1,8 @@
 //! The Kubernetes API, through kube and k8s-openapi: the only module that uses
 //! their types. Callers speak devcluster's own types.
 
+#[cfg(test)]
+pub(crate) mod canned;
 pub mod client;
 pub mod cluster;
 pub mod probe;

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::adapters::kube::Refusal;
 pub use crate::adapters::kube::client::server_url;
-use crate::adapters::kube::client::{Call, ClusterApi, is_status};
+use crate::adapters::kube::client::{Call, Kube, is_status};
 use crate::core::error::Error;
 use crate::core::plan::{Taint, TaintEffect};
 
@@ -94,7 +94,7 @@ pub struct ProbePod {
     pub labels: BTreeMap<String, String>,
 }
 
-impl ClusterApi {
+impl Kube {
     /// `major.minor` of the API server.
     pub async fn server_version(&self) -> Result<(u32, u32), Error> {
         let info = self
@@ -561,7 +561,7 @@ fn http_routes(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), namespace, &resource)
 }
 
-impl ClusterApi {
+impl Kube {
     /// The parents an HTTPRoute's status reports; a parent's namespace defaults to
     /// the route's, as the Gateway API's `ParentReference` says.
     pub async fn http_route_parents(

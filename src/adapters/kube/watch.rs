@@ -16,7 +16,7 @@ use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use kube::core::Resource;
 use serde::de::DeserializeOwned;
 
-use crate::adapters::kube::client::{ClusterApi, is_status};
+use crate::adapters::kube::client::{Kube, is_status};
 
 /// How long one watch request may stay open before the server ends it (the
 /// client re-opens it from the last version seen).
@@ -78,7 +78,7 @@ pub enum Change<T> {
 
 /// A running watch; dropping it ends it.
 #[derive(Debug)]
-pub struct WatchHandle(tokio::task::JoinHandle<()>);
+pub struct WatchHandle(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for WatchHandle {
     fn drop(&mut self) {
@@ -86,7 +86,7 @@ impl Drop for WatchHandle {
     }
 }
 
-impl ClusterApi {
+impl Kube {
     /// Watches the pods of `namespace`, handing every change to `on_change`.
     pub fn watch_pods(
         &self,

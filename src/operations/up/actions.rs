@@ -368,7 +368,7 @@ async fn wait_ready(context: &mut UpContext<'_>) -> Result<String> {
     let ui = context.app.ui.clone();
     context
         .api()?
-        .wait_ready(&expected, context.deadline, |waiting| {
+        .wait_ready(&expected, context.deadline, &mut |waiting| {
             ui.line(&format!("    waiting: {waiting}"))
         })
         .await?;
@@ -382,7 +382,7 @@ async fn wait_registered(context: &mut UpContext<'_>, why: &'static str) -> Resu
     let expected = expected_nodes(context.plan);
     let ui = context.app.ui.clone();
     let blocked = until_registered(
-        context.api()?,
+        context.api()?.as_ref(),
         &expected,
         context.deadline,
         why,
@@ -404,7 +404,7 @@ async fn wait_registered(context: &mut UpContext<'_>, why: &'static str) -> Resu
 /// why the rest cannot run yet (`None` when the nodes are Ready and CoreDNS is
 /// available, e.g. after the user installed a CNI).
 async fn until_registered(
-    api: &ClusterApi,
+    api: &dyn ClusterApi,
     expected: &[String],
     deadline: Instant,
     why: &str,
@@ -586,4 +586,102 @@ pub(super) fn write_kubeconfig(path: &Path, text: &str) -> Result<()> {
     file.set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(cannot)?;
     file.write_all(text.as_bytes()).map_err(cannot)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::adapters::kube::canned::{CannedCluster, CannedNode};
+
+    /// What the kubelet reports while no network plugin is installed
+    /// (`pkg/kubelet/nodestatus/setters.go`, `ReadyCondition`, with the
+    /// runtime's network status).
+    const NO_CNI: &str = "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized";
+    const WHY: &str = "the profile disables kind's default CNI (`disableDefaultCNI: true`)";
+
+    fn expected() -> Vec<String> {
+        vec!["c-control-plane".to_string(), "c-worker".to_string()]
+    }
+
+    #[tokio::test]
+    async fn nodes_without_a_cni_are_awaited_until_all_registered_then_named_not_ready() {
+        let api = Arc::new(CannedCluster::new());
+        api.add_node(CannedNode::not_ready("c-control-plane", NO_CNI));
+        let later = api.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            later.add_node(CannedNode::not_ready("c-worker", NO_CNI));
+        });
+        let mut heard = Vec::new();
+        let blocked = until_registered(
+            api.as_ref(),
+            &expected(),
+            Instant::now() + Duration::from_secs(10),
+            WHY,
+            |w| heard.push(w.to_string()),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(heard, vec!["nodes not registered: c-worker".to_string()]);
+        assert_eq!(
+            blocked,
+            Some(format!(
+                "{WHY}; nodes not Ready: c-control-plane ({NO_CNI}), c-worker ({NO_CNI})"
+            ))
+        );
+    }
+
+    #[tokio::test]
+    async fn nodes_a_user_gave_a_cni_run_the_rest_of_up() {
+        let api = CannedCluster::ready(&["c-control-plane", "c-worker"]);
+        let blocked = until_registered(
+            &api,
+            &expected(),
+            Instant::now() + Duration::from_secs(10),
+            WHY,
+            |_| {},
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(blocked, None);
+        // Ready nodes without CoreDNS still block the rest, saying so.
+        let api = CannedCluster::new();
+        api.add_node(CannedNode::ready("c-control-plane"));
+        api.add_node(CannedNode::ready("c-worker"));
+        let blocked = until_registered(
+            &api,
+            &expected(),
+            Instant::now() + Duration::from_secs(10),
+            WHY,
+            |_| {},
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(blocked, Some(format!("{WHY}; CoreDNS is not available")));
+    }
+
+    #[tokio::test]
+    async fn a_node_that_never_registers_is_named_at_the_deadline() {
+        let api = CannedCluster::new();
+        api.add_node(CannedNode::not_ready("c-control-plane", NO_CNI));
+        let error = until_registered(
+            &api,
+            &expected(),
+            Instant::now() + Duration::from_millis(200),
+            WHY,
+            |_| {},
+        )
+        .await
+        .err()
+        .map(|e| e.render())
+        .unwrap_or_default();
+        assert!(
+            error.contains("the nodes did not register in time"),
+            "{error}"
+        );
+        assert!(error.contains("nodes not registered: c-worker"), "{error}");
+        assert!(error.contains("raise `--timeout`"), "{error}");
+    }
 }

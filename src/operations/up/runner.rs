@@ -2,6 +2,7 @@
 //! status line; on the first failure, interruption or missed deadline it unwinds
 //! the cleanup stack and turns what happened into the error the user reads.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::adapters::docker::Docker;
@@ -41,7 +42,7 @@ pub(super) struct UpContext<'a> {
     pub(super) manifest: Option<String>,
     /// The cluster's kubeconfig, once kind gave it.
     pub(super) kubeconfig: Option<String>,
-    api: Option<ClusterApi>,
+    api: Option<Arc<dyn ClusterApi>>,
     /// Why the converge half cannot run yet (nodes without a CNI).
     pub(super) blocked: Option<String>,
     steps: Vec<StepResult>,
@@ -78,13 +79,13 @@ impl<'a> UpContext<'a> {
     }
 
     /// The API client the `connect` action made.
-    pub(super) fn api(&self) -> Result<&ClusterApi> {
+    pub(super) fn api(&self) -> Result<&Arc<dyn ClusterApi>> {
         self.api.as_ref().ok_or_else(|| {
             Error::failed("not connected to the cluster's API: the `connect` step did not run")
         })
     }
 
-    pub(super) fn set_api(&mut self, api: ClusterApi) {
+    pub(super) fn set_api(&mut self, api: Arc<dyn ClusterApi>) {
         self.api = Some(api);
     }
 

@@ -102,7 +102,7 @@ pub async fn collect(
     app: &App,
     dir: &Path,
     target: &Target<'_>,
-    api: &ClusterApi,
+    api: &dyn ClusterApi,
     namespace: &str,
     report: &Report,
 ) -> std::io::Result<()> {
@@ -151,6 +151,104 @@ pub async fn collect(
 mod tests {
     use super::*;
     use crate::adapters::kind::canned::{CannedExport, CannedProvider};
+    use crate::adapters::kube::canned::{CannedCluster, PodEnd};
+    use crate::adapters::kube::probe::ProbePod;
+    use crate::adapters::kube::watch::ObservedEvent;
+    use crate::adapters::world::World;
+    use crate::core::check::{Check, Layer, Status};
+
+    fn probe(name: &str) -> ProbePod {
+        ProbePod {
+            name: name.to_string(),
+            node: Some("n1".into()),
+            via_scheduler: false,
+            tolerations: Vec::new(),
+            image: "busybox".into(),
+            pull_policy: "IfNotPresent".into(),
+            script: "true".into(),
+            volumes: Vec::new(),
+            run_as_root: false,
+            stdin: false,
+            host_network: false,
+            labels: std::collections::BTreeMap::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_bundle_keeps_each_probe_pods_logs_and_events() {
+        let namespace = "devcluster-verify-abc";
+        let scheduler = ObservedEvent {
+            id: "sub0-1.17f".into(),
+            kind: "Pod".into(),
+            object: "sub0-1".into(),
+            reason: "FailedScheduling".into(),
+            message: "0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: db}."
+                .into(),
+        };
+        let api = CannedCluster::ready(&["n1"])
+            .pods_end(
+                "mnt0-",
+                PodEnd::Exits {
+                    code: 1,
+                    logs: "no sentinel at /data\n".into(),
+                },
+            )
+            .pods_end(
+                "sub0-",
+                PodEnd::Unschedulable {
+                    message: scheduler.message.clone(),
+                },
+            )
+            .with_event(namespace, scheduler);
+        api.create_namespace(namespace)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        for pod in ["mnt0-1", "sub0-1"] {
+            api.create_pod(namespace, &probe(pod))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let app = App::new(World::default());
+        let target = Target {
+            plan: None,
+            docker: None,
+            nodes: Vec::new(),
+            node_layer_skipped: Some("not a kind cluster".into()),
+            api: None,
+            api_error: None,
+        };
+        let report = Report {
+            checks: vec![Check::new(
+                "mount",
+                Some("n1"),
+                Layer::Pod,
+                Status::Fail,
+                "no sentinel",
+            )],
+        };
+        collect(&app, dir.path(), &target, &api, namespace, &report)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let read = |path: &str| {
+            std::fs::read_to_string(dir.path().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+        };
+        assert_eq!(read("logs/mnt0-1.log"), "no sentinel at /data\n");
+        assert_eq!(
+            read("logs/sub0-1.log"),
+            "",
+            "a pod that never ran has no logs"
+        );
+        assert_eq!(
+            read("events.txt"),
+            "sub0-1: FailedScheduling: 0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: db}.\n"
+        );
+        assert!(read("report.json").contains("no sentinel"));
+        assert!(
+            read(NODE_LOGS_ERROR).contains("not kind containers"),
+            "a cluster of no kind nodes has no node logs, and says why"
+        );
+    }
 
     #[tokio::test]
     async fn a_failed_slow_or_missing_kind_is_recorded_in_the_bundle_not_returned() {

@@ -11,6 +11,7 @@ pub mod report;
 pub mod runner;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -91,7 +92,7 @@ pub struct Target<'a> {
     pub nodes: Vec<ObservedNode>,
     /// Why the node layer cannot run, when it cannot.
     pub node_layer_skipped: Option<String>,
-    pub api: Option<ClusterApi>,
+    pub api: Option<Arc<dyn ClusterApi>>,
     /// Why the pod layer cannot run, when it cannot.
     pub api_error: Option<String>,
 }
@@ -214,11 +215,11 @@ async fn verify_planned(
 async fn verify_reached(
     app: &App,
     plan: Option<&ClusterPlan>,
-    api: &ClusterApi,
+    api: &Arc<dyn ClusterApi>,
     options: &Options,
     bundle_dir: Option<&Path>,
 ) -> Result<Report> {
-    let (docker, nodes, skipped) = visible_nodes(app.docker().await, plan, api).await;
+    let (docker, nodes, skipped) = visible_nodes(app.docker().await, plan, api.as_ref()).await;
     let target = Target {
         plan,
         docker: docker.as_ref(),
@@ -261,7 +262,7 @@ pub async fn verify_after_up(
     docker: &Docker,
     plan: &ClusterPlan,
     deadline: Instant,
-    api: &ClusterApi,
+    api: &Arc<dyn ClusterApi>,
     images: &Images,
     interrupt: &Interrupt,
 ) -> Result<String> {
@@ -325,7 +326,7 @@ fn absolute(cwd: &Path, path: &Path) -> PathBuf {
 async fn visible_nodes(
     docker: std::result::Result<Docker, crate::adapters::docker::DockerError>,
     plan: Option<&ClusterPlan>,
-    api: &ClusterApi,
+    api: &dyn ClusterApi,
 ) -> (Option<Docker>, Vec<ObservedNode>, Option<String>) {
     let docker = match docker {
         Ok(docker) => docker,
@@ -436,7 +437,7 @@ pub async fn verify(
         // (a Kyverno `disallow-host-namespaces`) where it allows the rest.
         host_network: !target.nodes.is_empty(),
     };
-    let run = probes::Run::new(target, api, options, api_nodes, version, context);
+    let run = probes::Run::new(target, api.as_ref(), options, api_nodes, version, context);
     let work = async {
         let registry = probes::registry();
         let rows = join_all(registry.iter().map(|probe| probe.run(&run))).await;
@@ -483,7 +484,7 @@ pub async fn verify(
         // The bundle may take minutes (`kind export logs` of a node that hangs):
         // an interruption stops it, and the cleanup below still runs.
         tokio::select! {
-            written = bundle::collect(app, dir, target, api, &namespace, &report) => match written {
+            written = bundle::collect(app, dir, target, api.as_ref(), &namespace, &report) => match written {
                 Ok(()) => app
                     .ui
                     .line(&format!("failure bundle written to {}", dir.display())),
@@ -573,7 +574,7 @@ fn stuck_namespace(name: &str, age: Duration) -> Check {
 /// are made; removed by [`Cleanup::run`], or, if the run is dropped before that,
 /// by `Drop` (files at once, the namespace's deletion handed to the runtime).
 pub struct Cleanup {
-    api: ClusterApi,
+    api: Arc<dyn ClusterApi>,
     leftovers: std::sync::Arc<Leftovers>,
 }
 
@@ -615,7 +616,7 @@ impl Leftovers {
 }
 
 impl Cleanup {
-    pub fn new(api: ClusterApi) -> Cleanup {
+    pub fn new(api: Arc<dyn ClusterApi>) -> Cleanup {
         Cleanup {
             api,
             leftovers: std::sync::Arc::default(),
@@ -671,3 +672,6 @@ impl Drop for Cleanup {
         }
     }
 }
+
+#[cfg(test)]
+mod canned_runs;

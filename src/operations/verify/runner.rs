@@ -80,7 +80,7 @@ struct Seen {
 /// Watches one namespace's pods and events for every probe of a run.
 #[derive(Clone)]
 pub struct PodRunner {
-    api: ClusterApi,
+    api: Arc<dyn ClusterApi>,
     namespace: String,
     seen: Arc<Mutex<Seen>>,
     changed: tokio::sync::watch::Sender<u64>,
@@ -89,12 +89,12 @@ pub struct PodRunner {
 
 impl PodRunner {
     /// Starts watching `namespace`.
-    pub fn start(api: &ClusterApi, namespace: &str) -> PodRunner {
+    pub fn start(api: &Arc<dyn ClusterApi>, namespace: &str) -> PodRunner {
         let seen: Arc<Mutex<Seen>> = Arc::default();
         let (changed, _) = tokio::sync::watch::channel(0u64);
         let pods = {
             let (seen, changed) = (seen.clone(), changed.clone());
-            api.watch_pods(namespace, move |change| {
+            let on_change = move |change: Change<ObservedPod>| {
                 {
                     let mut seen = lock(&seen);
                     match change {
@@ -109,11 +109,12 @@ impl PodRunner {
                     }
                 }
                 changed.send_modify(|n| *n += 1);
-            })
+            };
+            api.watch_pods(namespace, Box::new(on_change))
         };
         let events = {
             let (seen, changed) = (seen.clone(), changed.clone());
-            api.watch_events(namespace, move |change| {
+            let on_change = move |change: Change<ObservedEvent>| {
                 {
                     let mut seen = lock(&seen);
                     match change {
@@ -128,7 +129,8 @@ impl PodRunner {
                     }
                 }
                 changed.send_modify(|n| *n += 1);
-            })
+            };
+            api.watch_events(namespace, Box::new(on_change))
         };
         PodRunner {
             api: api.clone(),

@@ -10,6 +10,7 @@ mod ingress;
 mod layers;
 mod mount;
 mod nodeport;
+mod nodes;
 mod port;
 mod registry;
 mod route;
@@ -37,6 +38,7 @@ pub trait Probe: Send + Sync {
 /// Every probe, in the order their rows are shown.
 pub fn registry() -> Vec<Box<dyn Probe>> {
     vec![
+        Box::new(nodes::Nodes),
         Box::new(mount::Mount),
         Box::new(host_path::HostPath),
         Box::new(subpath::SubPath),
@@ -54,7 +56,7 @@ pub fn registry() -> Vec<Box<dyn Probe>> {
 /// computed by the first that asks and awaited by the others.
 pub struct Run<'a> {
     pub target: &'a Target<'a>,
-    pub api: &'a ClusterApi,
+    pub api: &'a dyn ClusterApi,
     pub options: &'a Options,
     /// Every node the API lists, and the Ready, schedulable ones.
     pub api_nodes: Vec<ProbeNode>,
@@ -71,7 +73,7 @@ pub struct Run<'a> {
 impl<'a> Run<'a> {
     pub fn new(
         target: &'a Target<'a>,
-        api: &'a ClusterApi,
+        api: &'a dyn ClusterApi,
         options: &'a Options,
         api_nodes: Vec<ProbeNode>,
         version: (u32, u32),

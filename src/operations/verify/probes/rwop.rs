@@ -57,7 +57,7 @@ impl Probe for ReadWriteOncePod {
 /// ReadWriteOncePod: a second pod on the same claim must stay Pending for the
 /// RWOP reason while the first runs.
 async fn read_write_once_pod(
-    api: &ClusterApi,
+    api: &dyn ClusterApi,
     context: &PodContext,
     nodes: &[ProbeNode],
     class: &str,

@@ -101,7 +101,7 @@ const HELPER_HINT: &str = "the provisioner's helper pods lack tolerations for th
 /// Completes, quoting the cluster, once the kubelet has rejected the helper pod
 /// of `claim`; never before the deadline otherwise.
 async fn rejected_helper_watch(
-    api: &ClusterApi,
+    api: &dyn ClusterApi,
     namespace: &str,
     claim: &str,
     deadline: Instant,
@@ -120,7 +120,7 @@ async fn rejected_helper_watch(
 /// The kubelet's rejection of the helper pod local-path-provisioner made for
 /// `claim` (named after its volume, `pvc-<claim UID>`), with the claim's
 /// `ProvisioningFailed` event when there is one.
-async fn rejected_helper(api: &ClusterApi, namespace: &str, claim: &str) -> Option<String> {
+async fn rejected_helper(api: &dyn ClusterApi, namespace: &str, claim: &str) -> Option<String> {
     let uid = api.claim_uid(namespace, claim).await?;
     for helpers in ["local-path-storage", "kube-system"] {
         let rejected = api
@@ -155,7 +155,7 @@ async fn rejected_helper(api: &ClusterApi, namespace: &str, claim: &str) -> Opti
 /// deletes it) and the claim gets `ProvisioningFailed`; a provisioner that places
 /// helpers through the scheduler (MicroK8s' hostpath provisioner) leaves them
 /// Pending with the scheduler's untolerated-taint message.
-async fn stuck_helpers(api: &ClusterApi, namespace: &str, claim: &str) -> Option<String> {
+async fn stuck_helpers(api: &dyn ClusterApi, namespace: &str, claim: &str) -> Option<String> {
     if let Some(message) = rejected_helper(api, namespace, claim).await {
         return Some(message);
     }

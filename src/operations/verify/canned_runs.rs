@@ -1,0 +1,284 @@
+//! Whole runs of `verify` against the canned cluster API: what a run reports,
+//! where it puts its pods, and what it leaves behind.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::adapters::kube::canned::{CannedCluster, CannedNode, PodEnd};
+use crate::adapters::world::World;
+use crate::core::plan::{Taint, TaintEffect};
+
+fn target(api: &Arc<CannedCluster>) -> Target<'static> {
+    let api: Arc<dyn ClusterApi> = api.clone();
+    Target {
+        plan: None,
+        docker: None,
+        nodes: Vec::new(),
+        node_layer_skipped: Some("not a kind cluster".into()),
+        api: Some(api),
+        api_error: None,
+    }
+}
+
+/// Every probe pod's script exits 0.
+fn succeeding(api: CannedCluster) -> Arc<CannedCluster> {
+    Arc::new(api.pods_end(
+        "",
+        PodEnd::Exits {
+            code: 0,
+            logs: String::new(),
+        },
+    ))
+}
+
+async fn run(api: &Arc<CannedCluster>) -> Report {
+    let app = App::new(World::default());
+    let options = Options::new(Instant::now() + Duration::from_secs(20));
+    verify(&app, &target(api), &options, None)
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.render()))
+}
+
+fn probe_namespaces(api: &CannedCluster) -> Vec<String> {
+    api.namespaces()
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .filter(|name| name.starts_with("devcluster-verify-"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_probe_namespace_an_earlier_run_left_terminating_is_reported_and_this_ones_removed() {
+    let api = succeeding(
+        CannedCluster::ready(&["n1"])
+            .with_terminating_probe_namespace("devcluster-verify-old", Duration::from_secs(720)),
+    );
+    let report = run(&api).await;
+    let warnings: Vec<&Check> = report
+        .checks
+        .iter()
+        .filter(|c| c.name == "cleanup")
+        .collect();
+    assert_eq!(warnings.len(), 1, "{:#?}", report.checks);
+    assert_eq!(warnings[0].status, Status::Warn);
+    assert_eq!(
+        warnings[0].detail,
+        "probe namespace devcluster-verify-old of an earlier run is still terminating (12 min after its deletion)"
+    );
+    assert!(
+        warnings[0]
+            .hint
+            .as_deref()
+            .is_some_and(|h| h.contains("kubectl get namespace devcluster-verify-old -o yaml")),
+        "{:?}",
+        warnings[0].hint
+    );
+    // This run made its pods in a namespace of its own, and deleted it.
+    let (namespace, _) = api
+        .all_created_pods()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no pod was made"));
+    assert_ne!(namespace, "devcluster-verify-old");
+    assert_eq!(probe_namespaces(&api), vec!["devcluster-verify-old"]);
+}
+
+#[tokio::test]
+async fn probe_pods_go_to_the_ready_node_tolerating_its_taints_and_never_to_a_cordoned_one() {
+    let dedicated = Taint {
+        key: "dedicated".into(),
+        value: Some("db".into()),
+        effect: TaintEffect::NoSchedule,
+        implicit: false,
+    };
+    let cluster = CannedCluster::ready(&[]);
+    cluster.add_node(CannedNode::ready("n1").tainted(dedicated.clone()));
+    cluster.add_node(CannedNode::not_ready("n2", "PLEG is not healthy"));
+    cluster.add_node(CannedNode {
+        unschedulable: true,
+        ..CannedNode::ready("n3")
+    });
+    let api = succeeding(cluster);
+    run(&api).await;
+    let pods = api.all_created_pods();
+    assert!(!pods.is_empty());
+    for (_, pod) in &pods {
+        assert_eq!(pod.node.as_deref(), Some("n1"), "{pod:?}");
+        assert!(pod.tolerations.contains(&dedicated), "{pod:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_server_older_than_read_write_once_pod_gets_no_such_claim_or_pod() {
+    let api = succeeding(CannedCluster::ready(&["n1"]).with_version(1, 21));
+    let report = run(&api).await;
+    let row = report
+        .checks
+        .iter()
+        .find(|c| c.name == "ReadWriteOncePod")
+        .unwrap_or_else(|| panic!("{:#?}", report.checks));
+    assert_eq!(row.status, Status::Skip);
+    assert_eq!(
+        row.detail,
+        "not supported by this cluster (Kubernetes 1.21; needs 1.22+)"
+    );
+    let names: Vec<String> = api
+        .all_created_pods()
+        .into_iter()
+        .map(|(_, p)| p.name)
+        .collect();
+    assert!(!names.is_empty());
+    assert!(!names.iter().any(|n| n.starts_with("rwop")), "{names:?}");
+}
+
+#[tokio::test]
+async fn an_image_the_kubelet_will_not_pull_ends_each_row_at_once_with_its_words() {
+    // The kubelet's refusal under `imagePullPolicy: Never`
+    // (`pkg/kubelet/images/image_manager.go`, `EnsureImageExists`).
+    let refusal =
+        "Container image \"registry.example/busybox:1\" is not present with pull policy of Never";
+    let api = Arc::new(CannedCluster::ready(&["n1"]).pods_end(
+        "",
+        PodEnd::Waiting {
+            reason: "ErrImageNeverPull".into(),
+            message: refusal.into(),
+        },
+    ));
+    let started = Instant::now();
+    let report = run(&api).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the wait ended at the deadline"
+    );
+    let rows: Vec<&Check> = report
+        .checks
+        .iter()
+        .filter(|c| ["subPath", "storage"].contains(&c.name.as_str()))
+        .collect();
+    assert_eq!(rows.len(), 2, "{:#?}", report.checks);
+    for row in rows {
+        assert_eq!(row.status, Status::Fail, "{row:?}");
+        assert!(
+            row.detail
+                .contains(&format!("ErrImageNeverPull: {refusal}")),
+            "{row:?}"
+        );
+        assert!(
+            row.hint
+                .as_deref()
+                .is_some_and(|h| h.contains("--probe-image IMAGE")),
+            "{row:?}"
+        );
+    }
+    assert!(report.failed());
+}
+
+#[tokio::test]
+async fn a_cluster_with_no_ready_schedulable_node_fails_naming_each_node() {
+    let cluster = CannedCluster::ready(&[]);
+    cluster.add_node(CannedNode::not_ready("n1", "PLEG is not healthy"));
+    cluster.add_node(CannedNode {
+        unschedulable: true,
+        ..CannedNode::ready("n2")
+    });
+    cluster.add_node(CannedNode {
+        unschedulable: true,
+        ..CannedNode::not_ready("n3", "Kubelet stopped posting node status.")
+    });
+    let api = succeeding(cluster);
+    let report = run(&api).await;
+    assert!(report.failed(), "{:#?}", report.checks);
+    let row = report
+        .checks
+        .iter()
+        .find(|c| c.name == "nodes")
+        .unwrap_or_else(|| panic!("{:#?}", report.checks));
+    assert_eq!(row.status, Status::Fail);
+    assert_eq!(
+        row.detail,
+        "no node is Ready and schedulable, so no probe pod can run: n1 (not Ready), n2 (cordoned), n3 (not Ready, cordoned)"
+    );
+    assert!(
+        row.hint
+            .as_deref()
+            .is_some_and(|h| h.contains("kubectl uncordon NAME"))
+    );
+    assert!(api.all_created_pods().is_empty());
+    assert!(
+        probe_namespaces(&api).is_empty(),
+        "the namespace is removed"
+    );
+
+    // No node at all says so; a Ready one adds no row.
+    let report = run(&succeeding(CannedCluster::ready(&[]))).await;
+    assert!(
+        report
+            .checks
+            .iter()
+            .any(|c| c.name == "nodes"
+                && c.detail == "the cluster has no nodes: no probe pod can run")
+    );
+    let report = run(&succeeding(CannedCluster::ready(&["n1"]))).await;
+    assert!(!report.checks.iter().any(|c| c.name == "nodes"));
+}
+
+/// The scheduler's verdict on a second pod of a ReadWriteOncePod claim in use
+/// (`pkg/scheduler/framework/plugins/volumerestrictions/volume_restrictions.go`,
+/// `ErrReasonReadWriteOncePodConflict`).
+const RWOP_CONFLICT: &str = "0/1 nodes are available: 1 node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.";
+
+fn read_write_once_pod_row(report: &Report) -> &Check {
+    report
+        .checks
+        .iter()
+        .find(|c| c.name == "ReadWriteOncePod")
+        .unwrap_or_else(|| panic!("{:#?}", report.checks))
+}
+
+#[tokio::test]
+async fn read_write_once_pod_passes_on_the_schedulers_verdict_and_fails_when_a_second_pod_runs() {
+    let held = Arc::new(
+        CannedCluster::ready(&["n1"])
+            .pods_end(
+                "",
+                PodEnd::Exits {
+                    code: 0,
+                    logs: String::new(),
+                },
+            )
+            .pods_end("rwop-holder", PodEnd::Runs)
+            .pods_end(
+                "rwop-second",
+                PodEnd::Unschedulable {
+                    message: RWOP_CONFLICT.into(),
+                },
+            ),
+    );
+    let report = run(&held).await;
+    let row = read_write_once_pod_row(&report);
+    assert_eq!(row.status, Status::Ok, "{row:?}");
+    assert_eq!(
+        row.detail,
+        format!("second pod kept Pending: Unschedulable: {RWOP_CONFLICT}")
+    );
+
+    let shared = Arc::new(
+        CannedCluster::ready(&["n1"])
+            .pods_end(
+                "",
+                PodEnd::Exits {
+                    code: 0,
+                    logs: String::new(),
+                },
+            )
+            .pods_end("rwop-holder", PodEnd::Runs),
+    );
+    let report = run(&shared).await;
+    let row = read_write_once_pod_row(&report);
+    assert_eq!(row.status, Status::Fail, "{row:?}");
+    assert_eq!(
+        row.detail,
+        "a second pod used the ReadWriteOncePod claim (Succeeded)"
+    );
+}

@@ -11,6 +11,7 @@
 //! on other systems.
 
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::time::Duration;
 
 use crate::adapters::docker::PublishedPort;
 use crate::core::plan::Protocol;
@@ -255,6 +256,39 @@ fn socket_owner(inode: u64) -> Option<(u32, String)> {
         }
     }
     None
+}
+
+/// GETs `path` on `host:port` over plain HTTP/1.0 (a registry or a probe's echo
+/// backend reached through a host port) and returns the answer; bounded in time.
+pub async fn http_get(
+    host: &str,
+    port: u16,
+    path: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let connect = tokio::net::TcpStream::connect((host, port));
+    let mut stream = tokio::time::timeout(timeout, connect)
+        .await
+        .map_err(|_| {
+            format!(
+                "no connection to {host}:{port} within {}s",
+                timeout.as_secs()
+            )
+        })?
+        .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+    let request =
+        format!("GET {path}/ HTTP/1.0\r\nHost: localhost\r\nUser-Agent: devcluster\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut body = Vec::new();
+    tokio::time::timeout(timeout, stream.take(64 * 1024).read_to_end(&mut body))
+        .await
+        .map_err(|_| "no answer in time".to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 #[cfg(test)]

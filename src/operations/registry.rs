@@ -10,12 +10,14 @@
 //! containerd `docs/hosts.md`), and publish the KEP-1755 ConfigMap.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::adapters::docker::{
     Binding, ContainerSpec, DockerError, NodeRuntime, ObservedNode, WantedPort,
 };
+use crate::adapters::host::http_get;
 use crate::core::error::{Error, Result};
 use crate::core::plan::{
     ClusterPlan, HOSTING_CONFIGMAP, HOSTING_NAMESPACE, REGISTRY_CONTAINER_PORT, RegistryPlan,
@@ -145,6 +147,48 @@ pub async fn ensure_container(
                 })?;
             Ok(Container::Started)
         }
+    }
+}
+
+/// The address the host reaches the registry on: its listen address, or loopback
+/// when it listens on every address.
+pub fn host_address(registry: &RegistryPlan) -> &str {
+    match registry.listen_address.as_str() {
+        "0.0.0.0" | "::" => "127.0.0.1",
+        other => other,
+    }
+}
+
+/// The status line of an HTTP answer.
+pub fn status_line(answer: &str) -> String {
+    answer.lines().next().unwrap_or_default().trim().to_string()
+}
+
+/// Waits until a registry that was just started answers its API (`GET /v2/` with
+/// 200) on the host port, so that a push right after `up` finds it listening: the
+/// registry binds its port a moment after its container starts. At `deadline`,
+/// fails with the last answer.
+pub async fn wait_answering(registry: &RegistryPlan, deadline: Instant) -> Result<()> {
+    let address = host_address(registry);
+    loop {
+        let last = match http_get(address, registry.host_port, "/v2", Duration::from_secs(2)).await
+        {
+            Ok(answer) if status_line(&answer).contains(" 200") => return Ok(()),
+            Ok(answer) => format!("`GET /v2/` answered `{}`", status_line(&answer)),
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline {
+            return Err(Error::failed(format!(
+                "the registry `{}` does not answer on {address}:{}",
+                registry.container, registry.host_port
+            ))
+            .cause(last)
+            .hint(format!(
+                "`docker logs {}` shows why; `docker rm -f {0}` lets `devcluster up` make it anew",
+                registry.container
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

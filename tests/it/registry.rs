@@ -116,6 +116,16 @@ async fn the_registry_is_made_on_loopback_reused_restarted_and_pushed_to_through
         .await
         .unwrap();
     assert_eq!(made, Container::Created);
+    // What `up` waits for once it made the registry: afterwards one GET, not
+    // retried, finds it answering (a push right after `up` would).
+    local_registry::wait_answering(&registry, Instant::now() + Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.render()));
+    let once = Command::new("curl")
+        .args(["-fsS", &format!("http://127.0.0.1:{port}/v2/")])
+        .output()
+        .unwrap();
+    assert!(once.status.success(), "{}", text(&once.stderr));
     assert_eq!(
         inspect(&registry.container, "{{json .HostConfig.PortBindings}}"),
         format!("{{\"5000/tcp\":[{{\"HostIp\":\"127.0.0.1\",\"HostPort\":\"{port}\"}}]}}")
@@ -202,6 +212,34 @@ async fn the_registry_is_made_on_loopback_reused_restarted_and_pushed_to_through
             .unwrap(),
         Removal::Absent
     );
+}
+
+/// A registry that never answers fails the wait at its deadline, naming the
+/// container and what the port said.
+#[tokio::test]
+async fn a_registry_that_does_not_answer_fails_the_wait_naming_it() {
+    let port = free_port();
+    let registry = registry_plan(port);
+    let started = Instant::now();
+    let error =
+        local_registry::wait_answering(&registry, Instant::now() + Duration::from_millis(600))
+            .await
+            .unwrap_err()
+            .render();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        error.contains(&format!(
+            "the registry `{}` does not answer on 127.0.0.1:{port}",
+            registry.container
+        )),
+        "{error}"
+    );
+    assert!(error.contains("cannot connect"), "{error}");
+    assert!(error.contains("docker logs"), "{error}");
 }
 
 #[tokio::test]

@@ -500,6 +500,10 @@ async fn registry(context: &mut UpContext<'_>) -> Result<String> {
     let registry = earlier(context.plan.registry.as_ref(), "the plan's registry")?;
     let runtime: &dyn NodeRuntime = context.docker;
     let container = local_registry::ensure_container(runtime, registry).await?;
+    if container != local_registry::Container::Reused {
+        let limit = Instant::now() + Duration::from_secs(30);
+        local_registry::wait_answering(registry, context.deadline.min(limit)).await?;
+    }
     local_registry::join_kind_network(runtime, registry).await?;
     local_registry::configure_nodes(runtime, context.plan, registry).await?;
     context

@@ -2,7 +2,7 @@
 //! runner), and the echo backend's templates and HTTP client.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::adapters::kube::probe::{ProbeNode, ProbePod, ProbeVolume};
 use crate::core::profile::GatewayRef;
@@ -144,38 +144,6 @@ pub fn echo_path(token: &str) -> String {
 /// path, so a request to it reaches the backend only through the HTTPRoute.
 pub fn route_path(token: &str) -> String {
     format!("/devcluster-gateway-{token}")
-}
-
-/// GETs `url` (plain HTTP, loopback) and returns the body; bounded in time.
-pub async fn http_get(
-    host: &str,
-    port: u16,
-    path: &str,
-    timeout: Duration,
-) -> Result<String, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let connect = tokio::net::TcpStream::connect((host, port));
-    let mut stream = tokio::time::timeout(timeout, connect)
-        .await
-        .map_err(|_| {
-            format!(
-                "no connection to {host}:{port} within {}s",
-                timeout.as_secs()
-            )
-        })?
-        .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
-    let request =
-        format!("GET {path}/ HTTP/1.0\r\nHost: localhost\r\nUser-Agent: devcluster\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut body = Vec::new();
-    tokio::time::timeout(timeout, stream.take(64 * 1024).read_to_end(&mut body))
-        .await
-        .map_err(|_| "no answer in time".to_string())?
-        .map_err(|e| e.to_string())?;
-    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 #[cfg(test)]

@@ -197,7 +197,7 @@ pub async fn expect_token_at(
     let port = target.host_port;
     let mut last = String::new();
     let ok = loop {
-        match pods::http_get(&host, port, path, Duration::from_secs(5)).await {
+        match crate::adapters::host::http_get(&host, port, path, Duration::from_secs(5)).await {
             Ok(body) if body.contains(token.as_str()) => break true,
             Ok(body) => last = body.lines().next().unwrap_or("").to_string(),
             Err(e) => last = e,

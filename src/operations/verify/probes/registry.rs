@@ -8,11 +8,12 @@
 use futures_util::future::{BoxFuture, join_all};
 
 use crate::adapters::docker::Docker;
+use crate::adapters::host::http_get;
 use crate::adapters::kube::probe::ProbeNode;
 use crate::core::check::{Check, Layer, Status};
 use crate::core::plan::{CONTAINERD_CONFIG_PATCH, RegistryPlan};
 use crate::operations::verify::DEFAULT_PROBE_IMAGE;
-use crate::operations::verify::pods::{PodContext, http_get, pod_name};
+use crate::operations::verify::pods::{PodContext, pod_name};
 use crate::operations::verify::probes::{Probe, Run};
 use crate::operations::verify::runner::describe;
 
@@ -131,10 +132,7 @@ async fn registry(run: &Run<'_>) -> Vec<Check> {
 
 /// Whether the registry answers its API (`GET /v2/`) on the host port.
 async fn host_check(registry: &RegistryPlan) -> Check {
-    let address = match registry.listen_address.as_str() {
-        "0.0.0.0" | "::" => "127.0.0.1",
-        other => other,
-    };
+    let address = crate::operations::registry::host_address(registry);
     let answer = http_get(
         address,
         registry.host_port,
@@ -142,7 +140,7 @@ async fn host_check(registry: &RegistryPlan) -> Check {
         std::time::Duration::from_secs(5),
     )
     .await;
-    let status_line = |text: &str| text.lines().next().unwrap_or_default().trim().to_string();
+    let status_line = crate::operations::registry::status_line;
     match answer {
         Ok(text) if status_line(&text).contains(" 200") => Check::new(
             NAME,

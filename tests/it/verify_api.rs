@@ -1657,14 +1657,19 @@ async fn a_kind_export_logs_cut_off_by_its_limit_leaves_none_of_its_processes_be
     }
 }
 
-/// The node authorizer refuses the kubelet a claim for a moment when the kubelet
-/// sees a pod bound before the authorizer's graph does ("no relationship found
-/// between node": `plugin/pkg/auth/authorizer/node/node_authorizer.go`); the
-/// kubelet retries only after its pod worker's 10–15 s back-off. The probe puts a
-/// copy of the pod in instead of waiting that out.
-#[tokio::test]
-async fn a_pod_refused_its_claim_for_a_moment_is_replaced_not_waited_out() {
-    let fake = FakeApi::new();
+/// The node authorizer's words when it refuses the kubelet a pod's claim because
+/// its graph has not yet seen the pod bound to the node
+/// (`plugin/pkg/auth/authorizer/node/node_authorizer.go`), as the kubelet's
+/// FailedMount event quotes them.
+const CLAIM_REFUSED: &str = "Unable to attach or mount volumes: unmounted volumes=[v0], unattached volumes=[v0]: error processing PVC ns/claim-0: failed to fetch PVC from API server: persistentvolumeclaims \"claim-0\" is forbidden: User \"system:node:n1\" cannot get resource \"persistentvolumeclaims\" in API group \"\" in the namespace \"ns\": no relationship found between node 'n1' and this object";
+
+/// One Ready node and a default StorageClass; the storage pods `refused` names
+/// stay ContainerCreating with [`CLAIM_REFUSED`], the rest are healthy. Returns
+/// the names of the storage pods made, in order.
+fn refusing_claims(
+    fake: &FakeApi,
+    refused: fn(&str) -> bool,
+) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
     fake.add_ready_node("n1", json!([]));
     fake.put(
         "/apis/storage.k8s.io/v1/storageclasses/standard",
@@ -1675,20 +1680,32 @@ async fn a_pod_refused_its_claim_for_a_moment_is_replaced_not_waited_out() {
     let names = created.clone();
     fake.on_pod_create(move |pod| {
         let name = pod["metadata"]["name"].as_str().unwrap_or("");
-        names.lock().unwrap().push(name.to_string());
-        match name {
-        "storage-0" => {
-            let mut run = PodRun::waiting("ContainerCreating", "");
-            run.events.push((
-                "FailedMount".into(),
-                "Unable to attach or mount volumes: unmounted volumes=[v0], unattached volumes=[v0]: error processing PVC ns/claim-0: failed to fetch PVC from API server: persistentvolumeclaims \"claim-0\" is forbidden: User \"system:node:n1\" cannot get resource \"persistentvolumeclaims\" in API group \"\" in the namespace \"ns\": no relationship found between node 'n1' and this object".into(),
-            ));
-            Some(run)
+        if name.starts_with("storage-") {
+            names.lock().unwrap().push(name.to_string());
         }
-        "rwop-holder" => Some(PodRun::new("Running", None, "")),
-        "rwop-second" => None,
-        _ => Some(PodRun::new("Succeeded", Some(0), "devcluster: ok\n")),
-    }});
+        match name {
+            name if refused(name) => {
+                let mut run = PodRun::waiting("ContainerCreating", "");
+                run.events
+                    .push(("FailedMount".into(), CLAIM_REFUSED.into()));
+                Some(run)
+            }
+            "rwop-holder" => Some(PodRun::new("Running", None, "")),
+            "rwop-second" => None,
+            _ => Some(PodRun::new("Succeeded", Some(0), "devcluster: ok\n")),
+        }
+    });
+    created
+}
+
+/// The node authorizer refuses the kubelet a claim for a moment when the kubelet
+/// sees a pod bound before the authorizer's graph does; the kubelet retries only
+/// after its pod worker's 10–15 s back-off (`pkg/kubelet/pod_workers.go`). The
+/// probe puts a copy of the pod in instead of waiting that out.
+#[tokio::test]
+async fn a_pod_refused_its_claim_for_a_moment_is_replaced_not_waited_out() {
+    let fake = FakeApi::new();
+    let created = refusing_claims(&fake, |name| name == "storage-0");
     let started = Instant::now();
     let report = verify::verify(&app(), &target(&fake), &options(30), None)
         .await
@@ -1700,12 +1717,7 @@ async fn a_pod_refused_its_claim_for_a_moment_is_replaced_not_waited_out() {
         "{:?}",
         started.elapsed()
     );
-    let created = created.lock().unwrap().clone();
-    let storage: Vec<&String> = created
-        .iter()
-        .filter(|n| n.starts_with("storage-"))
-        .collect();
-    assert_eq!(storage, ["storage-0", "storage-0-again"], "{created:?}");
+    assert_eq!(*created.lock().unwrap(), ["storage-0", "storage-0-again"]);
 }
 
 /// A refusal that does not pass is not retried forever: one copy, then the
@@ -1713,31 +1725,7 @@ async fn a_pod_refused_its_claim_for_a_moment_is_replaced_not_waited_out() {
 #[tokio::test]
 async fn a_claim_refused_again_after_the_copy_is_reported() {
     let fake = FakeApi::new();
-    fake.add_ready_node("n1", json!([]));
-    fake.put(
-        "/apis/storage.k8s.io/v1/storageclasses/standard",
-        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "standard",
-              "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}, "provisioner": "rancher.io/local-path"}),
-    );
-    let created: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
-    let names = created.clone();
-    fake.on_pod_create(move |pod| {
-        let name = pod["metadata"]["name"].as_str().unwrap_or("");
-        names.lock().unwrap().push(name.to_string());
-        if name.starts_with("storage-") {
-            let mut run = PodRun::waiting("ContainerCreating", "");
-            run.events.push((
-                "FailedMount".into(),
-                "error processing PVC ns/claim-0: failed to fetch PVC from API server: persistentvolumeclaims \"claim-0\" is forbidden: no relationship found between node 'n1' and this object".into(),
-            ));
-            return Some(run);
-        }
-        match name {
-            "rwop-holder" => Some(PodRun::new("Running", None, "")),
-            "rwop-second" => None,
-            _ => Some(PodRun::new("Succeeded", Some(0), "devcluster: ok\n")),
-        }
-    });
+    let created = refusing_claims(&fake, |name| name.starts_with("storage-"));
     let report = verify::verify(&app(), &target(&fake), &options(4), None)
         .await
         .unwrap();
@@ -1747,12 +1735,7 @@ async fn a_claim_refused_again_after_the_copy_is_reported() {
         storage.detail.contains("no relationship found"),
         "{storage:?}"
     );
-    let created = created.lock().unwrap().clone();
-    let storage: Vec<&String> = created
-        .iter()
-        .filter(|n| n.starts_with("storage-"))
-        .collect();
-    assert_eq!(storage, ["storage-0", "storage-0-again"], "{created:?}");
+    assert_eq!(*created.lock().unwrap(), ["storage-0", "storage-0-again"]);
 }
 
 /// Probe pods share their node's network only on kind nodes devcluster sees on

@@ -8,9 +8,10 @@
 //!   found, and in one being deleted as forbidden (the NamespaceLifecycle
 //!   admission plugin, apiserver `pkg/admission/plugin/namespace/lifecycle/admission.go`);
 //!   creating what already exists is refused as a conflict.
-//! - A namespace's `default` ServiceAccount exists as soon as the namespace does
-//!   (the ServiceAccount controller, `pkg/controller/serviceaccount/serviceaccounts_controller.go`,
-//!   modelled as instant).
+//! - A namespace's `default` ServiceAccount exists as soon as the namespace does:
+//!   `Kube::wait_default_service_account` creates it itself rather than wait for
+//!   the ServiceAccount controller (`pkg/controller/serviceaccount/serviceaccounts_controller.go`,
+//!   which leaves an existing one alone), so no delay is modelled.
 //! - Deleting a namespace removes it with everything in it (the namespace
 //!   controller, `pkg/controller/namespace/deletion/namespaced_resources_deleter.go`),
 //!   unless a test gave it a finalizer that never goes: then it stays, with the

@@ -859,27 +859,27 @@ impl ClusterApi for CannedCluster {
     }
 }
 
+/// A small probe pod on `n1` named `name`, for tests that only need a pod to exist.
+pub(crate) fn probe_pod(name: &str) -> ProbePod {
+    ProbePod {
+        name: name.to_string(),
+        node: Some("n1".into()),
+        via_scheduler: false,
+        tolerations: Vec::new(),
+        image: "busybox".into(),
+        pull_policy: "IfNotPresent".into(),
+        script: "true".into(),
+        volumes: Vec::new(),
+        run_as_root: false,
+        stdin: false,
+        host_network: false,
+        labels: BTreeMap::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::kube::probe::ProbeVolume;
-
-    fn probe(name: &str) -> ProbePod {
-        ProbePod {
-            name: name.to_string(),
-            node: Some("n1".into()),
-            via_scheduler: false,
-            tolerations: Vec::new(),
-            image: "busybox".into(),
-            pull_policy: "IfNotPresent".into(),
-            script: "true".into(),
-            volumes: Vec::<ProbeVolume>::new(),
-            run_as_root: false,
-            stdin: false,
-            host_network: false,
-            labels: BTreeMap::new(),
-        }
-    }
 
     #[tokio::test]
     async fn namespaces_admit_and_delete_as_the_api_server_does() {
@@ -906,13 +906,15 @@ mod tests {
             Some("privileged")
         );
         // Nothing is made in a namespace that is not there, or one being deleted.
-        let missing = api.create_pod("nowhere", &probe("p")).await;
+        let missing = api.create_pod("nowhere", &probe_pod("p")).await;
         assert!(missing.is_err_and(|e| e.render().contains("namespaces \"nowhere\" not found")));
-        let terminating = api.create_pod("devcluster-verify-old", &probe("p")).await;
+        let terminating = api
+            .create_pod("devcluster-verify-old", &probe_pod("p"))
+            .await;
         assert!(terminating.is_err_and(|e| e.render().contains("being terminated")));
         // A deletion takes everything in the namespace with it; a finalizer that
         // never goes keeps the namespace terminating, reported once old enough.
-        api.create_pod("devcluster-verify-a", &probe("p"))
+        api.create_pod("devcluster-verify-a", &probe_pod("p"))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         api.delete_namespace("devcluster-verify-a")
@@ -976,7 +978,7 @@ mod tests {
         );
         assert_eq!(heard.recv().await, Some(Change::Reset(Vec::new())));
         for name in ["ok-1", "ok-but-2", "never"] {
-            api.create_pod("ns", &probe(name))
+            api.create_pod("ns", &probe_pod(name))
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
         }

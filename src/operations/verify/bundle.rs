@@ -151,28 +151,10 @@ pub async fn collect(
 mod tests {
     use super::*;
     use crate::adapters::kind::canned::{CannedExport, CannedProvider};
-    use crate::adapters::kube::canned::{CannedCluster, PodEnd};
-    use crate::adapters::kube::probe::ProbePod;
+    use crate::adapters::kube::canned::{CannedCluster, PodEnd, probe_pod};
     use crate::adapters::kube::watch::ObservedEvent;
     use crate::adapters::world::World;
     use crate::core::check::{Check, Layer, Status};
-
-    fn probe(name: &str) -> ProbePod {
-        ProbePod {
-            name: name.to_string(),
-            node: Some("n1".into()),
-            via_scheduler: false,
-            tolerations: Vec::new(),
-            image: "busybox".into(),
-            pull_policy: "IfNotPresent".into(),
-            script: "true".into(),
-            volumes: Vec::new(),
-            run_as_root: false,
-            stdin: false,
-            host_network: false,
-            labels: std::collections::BTreeMap::new(),
-        }
-    }
 
     #[tokio::test]
     async fn the_bundle_keeps_each_probe_pods_logs_and_events() {
@@ -204,7 +186,7 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         for pod in ["mnt0-1", "sub0-1"] {
-            api.create_pod(namespace, &probe(pod))
+            api.create_pod(namespace, &probe_pod(pod))
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
         }

@@ -196,12 +196,9 @@ impl PodRunner {
                 let seen = lock(&self.seen);
                 (seen.pods.get(name).cloned(), events_of(&seen.events, name))
             };
-            let mut outcome = judge(pod.as_ref(), &events, until_running, &mut pull);
-            if !end_on_refusal {
-                outcome.refused_for_now = None;
-            }
+            let outcome = judge(pod.as_ref(), &events, until_running, &mut pull);
             if outcome.stuck.is_some()
-                || outcome.refused_for_now.is_some()
+                || (end_on_refusal && outcome.refused_for_now.is_some())
                 || matches!(outcome.phase.as_str(), "Succeeded" | "Failed")
                 || (until_running && outcome.phase == "Running")
             {

@@ -7,8 +7,10 @@
 //! subPath and storage. `devcluster verify` is timed as a user runs it, and the
 //! slowest probe is made by hand: one claim and one pod writing to it, timed from
 //! the claim's creation to the pod's success. The pod is verify's own storage pod
-//! (it shares the node's network, as verify's file probes do), so the ratio
-//! measures how well the probes overlap, not a cheaper pod.
+//! (it shares the node's network, as verify's file probes do), waited for by
+//! verify's own pod runner (which reads a pass from the followed logs), so the
+//! ratio measures how well the probes overlap, not a cheaper pod or a quicker
+//! wait.
 //!
 //! Otherwise on the `ingress` topology with two mounts on three emulated nodes.
 //! Probe pods run their script in their node container through Docker exec (the

@@ -1787,3 +1787,51 @@ async fn probe_pods_share_the_nodes_network_only_on_kind_nodes_seen_here() {
         );
     }
 }
+
+/// A probe's pass is read from its logs once its container runs: the kubelet
+/// reports the container's end only at its next relist of the runtime.
+#[tokio::test]
+async fn a_pass_is_read_from_a_running_probes_logs_and_anything_else_waits_for_its_end() {
+    let fake = FakeApi::new();
+    fake.add_ready_node("n1", json!([]));
+    fake.put(
+        "/apis/storage.k8s.io/v1/storageclasses/standard",
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "standard",
+              "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}, "provisioner": "rancher.io/local-path"}),
+    );
+    // Containers that print their last line and are still seen running.
+    fake.on_pod_create(|pod| match pod["metadata"]["name"].as_str().unwrap_or("") {
+        "storage-0" => Some(PodRun::new("Running", None, "devcluster: ok\n")),
+        "subpath-0" => Some(PodRun::new("Running", None, "devcluster: wrong content\n")),
+        "rwop-holder" => Some(PodRun::new("Running", None, "")),
+        _ => None,
+    });
+    let started = Instant::now();
+    let report = verify::verify(&app(), &target(&fake), &options(6), None)
+        .await
+        .unwrap();
+    let row = |name: &str| {
+        report
+            .checks
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name} row: {:?}", report.checks))
+    };
+    assert_eq!(row("storage").status, Status::Ok, "{:?}", row("storage"));
+    // A script that did not pass is judged on its container's end, which never
+    // came: the deadline.
+    assert_eq!(row("subPath").status, Status::Fail);
+    assert!(
+        row("subPath").detail.contains("Timeout"),
+        "{}",
+        row("subPath").detail
+    );
+    assert!(started.elapsed() >= Duration::from_secs(5));
+    // The pass was read from the logs followed, not from a poll of them.
+    let follows = fake
+        .requests()
+        .iter()
+        .filter(|r| r.contains("/pods/storage-0/log") && r.contains("follow=true"))
+        .count();
+    assert_eq!(follows, 1, "{:?}", fake.requests());
+}

@@ -1316,6 +1316,10 @@ fn apply_run(state: &mut State, key: &str, object: &mut Value, run: PodRun) {
     } else if let Some((reason, message)) = &run.waiting {
         status["containerStatuses"] = json!([{"name": "probe", "ready": false, "restartCount": 0, "image": "", "imageID": "",
             "state": {"waiting": {"reason": reason, "message": message}}}]);
+    } else if run.phase == "Running" {
+        // The kubelet's status of a pod whose one container runs.
+        status["containerStatuses"] = json!([{"name": "probe", "ready": true, "restartCount": 0, "image": "", "imageID": "",
+            "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]);
     }
     if run.phase == "Failed" && run.exit_code.is_none() {
         // A pod the kubelet rejected at admission (`kubelet.go`, `rejectPod`).

@@ -804,6 +804,28 @@ impl ClusterApi for CannedCluster {
         })
     }
 
+    /// A canned pod has ended by the time it is seen started: its logs are all
+    /// there, as a follow of an ended container's logs returns them.
+    fn logs_reach<'a>(
+        &'a self,
+        namespace: &'a str,
+        pod: &'a str,
+        line: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, Error>> {
+        Box::pin(async move {
+            let logs = self.logs(namespace, pod).await?;
+            let mut read = String::new();
+            for next in logs.lines() {
+                read.push_str(next);
+                read.push('\n');
+                if next == line {
+                    return Ok(Some(read));
+                }
+            }
+            Ok(None)
+        })
+    }
+
     fn create_echo_routes<'a>(
         &'a self,
         _namespace: &'a str,

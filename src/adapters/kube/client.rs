@@ -151,6 +151,14 @@ pub trait ClusterApi: Send + Sync {
     /// A pod's logs (empty when it has none yet).
     fn logs<'a>(&'a self, namespace: &'a str, pod: &'a str)
     -> BoxFuture<'a, Result<String, Error>>;
+    /// Follows a started container's logs until a line is `line`: the logs up
+    /// to it, or `None` when they end without it.
+    fn logs_reach<'a>(
+        &'a self,
+        namespace: &'a str,
+        pod: &'a str,
+        line: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, Error>>;
     /// Creates a Service (and, with a host, an Ingress or HTTPRoute) for the echo backend.
     fn create_echo_routes<'a>(
         &'a self,
@@ -455,6 +463,15 @@ impl ClusterApi for Kube {
         pod: &'a str,
     ) -> BoxFuture<'a, Result<String, Error>> {
         Box::pin(Kube::logs(self, namespace, pod))
+    }
+
+    fn logs_reach<'a>(
+        &'a self,
+        namespace: &'a str,
+        pod: &'a str,
+        line: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, Error>> {
+        Box::pin(Kube::logs_reach(self, namespace, pod, line))
     }
 
     fn create_echo_routes<'a>(

@@ -502,6 +502,36 @@ impl Kube {
             .map_err(|e| self.fail(Call::within(namespace, "get", "pods/log"), e))
     }
 
+    /// Follows a started container's logs until a line is `line`: the logs up
+    /// to it, or `None` when they end (the container did) without it.
+    pub async fn logs_reach(
+        &self,
+        namespace: &str,
+        pod: &str,
+        line: &str,
+    ) -> Result<Option<String>, Error> {
+        use futures_util::{AsyncBufReadExt, StreamExt};
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let params = LogParams {
+            follow: true,
+            ..LogParams::default()
+        };
+        let failed = |e| self.fail(Call::within(namespace, "get", "pods/log"), e);
+        let mut lines = api.log_stream(pod, &params).await.map_err(failed)?.lines();
+        let mut read = String::new();
+        while let Some(next) = lines.next().await {
+            let Ok(next) = next else {
+                return Ok(None);
+            };
+            read.push_str(&next);
+            read.push('\n');
+            if next == line {
+                return Ok(Some(read));
+            }
+        }
+        Ok(None)
+    }
+
     /// Creates a Service (and, with a host, an Ingress) for the echo backend.
     pub async fn create_echo_routes(
         &self,

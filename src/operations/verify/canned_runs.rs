@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::adapters::kube::canned::{CannedCluster, CannedNode, PodEnd};
+use crate::adapters::kube::probe::{ProbePod, VolumeSource};
 use crate::adapters::world::World;
 use crate::core::plan::{Taint, TaintEffect};
 
@@ -281,4 +282,214 @@ async fn read_write_once_pod_passes_on_the_schedulers_verdict_and_fails_when_a_s
         row.detail,
         "a second pod used the ReadWriteOncePod claim (Succeeded)"
     );
+}
+
+/// A plan named `c` of a control plane and a worker, both with `dir` mounted
+/// read-only at `/data` (a read-only mount's pod layer needs no reply on the
+/// host, which a canned pod cannot write).
+fn plan_with_a_mount(dir: &std::path::Path) -> crate::core::plan::ClusterPlan {
+    let text = format!(
+        "apiVersion: devcluster.dev/v1alpha1\nkind: Profile\nname: c\nnodes:\n  controlPlanes: 1\n  workers: 1\nmounts:\n  - hostPath: {}\n    containerPath: /data\n    readOnly: true\n",
+        dir.display()
+    );
+    let profile = crate::core::profile::Profile::decode(&text).unwrap_or_else(|e| panic!("{e:?}"));
+    let input = crate::core::plan::PlanInput {
+        profile: &profile,
+        name_override: None,
+        base_dir: dir,
+        home_dir: None,
+        source: "test".into(),
+        file: None,
+    };
+    crate::core::plan::plan(&input)
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .plan
+}
+
+/// A run against `api` with `plan`: the names of the pods it made, and its rows
+/// as `(name, node, status, detail)`.
+async fn run_planned(
+    api: &Arc<CannedCluster>,
+    plan: &crate::core::plan::ClusterPlan,
+) -> (Vec<ProbePod>, Vec<(String, String, Status, String)>) {
+    let mut target = target(api);
+    target.plan = Some(plan);
+    let app = App::new(World::default());
+    let options = Options::new(Instant::now() + Duration::from_secs(20));
+    let report = verify(&app, &target, &options, None)
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.render()));
+    let rows = report
+        .checks
+        .iter()
+        .filter(|c| c.layer == Layer::Pod)
+        .map(|c| {
+            let node = c.node.clone().unwrap_or_default();
+            (c.name.clone(), node, c.status, c.detail.clone())
+        })
+        .collect();
+    let pods = api
+        .all_created_pods()
+        .into_iter()
+        .map(|(_, pod)| pod)
+        .collect();
+    (pods, rows)
+}
+
+/// The mount and subPath pods among `pods`.
+fn names(pods: &[ProbePod]) -> Vec<&str> {
+    pods.iter()
+        .map(|p| p.name.as_str())
+        .filter(|n| n.starts_with("mnt") || n.starts_with("subpath"))
+        .collect()
+}
+
+#[tokio::test]
+async fn each_nodes_subpath_check_rides_in_its_mount_pod_when_that_pod_reads_the_key() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let plan = plan_with_a_mount(dir.path());
+    let api = Arc::new(
+        CannedCluster::ready(&["c-control-plane", "c-worker"])
+            .pods_end(
+                "mnt",
+                PodEnd::Exits {
+                    code: 0,
+                    logs: "devcluster-subpath: ok\ndevcluster: ok\n".into(),
+                },
+            )
+            .pods_end(
+                "",
+                PodEnd::Exits {
+                    code: 0,
+                    logs: String::new(),
+                },
+            ),
+    );
+    let (pods, rows) = run_planned(&api, &plan).await;
+    assert_eq!(
+        names(&pods),
+        ["mnt0-0", "mnt0-1"],
+        "no pod of subPath's own"
+    );
+    for pod in pods.iter().filter(|p| p.name.starts_with("mnt")) {
+        // The key's file, as a pod of subPath's own mounts it.
+        let key = pod
+            .volumes
+            .iter()
+            .find(|v| v.sub_path.as_deref() == Some("probe.txt"))
+            .unwrap_or_else(|| panic!("{} carries no subPath volume", pod.name));
+        assert!(
+            matches!(&key.source, VolumeSource::ConfigMap { name } if name == "devcluster-subpath")
+        );
+        assert!(key.read_only);
+        assert!(
+            pod.script
+                .starts_with("IFS= read -r got < /.devcluster-subpath/probe.txt"),
+            "{}",
+            pod.script
+        );
+    }
+    for node in ["c-control-plane", "c-worker"] {
+        assert!(
+            rows.iter()
+                .any(|(name, n, status, detail)| name == "subPath"
+                    && n == node
+                    && *status == Status::Ok
+                    && detail == "ConfigMap key mounted as a single file"),
+            "{rows:?}"
+        );
+        assert!(
+            rows.iter().any(|(name, n, status, _)| name == "mount /data"
+                && n == node
+                && *status == Status::Ok),
+            "{rows:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_mount_pod_that_did_not_read_the_key_leaves_subpath_to_pods_of_its_own() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let plan = plan_with_a_mount(dir.path());
+    // The mount's script passes, but the key's line is not there.
+    let api = succeeding(
+        CannedCluster::ready(&["c-control-plane", "c-worker"]).pods_end(
+            "subpath",
+            PodEnd::Exits {
+                code: 12,
+                logs: "devcluster: wrong content\n".into(),
+            },
+        ),
+    );
+    let (pods, rows) = run_planned(&api, &plan).await;
+    let mut made = names(&pods);
+    made.sort_unstable();
+    assert_eq!(made, ["mnt0-0", "mnt0-1", "subpath-0", "subpath-1"]);
+    let subpath: Vec<_> = rows.iter().filter(|r| r.0 == "subPath").collect();
+    assert_eq!(subpath.len(), 2, "{rows:?}");
+    assert!(subpath.iter().all(|r| r.2 == Status::Fail), "{rows:?}");
+    assert!(
+        rows.iter()
+            .filter(|r| r.0 == "mount /data")
+            .all(|r| r.2 == Status::Ok),
+        "{rows:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_mount_pod_the_runtime_cannot_create_is_tried_again_without_the_key() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let plan = plan_with_a_mount(dir.path());
+    // What the kubelet reports when the runtime cannot bind a single file.
+    let cannot_bind = PodEnd::Waiting {
+        reason: "CreateContainerError".into(),
+        message: "failed to mount volume-subpaths/v1/probe/1: file exists".into(),
+    };
+    let alone = PodEnd::Exits {
+        code: 0,
+        logs: "devcluster: ok\n".into(),
+    };
+    let api = succeeding(
+        CannedCluster::ready(&["c-control-plane", "c-worker"])
+            .pods_end("mnt", cannot_bind.clone())
+            .pods_end("mnt0-0-alone", alone.clone())
+            .pods_end("mnt0-1-alone", alone)
+            .pods_end("subpath", cannot_bind),
+    );
+    let (pods, rows) = run_planned(&api, &plan).await;
+    let mut made = names(&pods);
+    made.sort_unstable();
+    assert_eq!(
+        made,
+        [
+            "mnt0-0",
+            "mnt0-0-alone",
+            "mnt0-1",
+            "mnt0-1-alone",
+            "subpath-0",
+            "subpath-1"
+        ]
+    );
+    assert!(
+        pods.iter()
+            .filter(|p| p.name.ends_with("-alone"))
+            .all(|p| p.volumes.len() == 1 && !p.script.contains("devcluster-subpath")),
+        "the mount is tried again alone"
+    );
+    for node in ["c-control-plane", "c-worker"] {
+        assert!(
+            rows.iter().any(|(name, n, status, _)| name == "mount /data"
+                && n == node
+                && *status == Status::Ok),
+            "the mount is judged on its own pod: {rows:?}"
+        );
+        assert!(
+            rows.iter()
+                .any(|(name, n, status, detail)| name == "subPath"
+                    && n == node
+                    && *status == Status::Fail
+                    && detail.contains("file exists")),
+            "subPath is judged on its own pod: {rows:?}"
+        );
+    }
 }

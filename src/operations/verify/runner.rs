@@ -20,8 +20,12 @@ use crate::adapters::kube::watch::{
 /// first image back-off (10 s, `pkg/kubelet/images/image_manager.go`).
 const PULL_BACK_OFF: Duration = Duration::from_secs(15);
 /// How often a wait looks at the clock when nothing changes (for the pull
-/// back-off and the deadline; no request is made).
+/// back-off and the deadline; no request is made), and at most how often it
+/// reads a running probe's logs.
 const TICK: Duration = Duration::from_millis(500);
+/// The last line every probe script run to its end prints, as its last act
+/// before it exits 0 (see [`PodRunner::run`]).
+pub const PASSED: &str = "devcluster: ok";
 
 /// How a probe pod ended.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -149,21 +153,49 @@ impl PodRunner {
     /// kubelet was refused for only a moment (see [`transient_refusal`]) is
     /// replaced once by a copy named `NAME-again` rather than waited out: the
     /// kubelet retries the original only after its back-off.
+    ///
+    /// The pod's script must print [`PASSED`] as its last line only when it
+    /// passed, right before it exits 0: a pass is then known from the logs once
+    /// the container has started. The kubelet tells the container ended only at
+    /// its next relist of the runtime, up to a second later
+    /// (`pkg/kubelet/pleg/generic.go`, `relistPeriod`), and that second would be
+    /// on every probe's path. Failures are judged on the container's end as
+    /// before, exit code and all.
     pub async fn run(&self, pod: &ProbePod, deadline: Instant) -> Result<PodOutcome, String> {
         self.create(pod).await?;
-        let outcome = self.wait_for(&pod.name, deadline, false, true).await;
+        let outcome = self
+            .wait_for(
+                &pod.name,
+                deadline,
+                Until {
+                    end_on_refusal: true,
+                    ..Until::FINISHED
+                },
+            )
+            .await;
         let Some(refusal) = outcome.refused_for_now else {
             return Ok(outcome);
         };
         let mut again = pod.clone();
         again.name = format!("{}-again", pod.name.chars().take(57).collect::<String>());
         self.create(&again).await?;
-        let mut outcome = self.wait_for(&again.name, deadline, false, false).await;
+        let mut outcome = self.wait_for(&again.name, deadline, Until::FINISHED).await;
         outcome.events.insert(
             0,
             format!("devcluster: replaced pod {} ({refusal})", pod.name),
         );
         Ok(outcome)
+    }
+
+    /// Follows a pod's logs until [`PASSED`].
+    fn follow(&self, pod: &str) -> Following {
+        let (api, namespace, pod) = (self.api.clone(), self.namespace.clone(), pod.to_string());
+        Box::pin(async move {
+            api.logs_reach(&namespace, &pod, PASSED)
+                .await
+                .ok()
+                .flatten()
+        })
     }
 
     pub async fn create(&self, pod: &ProbePod) -> Result<(), String> {
@@ -176,29 +208,40 @@ impl PodRunner {
     /// Waits until the pod has finished (or, with `until_running`, is Running), is
     /// stuck, or `deadline`; then collects its logs and events.
     pub async fn wait(&self, name: &str, deadline: Instant, until_running: bool) -> PodOutcome {
-        self.wait_for(name, deadline, until_running, false).await
+        let until = Until {
+            running: until_running,
+            end_on_refusal: false,
+            passed_in_logs: false,
+        };
+        self.wait_for(name, deadline, until).await
     }
 
-    /// [`PodRunner::wait`], ending early too on a momentary refusal when
-    /// `end_on_refusal`.
-    async fn wait_for(
-        &self,
-        name: &str,
-        deadline: Instant,
-        until_running: bool,
-        end_on_refusal: bool,
-    ) -> PodOutcome {
+    /// [`PodRunner::wait`], ending early too as `until` says.
+    async fn wait_for(&self, name: &str, deadline: Instant, until: Until) -> PodOutcome {
+        let until_running = until.running;
         let mut changes = self.changed.subscribe();
         let mut pull = PullWatch::default();
+        // The started container's logs, followed once (see [`PodRunner::run`]).
+        let mut follow: Option<Following> = None;
         let mut outcome = loop {
             changes.mark_unchanged();
             let (pod, events) = {
                 let seen = lock(&self.seen);
                 (seen.pods.get(name).cloned(), events_of(&seen.events, name))
             };
+            // Not on the kubelet's `Started` event: its log endpoint serves a
+            // container only once its status says so (`pkg/kubelet/kubelet_pods.go`,
+            // `validateContainerLogStatus`).
+            let started = pod
+                .as_ref()
+                .is_some_and(|p| matches!(p.container, Some(ContainerState::Running)));
             let outcome = judge(pod.as_ref(), &events, until_running, &mut pull);
+            let unfinished = !matches!(outcome.phase.as_str(), "Succeeded" | "Failed");
+            if until.passed_in_logs && started && unfinished && follow.is_none() {
+                follow = Some(self.follow(name));
+            }
             if outcome.stuck.is_some()
-                || (end_on_refusal && outcome.refused_for_now.is_some())
+                || (until.end_on_refusal && outcome.refused_for_now.is_some())
                 || matches!(outcome.phase.as_str(), "Succeeded" | "Failed")
                 || (until_running && outcome.phase == "Running")
             {
@@ -212,12 +255,21 @@ impl PodRunner {
                 break outcome;
             }
             let wake = deadline.min(Instant::now() + TICK);
-            tokio::select! {
-                _ = changes.changed() => {}
-                () = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
+            let passed = tokio::select! {
+                _ = changes.changed() => None,
+                () = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => None,
+                logs = following(&mut follow) => Some(logs),
+            };
+            if let Some(Some(logs)) = passed {
+                break PodOutcome {
+                    phase: "Succeeded".into(),
+                    exit_code: Some(0),
+                    logs,
+                    ..outcome
+                };
             }
         };
-        if outcome.phase != "Timeout" || outcome.exit_code.is_some() {
+        if outcome.logs.is_empty() && (outcome.phase != "Timeout" || outcome.exit_code.is_some()) {
             outcome.logs = self
                 .api
                 .logs(&self.namespace, name)
@@ -226,6 +278,44 @@ impl PodRunner {
         }
         outcome
     }
+}
+
+/// A started container's logs being followed: they reached [`PASSED`] (the
+/// logs up to it), or ended without it.
+type Following = futures_util::future::BoxFuture<'static, Option<String>>;
+
+/// What `follow` comes to; pending without one, and for ever once it has come
+/// to something (the pod's state then tells the rest).
+async fn following(follow: &mut Option<Following>) -> Option<String> {
+    match follow {
+        Some(logs) => match logs.await {
+            Some(logs) => Some(logs),
+            None => {
+                *follow = Some(Box::pin(std::future::pending()));
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// When a wait ends, besides the pod finishing, being stuck, or the deadline.
+#[derive(Debug, Clone, Copy)]
+struct Until {
+    /// When the container runs.
+    running: bool,
+    /// On a momentary refusal (see [`transient_refusal`]).
+    end_on_refusal: bool,
+    /// When a started container's logs end in [`PASSED`].
+    passed_in_logs: bool,
+}
+
+impl Until {
+    const FINISHED: Until = Until {
+        running: false,
+        end_on_refusal: false,
+        passed_in_logs: true,
+    };
 }
 
 impl std::fmt::Debug for PodRunner {

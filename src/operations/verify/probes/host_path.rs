@@ -62,8 +62,16 @@ async fn host_path_checks(run: &Run<'_>) -> Vec<Check> {
                     let pod_layer = async {
                         Some(match run.pods().await {
                             Ok(context) => {
-                                pod_layer(context, node, &probe, path, &format!("hp{index}"), n)
-                                    .await
+                                pod_layer(
+                                    context,
+                                    node,
+                                    &probe,
+                                    path,
+                                    &format!("hp{index}"),
+                                    n,
+                                    None,
+                                )
+                                .await
                             }
                             Err(check) => check,
                         })
@@ -72,7 +80,8 @@ async fn host_path_checks(run: &Run<'_>) -> Vec<Check> {
                 } else if runs_here(node) {
                     vec![match run.pods().await {
                         Ok(context) => {
-                            pod_layer(context, node, &probe, path, &format!("hp{index}"), n).await
+                            pod_layer(context, node, &probe, path, &format!("hp{index}"), n, None)
+                                .await
                         }
                         Err(check) => check,
                     }]

@@ -9,6 +9,7 @@ use crate::core::check::{Check, Layer, Status};
 use crate::operations::verify::Target;
 use crate::operations::verify::mounts::{self, MountProbe};
 use crate::operations::verify::pods::{PodContext, pod_name};
+use crate::operations::verify::probes::subpath::Ride;
 use crate::operations::verify::runner::{describe, stuck_hint};
 
 /// The node layer of one mount on one node; `true` when the pod layer should run.
@@ -49,7 +50,8 @@ pub async fn node_layer(
     node_layer_exec(target, node, probe, host_path, checks).await
 }
 
-/// The pod layer of one mount on one node.
+/// The pod layer of one mount on one node, carrying the node's subPath check
+/// when given its `ride`.
 pub async fn pod_layer(
     context: &PodContext,
     node: &ProbeNode,
@@ -57,6 +59,7 @@ pub async fn pod_layer(
     host_path: &Path,
     prefix: &str,
     index: usize,
+    ride: Option<Ride>,
 ) -> Check {
     let volume = ProbeVolume {
         source: VolumeSource::HostPath {
@@ -74,7 +77,27 @@ pub async fn pod_layer(
         vec![volume],
     );
     pod.run_as_root = true;
-    match context.run(&pod).await {
+    let mut outcome = match &ride {
+        Some(ride) => {
+            let mut carrying = pod.clone();
+            carrying.volumes.push(ride.volume());
+            carrying.script = format!("{}{}", ride.script(&context.token), pod.script);
+            context.run(&carrying).await
+        }
+        None => context.run(&pod).await,
+    };
+    if let (Some(ride), Ok(carried)) = (ride, &mut outcome) {
+        let blocked = Ride::may_have_blocked(carried);
+        ride.finish(carried);
+        carried.logs = Ride::strip(&carried.logs);
+        if blocked {
+            // The key's file may be what the runtime could not make: the mount
+            // is tried again alone, and the subPath check runs in its own pod.
+            pod.name = format!("{}-alone", pod.name);
+            outcome = context.run(&pod).await;
+        }
+    }
+    match outcome {
         Ok(outcome) if outcome.phase == "Timeout" || outcome.exit_code.is_none() => Check::new(
             &format!("mount {}", probe.path),
             Some(&node.name),

@@ -68,6 +68,8 @@ pub struct Run<'a> {
     pods: OnceCell<Result<PodContext, Check>>,
     storage_class: OnceCell<Result<String, Check>>,
     echo: OnceCell<echo::Echo>,
+    /// The subPath checks that ride in mount pods.
+    subpath: subpath::Rides,
 }
 
 impl<'a> Run<'a> {
@@ -83,7 +85,8 @@ impl<'a> Run<'a> {
             .iter()
             .filter(|n| !n.unschedulable && n.ready)
             .cloned()
-            .collect();
+            .collect::<Vec<_>>();
+        let subpath = subpath::Rides::new(mount::subpath_carriers(target.plan, &schedulable));
         Run {
             target,
             api,
@@ -95,6 +98,7 @@ impl<'a> Run<'a> {
             pods: OnceCell::new(),
             storage_class: OnceCell::new(),
             echo: OnceCell::new(),
+            subpath,
         }
     }
 

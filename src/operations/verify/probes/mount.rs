@@ -3,14 +3,18 @@
 //! container (Docker exec), and a pod on the node that sees it through `hostPath`.
 //! The node layer runs while the probe namespace is still being made ready.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use futures_util::future::{BoxFuture, join_all};
 
+use crate::adapters::kube::probe::ProbeNode;
 use crate::core::check::{Check, Layer, Status};
+use crate::core::plan::{ClusterPlan, MountPlan, NodePlan};
 use crate::core::profile::MountPathType;
 use crate::operations::verify::mounts::{self, MountProbe};
 use crate::operations::verify::probes::layers::{node_and_pod, node_layer, pod_layer};
+use crate::operations::verify::probes::subpath::Ride;
 use crate::operations::verify::probes::{Probe, Run};
 
 pub struct Mount;
@@ -32,22 +36,24 @@ async fn mount_checks(run: &Run<'_>) -> Vec<Check> {
     let Some(plan) = target.plan else {
         return Vec::new();
     };
-    let mut seen = Vec::new();
-    let mut probes = Vec::new();
-    for node in &plan.nodes {
-        for mount in &node.mounts {
-            let key = (mount.host_path.clone(), mount.container_path.clone());
-            if !seen.contains(&key) {
-                seen.push(key);
-                probes.push(mount.clone());
-            }
-        }
-    }
+    let probes = probed(plan);
+    // Each node's subPath check rides in the pod of its first mount (see
+    // `subpath.rs`).
+    let rides = std::sync::Mutex::new(run.subpath.take_all());
     let mut checks = Vec::new();
-    let runs = probes
-        .into_iter()
-        .enumerate()
-        .map(|(index, mount)| async move {
+    let runs = probes.into_iter().enumerate().map(|(index, mount)| {
+        let mut rides: BTreeMap<String, Ride> = {
+            let mut all = rides.lock().unwrap_or_else(|e| e.into_inner());
+            let mine: Vec<String> = all
+                .iter()
+                .filter(|(_, (carrier, _))| *carrier == index)
+                .map(|(node, _)| node.clone())
+                .collect();
+            mine.into_iter()
+                .filter_map(|node| all.remove(&node).map(|(_, ride)| (node, ride)))
+                .collect()
+        };
+        async move {
             let mut probe = MountProbe {
                 path: mount.container_path.clone(),
                 file: mount.path_type == MountPathType::File,
@@ -69,12 +75,9 @@ async fn mount_checks(run: &Run<'_>) -> Vec<Check> {
                 Status::Ok,
                 format!("sentinel written to {}", mount.host_path),
             ));
-            let targets: Vec<&crate::core::plan::NodePlan> = plan
-                .nodes
-                .iter()
-                .filter(|n| n.mounts.contains(&mount))
-                .collect();
+            let targets = nodes_with(plan, &mount);
             let per_node = targets.iter().enumerate().map(|(n, node)| {
+                let ride = rides.remove(&node.name);
                 let probe = probe.clone();
                 let host_path = host_path.clone();
                 let mount = mount.clone();
@@ -105,6 +108,12 @@ async fn mount_checks(run: &Run<'_>) -> Vec<Check> {
                     };
                     let pod_layer = async {
                         let context = run.pods().await.ok()?;
+                        // Without the ConfigMap there is nothing to carry; the
+                        // subPath probe reports why.
+                        let ride = match ride {
+                            Some(ride) if run.subpath.config_map(run).await.is_ok() => Some(ride),
+                            _ => None,
+                        };
                         Some(
                             pod_layer(
                                 context,
@@ -113,6 +122,7 @@ async fn mount_checks(run: &Run<'_>) -> Vec<Check> {
                                 &host_path,
                                 &format!("mnt{index}"),
                                 n,
+                                ride,
                             )
                             .await,
                         )
@@ -125,9 +135,56 @@ async fn mount_checks(run: &Run<'_>) -> Vec<Check> {
             }
             context.leftovers.remove_sentinel(&host_path, &probe);
             checks
-        });
+        }
+    });
     for mount_checks in join_all(runs).await {
         checks.extend(mount_checks);
     }
     checks
+}
+
+/// The plan's mounts, each once (by host path and path in the node), in the
+/// order they are probed.
+fn probed(plan: &ClusterPlan) -> Vec<MountPlan> {
+    let mut probes: Vec<MountPlan> = Vec::new();
+    for mount in plan.nodes.iter().flat_map(|n| &n.mounts) {
+        if !probes
+            .iter()
+            .any(|p| p.host_path == mount.host_path && p.container_path == mount.container_path)
+        {
+            probes.push(mount.clone());
+        }
+    }
+    probes
+}
+
+/// The plan's nodes that have `mount`.
+fn nodes_with<'p>(plan: &'p ClusterPlan, mount: &MountPlan) -> Vec<&'p NodePlan> {
+    plan.nodes
+        .iter()
+        .filter(|n| n.mounts.contains(mount))
+        .collect()
+}
+
+/// For each of `nodes` that gets a mount pod, the index of its first mount a
+/// subPath check can ride with (see `subpath.rs`).
+pub fn subpath_carriers(
+    plan: Option<&ClusterPlan>,
+    nodes: &[ProbeNode],
+) -> BTreeMap<String, usize> {
+    let mut carriers = BTreeMap::new();
+    let Some(plan) = plan else {
+        return carriers;
+    };
+    for (index, mount) in probed(plan).iter().enumerate() {
+        if !Ride::fits(&mount.container_path) {
+            continue;
+        }
+        for node in nodes_with(plan, mount) {
+            if nodes.iter().any(|n| n.name == node.name) {
+                carriers.entry(node.name.clone()).or_insert(index);
+            }
+        }
+    }
+    carriers
 }

@@ -555,6 +555,15 @@ fn a_multi_node_profile_proves_mounts_subpath_and_storage_on_every_node() {
             assert_ok(&all, "mount /ro", Some(node), layer);
         }
         assert_ok(&all, "subPath", Some(node), "pod");
+        // Every node has a mount pod, and the kubelet gave it the key's file.
+        let subpath = row(&all, "subPath", Some(node), "pod");
+        assert!(
+            subpath["detail"]
+                .as_str()
+                .unwrap_or("")
+                .ends_with("(in the node's mount pod)"),
+            "{subpath:#}"
+        );
         // worker2 carries a NoExecute taint: the claim still binds there.
         assert_ok(&all, "storage", Some(node), "pod");
     }

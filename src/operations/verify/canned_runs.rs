@@ -395,7 +395,8 @@ async fn each_nodes_subpath_check_rides_in_its_mount_pod_when_that_pod_reads_the
                 .any(|(name, n, status, detail)| name == "subPath"
                     && n == node
                     && *status == Status::Ok
-                    && detail == "ConfigMap key mounted as a single file"),
+                    && detail
+                        == "ConfigMap key mounted as a single file (in the node's mount pod)"),
             "{rows:?}"
         );
         assert!(

@@ -20,8 +20,7 @@ use crate::adapters::kube::watch::{
 /// first image back-off (10 s, `pkg/kubelet/images/image_manager.go`).
 const PULL_BACK_OFF: Duration = Duration::from_secs(15);
 /// How often a wait looks at the clock when nothing changes (for the pull
-/// back-off and the deadline; no request is made), and at most how often it
-/// reads a running probe's logs.
+/// back-off and the deadline; no request is made).
 const TICK: Duration = Duration::from_millis(500);
 /// The last line every probe script run to its end prints, as its last act
 /// before it exits 0 (see [`PodRunner::run`]).

@@ -43,15 +43,14 @@ const RIDE_DIR: &str = "/.devcluster-subpath";
 /// How a mount pod's script tells the check passed.
 const RIDE_PASSED: &str = "devcluster-subpath: ok";
 
-/// The row of a pass.
-fn passed(node: &str) -> Check {
-    Check::new(
-        "subPath",
-        Some(node),
-        Layer::Pod,
-        Status::Ok,
-        "ConfigMap key mounted as a single file",
-    )
+/// The row of a pass, in a pod of its own or in the node's mount pod.
+fn passed(node: &str, carried: bool) -> Check {
+    let detail = if carried {
+        "ConfigMap key mounted as a single file (in the node's mount pod)"
+    } else {
+        "ConfigMap key mounted as a single file"
+    };
+    Check::new("subPath", Some(node), Layer::Pod, Status::Ok, detail)
 }
 
 async fn subpath(run: &Run<'_>) -> Vec<Check> {
@@ -82,7 +81,7 @@ async fn subpath(run: &Run<'_>) -> Vec<Check> {
         let outcome = context.run(&pod).await;
         let check = |status, detail: String| Check::new("subPath", Some(&node.name), Layer::Pod, status, detail);
         match outcome {
-            Ok(outcome) if outcome.succeeded() => passed(&node.name),
+            Ok(outcome) if outcome.succeeded() => passed(&node.name, false),
             Ok(outcome) if outcome.stuck_on_image() || outcome.unschedulable() => check(Status::Fail, describe(&outcome))
                 .hint(stuck_hint(&outcome, "--probe-image").unwrap_or_default()),
             Ok(outcome) => {
@@ -230,7 +229,7 @@ impl Ride {
     pub fn finish(self, outcome: &PodOutcome) {
         if outcome.exit_code.is_some() && outcome.logs.lines().any(|l| l == RIDE_PASSED) {
             // The subPath probe may have stopped waiting: nothing to tell then.
-            let _ = self.sender.send(passed(&self.node));
+            let _ = self.sender.send(passed(&self.node, true));
         }
     }
 

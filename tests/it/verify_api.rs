@@ -35,6 +35,15 @@ fn options(seconds: u64) -> Options {
     }
 }
 
+/// kind's `standard` StorageClass: local-path-provisioner's, the default.
+fn default_storage_class(fake: &FakeApi) {
+    fake.put(
+        "/apis/storage.k8s.io/v1/storageclasses/standard",
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "standard",
+              "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}, "provisioner": "rancher.io/local-path"}),
+    );
+}
+
 fn target(fake: &FakeApi) -> Target<'static> {
     Target {
         plan: None,
@@ -150,11 +159,7 @@ async fn a_healthy_cluster_passes_and_the_namespace_is_removed() {
         "n2",
         json!([{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]),
     );
-    fake.put(
-        "/apis/storage.k8s.io/v1/storageclasses/standard",
-        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "standard",
-              "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}, "provisioner": "rancher.io/local-path"}),
-    );
+    default_storage_class(&fake);
     // Every probe pod succeeds, except that a second RWOP pod is never scheduled.
     let created: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Default::default();
     let seen = created.clone();
@@ -329,11 +334,7 @@ async fn a_provisioner_that_cannot_serve_a_tainted_node_is_named_with_the_schedu
         "n2",
         json!([{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]),
     );
-    fake.put(
-        "/apis/storage.k8s.io/v1/storageclasses/standard",
-        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "standard",
-              "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}, "provisioner": "rancher.io/local-path"}),
-    );
+    default_storage_class(&fake);
     // local-path-provisioner's helper pod for the tainted node cannot be scheduled.
     let message = "0/2 nodes are available: 1 node(s) had untolerated taint {dedicated: db}, 1 node(s) didn't match Pod's node affinity/selector.";
     fake.put(
@@ -1307,11 +1308,7 @@ async fn the_second_read_write_once_pod_pod_is_judged_by_the_schedulers_verdict_
     let fake = FakeApi::new();
     fake.add_ready_node("n1", json!([]));
     fake.schedule_read_write_once_pod();
-    fake.put(
-        "/apis/storage.k8s.io/v1/storageclasses/standard",
-        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "standard",
-              "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}, "provisioner": "rancher.io/local-path"}),
-    );
+    default_storage_class(&fake);
     healthy_pods(&fake);
     let started = Instant::now();
     let report = verify::verify(&app(), &target(&fake), &options(30), None)
@@ -1521,11 +1518,7 @@ async fn a_probe_namespace_an_earlier_run_could_not_remove_is_reported() {
 async fn claims_are_made_while_the_namespace_waits_for_its_service_account() {
     let fake = FakeApi::new();
     fake.add_ready_node("n1", json!([]));
-    fake.put(
-        "/apis/storage.k8s.io/v1/storageclasses/standard",
-        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "standard",
-              "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}, "provisioner": "rancher.io/local-path"}),
-    );
+    default_storage_class(&fake);
     healthy_pods(&fake);
     // A user who may not make the ServiceAccount, so the namespace waits for the
     // controller's.
@@ -1671,11 +1664,7 @@ fn refusing_claims(
     refused: fn(&str) -> bool,
 ) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
     fake.add_ready_node("n1", json!([]));
-    fake.put(
-        "/apis/storage.k8s.io/v1/storageclasses/standard",
-        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "standard",
-              "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}, "provisioner": "rancher.io/local-path"}),
-    );
+    default_storage_class(fake);
     let created: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
     let names = created.clone();
     fake.on_pod_create(move |pod| {
@@ -1794,11 +1783,7 @@ async fn probe_pods_share_the_nodes_network_only_on_kind_nodes_seen_here() {
 async fn a_pass_is_read_from_a_running_probes_logs_and_anything_else_waits_for_its_end() {
     let fake = FakeApi::new();
     fake.add_ready_node("n1", json!([]));
-    fake.put(
-        "/apis/storage.k8s.io/v1/storageclasses/standard",
-        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "standard",
-              "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}, "provisioner": "rancher.io/local-path"}),
-    );
+    default_storage_class(&fake);
     // Containers that print their last line and are still seen running.
     fake.on_pod_create(|pod| match pod["metadata"]["name"].as_str().unwrap_or("") {
         "storage-0" => Some(PodRun::new("Running", None, "devcluster: ok\n")),

@@ -653,17 +653,11 @@ impl ClusterApi for CannedCluster {
 
     fn helper_image(&self) -> BoxFuture<'_, Result<Option<String>, Error>> {
         Box::pin(async move {
-            let Some(helper) = self
+            Ok(self
                 .config_map("local-path-storage", "local-path-config")
                 .and_then(|data| data.get("helperPod.yaml").cloned())
-            else {
-                return Ok(None);
-            };
-            let pod: Value = crate::core::yaml::from_str(&helper).unwrap_or(Value::Null);
-            Ok(pod
-                .pointer("/spec/containers/0/image")
-                .and_then(Value::as_str)
-                .map(str::to_string))
+                .as_deref()
+                .and_then(crate::adapters::kube::probe::helper_image_of))
         })
     }
 

@@ -362,14 +362,7 @@ impl Kube {
         let helper = config_map
             .and_then(|c| c.data)
             .and_then(|d| d.get("helperPod.yaml").cloned());
-        let Some(helper) = helper else {
-            return Ok(None);
-        };
-        let pod: Value = crate::core::yaml::from_str(&helper).unwrap_or(Value::Null);
-        Ok(pod
-            .pointer("/spec/containers/0/image")
-            .and_then(Value::as_str)
-            .map(str::to_string))
+        Ok(helper.as_deref().and_then(helper_image_of))
     }
 
     /// Pods in `namespace` that are Pending, with their scheduler message.
@@ -733,4 +726,12 @@ pub fn pod_manifest(namespace: &str, probe: &ProbePod) -> Value {
         "metadata": {"name": probe.name, "namespace": namespace, "labels": labels},
         "spec": spec
     })
+}
+
+/// The image of local-path-provisioner's helper pod, from its `helperPod.yaml`.
+pub(crate) fn helper_image_of(helper_pod: &str) -> Option<String> {
+    let pod: Value = crate::core::yaml::from_str(helper_pod).ok()?;
+    pod.pointer("/spec/containers/0/image")
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }

@@ -114,11 +114,7 @@ async fn probe_pods_go_to_the_ready_node_tolerating_its_taints_and_never_to_a_co
 async fn a_server_older_than_read_write_once_pod_gets_no_such_claim_or_pod() {
     let api = succeeding(CannedCluster::ready(&["n1"]).with_version(1, 21));
     let report = run(&api).await;
-    let row = report
-        .checks
-        .iter()
-        .find(|c| c.name == "ReadWriteOncePod")
-        .unwrap_or_else(|| panic!("{:#?}", report.checks));
+    let row = row_named(&report, "ReadWriteOncePod");
     assert_eq!(row.status, Status::Skip);
     assert_eq!(
         row.detail,
@@ -190,11 +186,7 @@ async fn a_cluster_with_no_ready_schedulable_node_fails_naming_each_node() {
     let api = succeeding(cluster);
     let report = run(&api).await;
     assert!(report.failed(), "{:#?}", report.checks);
-    let row = report
-        .checks
-        .iter()
-        .find(|c| c.name == "nodes")
-        .unwrap_or_else(|| panic!("{:#?}", report.checks));
+    let row = row_named(&report, "nodes");
     assert_eq!(row.status, Status::Fail);
     assert_eq!(
         row.detail,
@@ -229,12 +221,13 @@ async fn a_cluster_with_no_ready_schedulable_node_fails_naming_each_node() {
 /// `ErrReasonReadWriteOncePodConflict`).
 const RWOP_CONFLICT: &str = "0/1 nodes are available: 1 node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.";
 
-fn read_write_once_pod_row(report: &Report) -> &Check {
+/// The report's first row named `name`.
+fn row_named<'r>(report: &'r Report, name: &str) -> &'r Check {
     report
         .checks
         .iter()
-        .find(|c| c.name == "ReadWriteOncePod")
-        .unwrap_or_else(|| panic!("{:#?}", report.checks))
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no {name} row: {:#?}", report.checks))
 }
 
 #[tokio::test]
@@ -257,7 +250,7 @@ async fn read_write_once_pod_passes_on_the_schedulers_verdict_and_fails_when_a_s
             ),
     );
     let report = run(&held).await;
-    let row = read_write_once_pod_row(&report);
+    let row = row_named(&report, "ReadWriteOncePod");
     assert_eq!(row.status, Status::Ok, "{row:?}");
     assert_eq!(
         row.detail,
@@ -276,7 +269,7 @@ async fn read_write_once_pod_passes_on_the_schedulers_verdict_and_fails_when_a_s
             .pods_end("rwop-holder", PodEnd::Runs),
     );
     let report = run(&shared).await;
-    let row = read_write_once_pod_row(&report);
+    let row = row_named(&report, "ReadWriteOncePod");
     assert_eq!(row.status, Status::Fail, "{row:?}");
     assert_eq!(
         row.detail,

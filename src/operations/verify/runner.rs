@@ -57,6 +57,13 @@ impl PodOutcome {
             .is_some_and(|s| s.starts_with("Unschedulable"))
     }
 
+    /// Whether the pod is stuck on a hostPath of the wrong type (see [`judge`]).
+    pub fn stuck_on_host_path_type(&self) -> bool {
+        self.stuck
+            .as_deref()
+            .is_some_and(|s| s.contains(HOST_PATH_TYPE))
+    }
+
     /// Whether the pod is stuck on its image, not on what it mounts.
     pub fn stuck_on_image(&self) -> bool {
         self.stuck
@@ -64,6 +71,10 @@ impl PodOutcome {
             .is_some_and(|s| IMAGE_REASONS.iter().any(|r| s.starts_with(r)))
     }
 }
+
+/// The kubelet's words for a hostPath of the wrong type
+/// (`volume/hostpath/host_path.go`, `checkType`).
+const HOST_PATH_TYPE: &str = "hostPath type check failed";
 
 const IMAGE_REASONS: [&str; 4] = [
     "ErrImagePull",
@@ -186,14 +197,15 @@ impl PodRunner {
         Ok(outcome)
     }
 
-    /// Follows a pod's logs until [`PASSED`].
+    /// Follows a pod's logs until [`PASSED`]; never done when they end without it
+    /// (the pod's state then tells the rest).
     fn follow(&self, pod: &str) -> Following {
         let (api, namespace, pod) = (self.api.clone(), self.namespace.clone(), pod.to_string());
         Box::pin(async move {
-            api.logs_reach(&namespace, &pod, PASSED)
-                .await
-                .ok()
-                .flatten()
+            match api.logs_reach(&namespace, &pod, PASSED).await {
+                Ok(Some(logs)) => logs,
+                _ => std::future::pending().await,
+            }
         })
     }
 
@@ -259,7 +271,7 @@ impl PodRunner {
                 () = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => None,
                 logs = following(&mut follow) => Some(logs),
             };
-            if let Some(Some(logs)) = passed {
+            if let Some(logs) = passed {
                 break PodOutcome {
                     phase: "Succeeded".into(),
                     exit_code: Some(0),
@@ -279,21 +291,14 @@ impl PodRunner {
     }
 }
 
-/// A started container's logs being followed: they reached [`PASSED`] (the
-/// logs up to it), or ended without it.
-type Following = futures_util::future::BoxFuture<'static, Option<String>>;
+/// A started container's logs being followed, done with the logs up to
+/// [`PASSED`] when they reach it.
+type Following = futures_util::future::BoxFuture<'static, String>;
 
-/// What `follow` comes to; pending without one, and for ever once it has come
-/// to something (the pod's state then tells the rest).
-async fn following(follow: &mut Option<Following>) -> Option<String> {
+/// The followed logs once they pass; pending while nothing is followed.
+async fn following(follow: &mut Option<Following>) -> String {
     match follow {
-        Some(logs) => match logs.await {
-            Some(logs) => Some(logs),
-            None => {
-                *follow = Some(Box::pin(std::future::pending()));
-                std::future::pending().await
-            }
-        },
+        Some(logs) => logs.await,
         None => std::future::pending().await,
     }
 }
@@ -396,7 +401,7 @@ fn judge(
         // "hostPath type check failed").
         outcome.stuck = events
             .iter()
-            .find(|e| e.starts_with("FailedMount:") && e.contains("hostPath type check failed"))
+            .find(|e| e.starts_with("FailedMount:") && e.contains(HOST_PATH_TYPE))
             .cloned();
     }
     if pod.phase == "Pending" && outcome.stuck.is_none() {
@@ -446,7 +451,7 @@ pub fn stuck_hint(outcome: &PodOutcome, image_flag: &str) -> Option<String> {
         format!(
             "the kubelet cannot pull the image: pass `{image_flag} IMAGE` with an image this cluster can pull (or put a local image on the nodes with `devcluster load IMAGE`), or change `--image-pull-policy`"
         )
-    } else if stuck.contains("hostPath type check failed") {
+    } else if outcome.stuck_on_host_path_type() {
         "the path in the node is not what the mount says (a directory or a file): compare the node's path with the mount's `type`".to_string()
     } else if stuck.starts_with("Unschedulable") {
         "the scheduler cannot place the probe pod; its message is above (`kubectl describe pod` in the probe namespace shows it too)".to_string()

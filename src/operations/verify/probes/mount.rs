@@ -39,20 +39,10 @@ async fn mount_checks(run: &Run<'_>) -> Vec<Check> {
     let probes = probed(plan);
     // Each node's subPath check rides in the pod of its first mount (see
     // `subpath.rs`).
-    let rides = std::sync::Mutex::new(run.subpath.take_all());
+    let rides = run.subpath.take_all();
     let mut checks = Vec::new();
     let runs = probes.into_iter().enumerate().map(|(index, mount)| {
-        let mut rides: BTreeMap<String, Ride> = {
-            let mut all = rides.lock().unwrap_or_else(|e| e.into_inner());
-            let mine: Vec<String> = all
-                .iter()
-                .filter(|(_, (carrier, _))| *carrier == index)
-                .map(|(node, _)| node.clone())
-                .collect();
-            mine.into_iter()
-                .filter_map(|node| all.remove(&node).map(|(_, ride)| (node, ride)))
-                .collect()
-        };
+        let mut rides = rides.of_mount(index);
         async move {
             let mut probe = MountProbe {
                 path: mount.container_path.clone(),

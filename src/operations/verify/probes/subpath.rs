@@ -107,11 +107,9 @@ async fn subpath(run: &Run<'_>) -> Vec<Check> {
 /// ConfigMap every subPath check reads.
 #[derive(Default)]
 pub struct Rides {
-    /// The mount (its index among the probed mounts) whose pod carries the
-    /// check, by node.
-    carriers: BTreeMap<String, usize>,
-    /// The carrying end of each ride, until the mount probe takes it.
-    tickets: Mutex<BTreeMap<String, oneshot::Sender<Check>>>,
+    /// The carrying end of each node's ride, with the index (among the probed
+    /// mounts) of the mount whose pod carries it, until the mount probe takes it.
+    tickets: Mutex<BTreeMap<String, (usize, oneshot::Sender<Check>)>>,
     /// The waiting end, until the subPath probe takes it.
     waiting: Mutex<BTreeMap<String, oneshot::Receiver<Check>>>,
     config_map: OnceCell<Result<(), Check>>,
@@ -123,31 +121,24 @@ impl Rides {
     pub fn new(carriers: BTreeMap<String, usize>) -> Rides {
         let mut tickets = BTreeMap::new();
         let mut waiting = BTreeMap::new();
-        for node in carriers.keys() {
+        for (node, carrier) in carriers {
             let (sender, receiver) = oneshot::channel();
-            tickets.insert(node.clone(), sender);
-            waiting.insert(node.clone(), receiver);
+            tickets.insert(node.clone(), (carrier, sender));
+            waiting.insert(node, receiver);
         }
         Rides {
-            carriers,
             tickets: Mutex::new(tickets),
             waiting: Mutex::new(waiting),
             config_map: OnceCell::new(),
         }
     }
 
-    /// Every ride, by node, with the index of the mount that carries it; taken
-    /// once, by the mount probe. A ride dropped unused sends nothing, and that
-    /// node's check then runs in a pod of its own.
-    pub fn take_all(&self) -> BTreeMap<String, (usize, Ride)> {
+    /// Every ride, taken once, by the mount probe when it starts. A ride
+    /// dropped unused sends nothing, and that node's check then runs in a pod of
+    /// its own.
+    pub fn take_all(&self) -> Tickets {
         let mut tickets = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
-        std::mem::take(&mut *tickets)
-            .into_iter()
-            .filter_map(|(node, sender)| {
-                let carrier = *self.carriers.get(&node)?;
-                Some((node.clone(), (carrier, Ride { node, sender })))
-            })
-            .collect()
+        Tickets(Mutex::new(std::mem::take(&mut *tickets)))
     }
 
     /// What the node's carrying pod says, when one carries its check.
@@ -175,6 +166,23 @@ impl Rides {
             .await
             .as_ref()
             .copied()
+    }
+}
+
+/// The rides the mount probe holds, until each mount takes its own.
+pub struct Tickets(Mutex<BTreeMap<String, (usize, oneshot::Sender<Check>)>>);
+
+impl Tickets {
+    /// The rides mount `index` carries, by node.
+    pub fn of_mount(&self, index: usize) -> BTreeMap<String, Ride> {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (mine, rest) = std::mem::take(&mut *all)
+            .into_iter()
+            .partition(|(_, (carrier, _))| *carrier == index);
+        *all = rest;
+        mine.into_iter()
+            .map(|(node, (_, sender))| (node.clone(), Ride { node, sender }))
+            .collect()
     }
 }
 
@@ -238,11 +246,10 @@ impl Ride {
     /// must be tried again in a pod without it. An image, the scheduler, or the
     /// mount's own hostPath type is not the ride's doing.
     pub fn may_have_blocked(outcome: &PodOutcome) -> bool {
-        outcome.stuck.as_deref().is_some_and(|stuck| {
-            !outcome.stuck_on_image()
-                && !outcome.unschedulable()
-                && !stuck.contains("hostPath type check failed")
-        })
+        outcome.stuck.is_some()
+            && !outcome.stuck_on_image()
+            && !outcome.unschedulable()
+            && !outcome.stuck_on_host_path_type()
     }
 }
 
@@ -273,15 +280,15 @@ mod tests {
     #[test]
     fn rides_go_to_their_mount_once_and_a_dropped_one_leaves_the_check_to_its_own_pod() {
         let rides = Rides::new(BTreeMap::from([("n1".into(), 0), ("n2".into(), 1)]));
-        let mut all = rides.take_all();
-        assert_eq!(
-            all.iter()
-                .map(|(n, (i, _))| (n.as_str(), *i))
-                .collect::<Vec<_>>(),
-            [("n1", 0), ("n2", 1)]
+        let all = rides.take_all();
+        let mut first = all.of_mount(0);
+        assert_eq!(first.keys().collect::<Vec<_>>(), ["n1"]);
+        assert!(all.of_mount(0).is_empty(), "a mount's rides are taken once");
+        assert!(
+            rides.take_all().of_mount(1).is_empty(),
+            "rides are taken once"
         );
-        assert!(rides.take_all().is_empty(), "rides are taken once");
-        let first = all.remove("n1").map(|(_, ride)| ride);
+        let first = first.remove("n1");
         let mut carried = rides.carried("n1").unwrap_or_else(|| panic!("n1 rides"));
         assert!(rides.carried("n1").is_none());
         assert!(rides.carried("n3").is_none(), "n3 has no mount pod");
@@ -305,7 +312,7 @@ mod tests {
             ..PodOutcome::default()
         };
         assert!(Ride::may_have_blocked(&never_ran));
-        for (_, (_, ride)) in all {
+        for (_, ride) in all.of_mount(1) {
             ride.finish(&never_ran);
         }
         assert!(

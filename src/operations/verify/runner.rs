@@ -430,12 +430,21 @@ fn transient_refusal(event: &str) -> bool {
 }
 
 /// Scheduler messages that pass once a claim is bound or provisioned
-/// (`pkg/scheduler/framework/plugins/volumebinding`).
+/// (`pkg/scheduler/framework/plugins/volumebinding`), or once the scheduler's
+/// caches have seen a claim created just before its pod: the binder's assume
+/// cache reports it as "error getting PVC ...: could not find
+/// v1.PersistentVolumeClaim" (`pkg/controller/volume/scheduling`,
+/// `scheduler_binder.go` `isPVCBound`, `scheduler_assume_cache.go`
+/// `errNotFound`), its lister as `persistentvolumeclaim "..." not found`. The
+/// claim's add event puts the pod back in the active queue
+/// (`pkg/scheduler/eventhandlers.go`, `onPvcAdd`).
 fn waits_for_volume(message: &str) -> bool {
     [
         "unbound immediate PersistentVolumeClaims",
         "waiting for first consumer",
         "persistentvolumeclaim",
+        "error getting PVC",
+        "could not find v1.PersistentVolumeClaim",
         "didn't find available persistent volumes",
         "node(s) didn't find available persistent volumes to bind",
     ]
@@ -540,6 +549,26 @@ mod tests {
             None,
         );
         assert!(judge(Some(&binding), &[], true, &mut pull).stuck.is_none());
+        // A claim the scheduler's caches have not seen yet (kube-scheduler 1.20
+        // on a real kind cluster, the claim created a moment before the pod).
+        let unseen = pending(
+            Some(
+                "Unschedulable: running PreFilter plugin \"VolumeBinding\": error getting PVC \"ns/claim-0\": could not find v1.PersistentVolumeClaim \"ns/claim-0\"",
+            ),
+            None,
+        );
+        assert!(judge(Some(&unseen), &[], true, &mut pull).stuck.is_none());
+        let not_listed = pending(
+            Some(
+                "Unschedulable: 0/3 nodes are available: persistentvolumeclaim \"claim-0\" not found.",
+            ),
+            None,
+        );
+        assert!(
+            judge(Some(&not_listed), &[], true, &mut pull)
+                .stuck
+                .is_none()
+        );
         // A container that ended while Running was awaited.
         let mut ended = pending(
             None,

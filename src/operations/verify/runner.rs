@@ -381,7 +381,7 @@ fn judge(
         }
         Some(ContainerState::Waiting { reason, message }) => {
             outcome.reason = join(reason, message);
-            if pull.hopeless(reason, Instant::now()) {
+            if pull.hopeless(reason, message, Instant::now()) {
                 outcome.stuck = Some(outcome.reason.clone());
             }
         }
@@ -494,19 +494,30 @@ pub fn describe(outcome: &PodOutcome) -> String {
 /// its first back-off will not succeed by itself. A missing image under
 /// `imagePullPolicy: Never`, an invalid image name and a container the runtime
 /// cannot create are final at once (`pkg/kubelet/images/types.go`,
-/// `pkg/kubelet/container/sync_result.go`).
+/// `pkg/kubelet/container/sync_result.go`), except a kubelet that has not yet
+/// listed the cluster's Services once: it cannot build any container's
+/// environment until it has, and says so (`pkg/kubelet/kubelet_pods.go`,
+/// `makeEnvironmentVariables`: "services have not yet been read at least once").
+/// That passes within seconds of the kubelet's start. So does a runtime too
+/// busy to create a container within the kubelet's runtime request timeout
+/// (two minutes by default, `--runtime-request-timeout`): the kubelet reports
+/// `context deadline exceeded`, then containerd refuses the retries while the
+/// first create still holds the name ("name ... is reserved for ...",
+/// `pkg/registrar/registrar.go`), until that create ends.
 #[derive(Debug, Default)]
 struct PullWatch {
     backed_off_since: Option<Instant>,
 }
 
 impl PullWatch {
-    fn hopeless(&mut self, reason: &str, now: Instant) -> bool {
+    fn hopeless(&mut self, reason: &str, message: &str, now: Instant) -> bool {
         match reason {
-            "ErrImageNeverPull"
-            | "InvalidImageName"
-            | "CreateContainerError"
-            | "CreateContainerConfigError" => true,
+            "ErrImageNeverPull" | "InvalidImageName" => true,
+            "CreateContainerError" => {
+                !(message.contains("context deadline exceeded")
+                    || message.contains("is reserved for"))
+            }
+            "CreateContainerConfigError" => !message.contains("services have not yet been read"),
             "ImagePullBackOff" => {
                 let since = *self.backed_off_since.get_or_insert(now);
                 now.duration_since(since) >= PULL_BACK_OFF
@@ -583,6 +594,48 @@ mod tests {
         assert_eq!(outcome.exit_code, Some(1));
         assert!(outcome.stuck.is_some());
         assert!(judge(Some(&ended), &[], false, &mut pull).stuck.is_none());
+        // A kubelet that has not yet read the Services builds no container's
+        // environment; it will once it has. Any other configuration error is final.
+        let config_error = |message: &str| {
+            pending(
+                None,
+                Some(ContainerState::Waiting {
+                    reason: "CreateContainerConfigError".into(),
+                    message: message.into(),
+                }),
+            )
+        };
+        let unsynced =
+            config_error("services have not yet been read at least once, cannot construct envvars");
+        assert!(judge(Some(&unsynced), &[], true, &mut pull).stuck.is_none());
+        let missing = config_error("configmap \"probe\" not found");
+        assert!(judge(Some(&missing), &[], true, &mut pull).stuck.is_some());
+        // A runtime that timed out on a create is busy; one that cannot bind the
+        // mount (the k0s/util-linux case) is not going to.
+        let create_error = |message: &str| {
+            pending(
+                None,
+                Some(ContainerState::Waiting {
+                    reason: "CreateContainerError".into(),
+                    message: message.into(),
+                }),
+            )
+        };
+        for busy in [
+            "context deadline exceeded",
+            "failed to reserve container name \"probe_mnt0-0_ns_1\": name \"probe_mnt0-0_ns_1\" is reserved for \"4f1c\"",
+        ] {
+            assert!(
+                judge(Some(&create_error(busy)), &[], true, &mut pull)
+                    .stuck
+                    .is_none(),
+                "{busy}"
+            );
+        }
+        let bind = create_error(
+            "failed to create containerd task: OCI runtime create failed: error mounting \"/var/lib/kubelet/pods/x/volume-subpaths/key/probe/0\" to rootfs: not a directory",
+        );
+        assert!(judge(Some(&bind), &[], true, &mut pull).stuck.is_some());
         // ContainerCreating is on its way.
         let creating = pending(
             None,

@@ -468,6 +468,42 @@ impl Kube {
     }
 }
 
+/// What one look at the cluster found: what was waited for, or what is still
+/// awaited, in words for the user.
+pub(crate) enum Look<T> {
+    Done(T),
+    Waiting(String),
+}
+
+/// Looks once a second until `look` is done or `deadline` passes; `progress`
+/// hears each new thing awaited. At the deadline, the error is what was last
+/// awaited.
+pub(crate) async fn poll_until<T, F, Fut>(
+    deadline: Instant,
+    progress: &mut (dyn FnMut(&str) + Send),
+    mut look: F,
+) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Look<T>>,
+{
+    let mut last = String::new();
+    loop {
+        let waiting = match look().await {
+            Look::Done(done) => return Ok(done),
+            Look::Waiting(waiting) => waiting,
+        };
+        if waiting != last {
+            progress(&waiting);
+            last = waiting;
+        }
+        if Instant::now() >= deadline {
+            return Err(last);
+        }
+        tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
+    }
+}
+
 /// Waits until every node in `expected` is Ready and CoreDNS is available, or
 /// `deadline`, asking `api` once a second; `progress` hears what is still awaited.
 /// What [`ClusterApi::wait_ready`] does for every implementation.
@@ -477,41 +513,34 @@ pub(crate) async fn wait_ready<A: ClusterApi + ?Sized>(
     deadline: Instant,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<(), Error> {
-    let mut last = String::new();
-    loop {
-        let waiting = match api.nodes().await {
-            Ok(nodes) => {
-                let mut waiting: Vec<String> = Vec::new();
-                for name in expected {
-                    match nodes.iter().find(|n| &n.name == name) {
-                        None => waiting.push(format!("{name} (not registered)")),
-                        Some(n) if !n.ready => waiting.push(format!("{name} ({})", n.reason)),
-                        Some(_) => {}
-                    }
-                }
-                if waiting.is_empty() {
-                    match api.coredns_available().await {
-                        Ok(true) => return Ok(()),
-                        Ok(false) => "CoreDNS (kube-system/coredns not available yet)".to_string(),
-                        Err(e) => e.to_string(),
-                    }
-                } else {
-                    format!("nodes not Ready: {}", waiting.join(", "))
-                }
-            }
-            Err(e) => e.to_string(),
+    poll_until(deadline, progress, || async {
+        let nodes = match api.nodes().await {
+            Ok(nodes) => nodes,
+            Err(e) => return Look::Waiting(e.to_string()),
         };
-        if waiting != last {
-            progress(&waiting);
-            last = waiting.clone();
+        let mut waiting: Vec<String> = Vec::new();
+        for name in expected {
+            match nodes.iter().find(|n| &n.name == name) {
+                None => waiting.push(format!("{name} (not registered)")),
+                Some(n) if !n.ready => waiting.push(format!("{name} ({})", n.reason)),
+                Some(_) => {}
+            }
         }
-        if Instant::now() >= deadline {
-            return Err(Error::failed("the cluster did not become ready in time")
-                .cause(waiting)
-                .hint("raise `--timeout`, or look at `kubectl get nodes -o wide` and `kubectl -n kube-system get pods`"));
+        if !waiting.is_empty() {
+            return Look::Waiting(format!("nodes not Ready: {}", waiting.join(", ")));
         }
-        tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
-    }
+        match api.coredns_available().await {
+            Ok(true) => Look::Done(()),
+            Ok(false) => Look::Waiting("CoreDNS (kube-system/coredns not available yet)".to_string()),
+            Err(e) => Look::Waiting(e.to_string()),
+        }
+    })
+    .await
+    .map_err(|waiting| {
+        Error::failed("the cluster did not become ready in time")
+            .cause(waiting)
+            .hint("raise `--timeout`, or look at `kubectl get nodes -o wide` and `kubectl -n kube-system get pods`")
+    })
 }
 
 /// Plural and scope of the kinds add-on manifests use, so applying them needs no

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::adapters::docker::NodeRuntime;
 use crate::adapters::kind::{CreateOutcome, CreateRequest};
-use crate::adapters::kube::cluster::{ClusterApi, StorageFix};
+use crate::adapters::kube::cluster::{ClusterApi, Look, StorageFix, poll_until};
 use crate::core::error::{Error, Result};
 use crate::core::kindconfig;
 use crate::core::plan::{ClusterPlan, TaintEffect};
@@ -386,7 +386,7 @@ async fn wait_registered(context: &mut UpContext<'_>, why: &'static str) -> Resu
         &expected,
         context.deadline,
         why,
-        |waiting| ui.line(&format!("    waiting: {waiting}")),
+        &mut |waiting| ui.line(&format!("    waiting: {waiting}")),
     )
     .await?;
     let detail = match &blocked {
@@ -408,51 +408,42 @@ async fn until_registered(
     expected: &[String],
     deadline: Instant,
     why: &str,
-    mut progress: impl FnMut(&str),
+    progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Option<String>> {
-    let mut last = String::new();
-    loop {
-        let waiting = match api.nodes().await {
-            Ok(nodes) => {
-                let missing: Vec<&str> = expected
-                    .iter()
-                    .filter(|name| !nodes.iter().any(|n| &n.name == *name))
-                    .map(String::as_str)
-                    .collect();
-                if missing.is_empty() {
-                    let not_ready: Vec<String> = nodes
-                        .iter()
-                        .filter(|n| expected.contains(&n.name) && !n.ready)
-                        .map(|n| format!("{} ({})", n.name, n.reason))
-                        .collect();
-                    if not_ready.is_empty() && api.coredns_available().await.unwrap_or(false) {
-                        return Ok(None);
-                    }
-                    let state = if not_ready.is_empty() {
-                        "CoreDNS is not available".to_string()
-                    } else {
-                        format!("nodes not Ready: {}", not_ready.join(", "))
-                    };
-                    return Ok(Some(format!("{why}; {state}")));
-                }
-                format!("nodes not registered: {}", missing.join(", "))
-            }
-            Err(e) => e.to_string(),
+    poll_until(deadline, progress, || async {
+        let nodes = match api.nodes().await {
+            Ok(nodes) => nodes,
+            Err(e) => return Look::Waiting(e.to_string()),
         };
-        if waiting != last {
-            progress(&waiting);
-            last = waiting.clone();
+        let missing: Vec<&str> = expected
+            .iter()
+            .filter(|name| !nodes.iter().any(|n| &n.name == *name))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Look::Waiting(format!("nodes not registered: {}", missing.join(", ")));
         }
-        if Instant::now() >= deadline {
-            return Err(Error::failed("the nodes did not register in time")
-                .cause(waiting)
-                .hint("raise `--timeout`, or look at `kubectl get nodes -o wide`"));
+        let not_ready: Vec<String> = nodes
+            .iter()
+            .filter(|n| expected.contains(&n.name) && !n.ready)
+            .map(|n| format!("{} ({})", n.name, n.reason))
+            .collect();
+        if not_ready.is_empty() && api.coredns_available().await.unwrap_or(false) {
+            return Look::Done(None);
         }
-        tokio::time::sleep(
-            Duration::from_millis(1000).min(deadline.saturating_duration_since(Instant::now())),
-        )
-        .await;
-    }
+        let state = if not_ready.is_empty() {
+            "CoreDNS is not available".to_string()
+        } else {
+            format!("nodes not Ready: {}", not_ready.join(", "))
+        };
+        Look::Done(Some(format!("{why}; {state}")))
+    })
+    .await
+    .map_err(|waiting| {
+        Error::failed("the nodes did not register in time")
+            .cause(waiting)
+            .hint("raise `--timeout`, or look at `kubectl get nodes -o wide`")
+    })
 }
 
 async fn fix_storage(context: &mut UpContext<'_>) -> Result<String> {
@@ -624,7 +615,7 @@ mod tests {
             &expected(),
             Instant::now() + Duration::from_secs(10),
             WHY,
-            |w| heard.push(w.to_string()),
+            &mut |w: &str| heard.push(w.to_string()),
         )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -645,7 +636,7 @@ mod tests {
             &expected(),
             Instant::now() + Duration::from_secs(10),
             WHY,
-            |_| {},
+            &mut |_| {},
         )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -659,7 +650,7 @@ mod tests {
             &expected(),
             Instant::now() + Duration::from_secs(10),
             WHY,
-            |_| {},
+            &mut |_| {},
         )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -675,7 +666,7 @@ mod tests {
             &expected(),
             Instant::now() + Duration::from_millis(200),
             WHY,
-            |_| {},
+            &mut |_| {},
         )
         .await
         .err()

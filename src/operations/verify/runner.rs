@@ -562,24 +562,16 @@ mod tests {
         assert!(judge(Some(&binding), &[], true, &mut pull).stuck.is_none());
         // A claim the scheduler's caches have not seen yet (kube-scheduler 1.20
         // on a real kind cluster, the claim created a moment before the pod).
-        let unseen = pending(
-            Some(
-                "Unschedulable: running PreFilter plugin \"VolumeBinding\": error getting PVC \"ns/claim-0\": could not find v1.PersistentVolumeClaim \"ns/claim-0\"",
-            ),
-            None,
-        );
-        assert!(judge(Some(&unseen), &[], true, &mut pull).stuck.is_none());
-        let not_listed = pending(
-            Some(
-                "Unschedulable: 0/3 nodes are available: persistentvolumeclaim \"claim-0\" not found.",
-            ),
-            None,
-        );
-        assert!(
-            judge(Some(&not_listed), &[], true, &mut pull)
-                .stuck
-                .is_none()
-        );
+        for unseen in [
+            "Unschedulable: running PreFilter plugin \"VolumeBinding\": error getting PVC \"ns/claim-0\": could not find v1.PersistentVolumeClaim \"ns/claim-0\"",
+            "Unschedulable: 0/3 nodes are available: persistentvolumeclaim \"claim-0\" not found.",
+        ] {
+            let pod = pending(Some(unseen), None);
+            assert!(
+                judge(Some(&pod), &[], true, &mut pull).stuck.is_none(),
+                "{unseen}"
+            );
+        }
         // A container that ended while Running was awaited.
         let mut ended = pending(
             None,
@@ -595,55 +587,47 @@ mod tests {
         assert!(outcome.stuck.is_some());
         assert!(judge(Some(&ended), &[], false, &mut pull).stuck.is_none());
         // A kubelet that has not yet read the Services builds no container's
-        // environment; it will once it has. Any other configuration error is final.
-        let config_error = |message: &str| {
+        // environment, and a runtime that timed out on a create is busy: both
+        // will get further. A missing ConfigMap, or a runtime that cannot bind
+        // the mount (the k0s/util-linux case), will not.
+        let waiting = |reason: &str, message: &str| {
             pending(
                 None,
                 Some(ContainerState::Waiting {
-                    reason: "CreateContainerConfigError".into(),
+                    reason: reason.into(),
                     message: message.into(),
                 }),
             )
         };
-        let unsynced =
-            config_error("services have not yet been read at least once, cannot construct envvars");
-        assert!(judge(Some(&unsynced), &[], true, &mut pull).stuck.is_none());
-        let missing = config_error("configmap \"probe\" not found");
-        assert!(judge(Some(&missing), &[], true, &mut pull).stuck.is_some());
-        // A runtime that timed out on a create is busy; one that cannot bind the
-        // mount (the k0s/util-linux case) is not going to.
-        let create_error = |message: &str| {
-            pending(
-                None,
-                Some(ContainerState::Waiting {
-                    reason: "CreateContainerError".into(),
-                    message: message.into(),
-                }),
-            )
-        };
-        for busy in [
-            "context deadline exceeded",
-            "failed to reserve container name \"probe_mnt0-0_ns_1\": name \"probe_mnt0-0_ns_1\" is reserved for \"4f1c\"",
+        for (reason, message, ends) in [
+            (
+                "CreateContainerConfigError",
+                "services have not yet been read at least once, cannot construct envvars",
+                false,
+            ),
+            (
+                "CreateContainerConfigError",
+                "configmap \"probe\" not found",
+                true,
+            ),
+            ("CreateContainerError", "context deadline exceeded", false),
+            (
+                "CreateContainerError",
+                "failed to reserve container name \"probe_mnt0-0_ns_1\": name \"probe_mnt0-0_ns_1\" is reserved for \"4f1c\"",
+                false,
+            ),
+            (
+                "CreateContainerError",
+                "failed to create containerd task: OCI runtime create failed: error mounting \"/var/lib/kubelet/pods/x/volume-subpaths/key/probe/0\" to rootfs: not a directory",
+                true,
+            ),
         ] {
-            assert!(
-                judge(Some(&create_error(busy)), &[], true, &mut pull)
-                    .stuck
-                    .is_none(),
-                "{busy}"
-            );
+            let pod = waiting(reason, message);
+            let stuck = judge(Some(&pod), &[], true, &mut pull).stuck;
+            assert_eq!(stuck.is_some(), ends, "{reason}: {message}");
         }
-        let bind = create_error(
-            "failed to create containerd task: OCI runtime create failed: error mounting \"/var/lib/kubelet/pods/x/volume-subpaths/key/probe/0\" to rootfs: not a directory",
-        );
-        assert!(judge(Some(&bind), &[], true, &mut pull).stuck.is_some());
         // ContainerCreating is on its way.
-        let creating = pending(
-            None,
-            Some(ContainerState::Waiting {
-                reason: "ContainerCreating".into(),
-                message: String::new(),
-            }),
-        );
+        let creating = waiting("ContainerCreating", "");
         assert!(
             judge(Some(&creating), &[], false, &mut pull)
                 .stuck

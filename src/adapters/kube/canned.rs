@@ -808,15 +808,13 @@ impl ClusterApi for CannedCluster {
     ) -> BoxFuture<'a, Result<Option<String>, Error>> {
         Box::pin(async move {
             let logs = self.logs(namespace, pod).await?;
-            let mut read = String::new();
-            for next in logs.lines() {
-                read.push_str(next);
-                read.push('\n');
-                if next == line {
-                    return Ok(Some(read));
-                }
-            }
-            Ok(None)
+            let through = logs.lines().position(|l| l == line);
+            Ok(through.map(|at| {
+                logs.lines()
+                    .take(at + 1)
+                    .map(|l| format!("{l}\n"))
+                    .collect()
+            }))
         })
     }
 
@@ -1032,6 +1030,35 @@ mod tests {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(pending, vec![("never".to_string(), String::new())]);
+    }
+
+    #[tokio::test]
+    async fn a_follow_of_an_ended_containers_logs_reads_through_the_line_or_finds_none() {
+        let api = CannedCluster::ready(&["n1"]).pods_end(
+            "p",
+            PodEnd::Exits {
+                code: 0,
+                logs: "first\ndevcluster: ok\nafter\n".into(),
+            },
+        );
+        api.create_namespace("ns")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        api.create_pod("ns", &probe_pod("p"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let through = api.logs_reach("ns", "p", "devcluster: ok").await;
+        assert_eq!(
+            through.ok().flatten().as_deref(),
+            Some("first\ndevcluster: ok\n")
+        );
+        let never = api.logs_reach("ns", "p", "devcluster: wrong").await;
+        assert_eq!(never.ok(), Some(None));
+        assert!(
+            api.logs_reach("ns", "gone", "devcluster: ok")
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]

@@ -247,13 +247,13 @@ impl PodRunner {
                 .as_ref()
                 .is_some_and(|p| matches!(p.container, Some(ContainerState::Running)));
             let outcome = judge(pod.as_ref(), &events, until_running, &mut pull);
-            let unfinished = !matches!(outcome.phase.as_str(), "Succeeded" | "Failed");
-            if until.passed_in_logs && started && unfinished && follow.is_none() {
+            let finished = matches!(outcome.phase.as_str(), "Succeeded" | "Failed");
+            if until.passed_in_logs && started && !finished && follow.is_none() {
                 follow = Some(self.follow(name));
             }
             if outcome.stuck.is_some()
                 || (until.end_on_refusal && outcome.refused_for_now.is_some())
-                || matches!(outcome.phase.as_str(), "Succeeded" | "Failed")
+                || finished
                 || (until_running && outcome.phase == "Running")
             {
                 break outcome;

@@ -39,10 +39,10 @@ async fn mount_checks(run: &Run<'_>) -> Vec<Check> {
     let probes = probed(plan);
     // Each node's subPath check rides in the pod of its first mount (see
     // `subpath.rs`).
-    let rides = run.subpath.take_all();
+    let mut tickets = run.subpath.take_all();
     let mut checks = Vec::new();
     let runs = probes.into_iter().enumerate().map(|(index, mount)| {
-        let mut rides = rides.of_mount(index);
+        let mut rides = tickets.of_mount(index);
         async move {
             let mut probe = MountProbe {
                 path: mount.container_path.clone(),

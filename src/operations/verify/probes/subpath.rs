@@ -138,7 +138,7 @@ impl Rides {
     /// its own.
     pub fn take_all(&self) -> Tickets {
         let mut tickets = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
-        Tickets(Mutex::new(std::mem::take(&mut *tickets)))
+        Tickets(std::mem::take(&mut *tickets))
     }
 
     /// What the node's carrying pod says, when one carries its check.
@@ -170,16 +170,15 @@ impl Rides {
 }
 
 /// The rides the mount probe holds, until each mount takes its own.
-pub struct Tickets(Mutex<BTreeMap<String, (usize, oneshot::Sender<Check>)>>);
+pub struct Tickets(BTreeMap<String, (usize, oneshot::Sender<Check>)>);
 
 impl Tickets {
     /// The rides mount `index` carries, by node.
-    pub fn of_mount(&self, index: usize) -> BTreeMap<String, Ride> {
-        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let (mine, rest) = std::mem::take(&mut *all)
+    pub fn of_mount(&mut self, index: usize) -> BTreeMap<String, Ride> {
+        let (mine, rest) = std::mem::take(&mut self.0)
             .into_iter()
             .partition(|(_, (carrier, _))| *carrier == index);
-        *all = rest;
+        self.0 = rest;
         mine.into_iter()
             .map(|(node, (_, sender))| (node.clone(), Ride { node, sender }))
             .collect()
@@ -227,7 +226,7 @@ impl Ride {
     /// The carrying pod's logs without the ride's line.
     pub fn strip(logs: &str) -> String {
         logs.lines()
-            .filter(|line| !line.starts_with("devcluster-subpath:"))
+            .filter(|line| *line != RIDE_PASSED)
             .map(|line| format!("{line}\n"))
             .collect()
     }
@@ -280,7 +279,7 @@ mod tests {
     #[test]
     fn rides_go_to_their_mount_once_and_a_dropped_one_leaves_the_check_to_its_own_pod() {
         let rides = Rides::new(BTreeMap::from([("n1".into(), 0), ("n2".into(), 1)]));
-        let all = rides.take_all();
+        let mut all = rides.take_all();
         let mut first = all.of_mount(0);
         assert_eq!(first.keys().collect::<Vec<_>>(), ["n1"]);
         assert!(all.of_mount(0).is_empty(), "a mount's rides are taken once");
